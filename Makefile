@@ -1,0 +1,36 @@
+# Every target builds what it needs in .venv from the project's own files.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-%: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[$*]"
+	touch $@
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+venv: $(STAMP)
+
+# Generates a small DSTL-format dataset, runs the whole workflow on it, prints where the report is.
+demo: $(STAMP)
+	$(VENV)/bin/sattag generate demo-data --scenes 6 --train 4 --size 800 --seed 7
+	$(VENV)/bin/sattag run demo-data --out demo-run --workers 2
+	@echo "Report: $(abspath demo-run/report.html)"
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-bench
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) demo-data demo-run .pytest_cache

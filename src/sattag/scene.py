@@ -1,0 +1,101 @@
+"""The core data every stage shares: band files, scenes, grids and band stacks.
+
+Coordinates: a :class:`Grid`'s ``transform`` maps pixel (col, row) to the scene's own coordinates.
+For a DSTL scene those are DSTL grid units (0 <= x <= Xmax, Ymin <= y <= 0, no CRS), through the
+grid_sizes.csv formula of ``dstl-format.md``; for a user's rasters they are the rasters' CRS. So
+labels, vectorizing and scoring use one code path: the affine transform.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+
+
+@dataclass(frozen=True)
+class BandFile:
+    """One raster file of a scene.
+
+    ``group``: the band group (DSTL: ``R`` for the 3-band RGB file, ``P``, ``M``, ``A``).
+    ``bands``: names of the file's bands in file order. ``bit_depth``: the sensor's bits per value,
+    used to scale counts to [0, 1] (None: the file already holds reflectance-like floats in [0, 1]).
+    """
+
+    group: str
+    path: Path
+    bands: tuple[str, ...]
+    bit_depth: int | None
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A scene: its id and band files; the first file is the reference group (finest grid).
+
+    ``dstl_extent`` is (Xmax, Ymin) from grid_sizes.csv for DSTL scenes, else None.
+    """
+
+    id: str
+    files: tuple[BandFile, ...]
+    dstl_extent: tuple[float, float] | None = None
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """All band names of the scene, in stack order."""
+        return tuple(b for f in self.files for b in f.bands)
+
+    @property
+    def reference(self) -> BandFile:
+        return self.files[0]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: ``height`` x ``width`` pixels, ``transform`` pixel -> scene coordinates, ``crs``
+    (a WKT/EPSG string, or None for DSTL grid units)."""
+
+    height: int
+    width: int
+    transform: Affine
+    crs: str | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+
+def dstl_transform(xmax: float, ymin: float, height: int, width: int) -> Affine:
+    """Affine pixel (col, row) -> DSTL grid units for a raster of ``height`` x ``width`` pixels.
+
+    ``dstl-format.md``: W' = W*W/(W+1), H' = H*H/(H+1), x_px = x*W'/Xmax, y_px = y*H'/Ymin; this is
+    the inverse, x = x_px*Xmax/W', y = y_px*Ymin/H'.
+    """
+    w_ = width * width / (width + 1)
+    h_ = height * height / (height + 1)
+    return Affine(xmax / w_, 0.0, 0.0, 0.0, ymin / h_, 0.0)
+
+
+def dstl_grid(xmax: float, ymin: float, height: int, width: int) -> Grid:
+    """The grid of a DSTL raster of ``height`` x ``width`` pixels with grid_sizes.csv extent."""
+    return Grid(height, width, dstl_transform(xmax, ymin, height, width), None)
+
+
+@dataclass
+class Stack:
+    """All bands of a scene on one grid.
+
+    ``data``: float32 (bands, H, W) in [0, 1]; ``bands``: band names in stack order; ``offsets``:
+    per band group, the (dx, dy) in reference pixels that alignment found and removed, and the fit's
+    correlation: ``{"M": (dx, dy, corr), ...}``.
+    """
+
+    scene_id: str
+    data: np.ndarray
+    bands: tuple[str, ...]
+    grid: Grid
+    offsets: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+
+    def band(self, name: str) -> np.ndarray:
+        """One band (H, W) by name."""
+        return self.data[self.bands.index(name)]
