@@ -1,1 +1,18 @@
-"""engine stage."""
+"""The engine: stages composed over scenes on Dask (a LocalCluster by default, or an address)."""
+from sattag.engine.cluster import open_client
+from sattag.engine.run import (
+    Session,
+    explore,
+    ingest,
+    open_session,
+    predict,
+    report,
+    run_all,
+    score,
+    select_scenes,
+    train,
+)
+from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes
+
+__all__ = ["Failure", "Session", "StageResult", "Timing", "explore", "ingest", "map_scenes", "open_client",
+           "open_session", "predict", "report", "run_all", "score", "select_scenes", "train"]

@@ -1,0 +1,262 @@
+"""`sattag ...`: the command line, on top of the engine.
+
+Every command prints a SattagError in one line and exits 1; a multi-scene command whose scenes
+partly failed finishes the others, lists the failures and exits 1 as well.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sattag.classes import DSTL_CLASSES, ClassTable, read_class_table
+from sattag.config import Config, load_config
+from sattag.errors import SattagError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Find and outline objects on multispectral satellite scenes.")
+console = Console(stderr=True)
+out = Console()
+
+# Options shared by the commands that run over scenes.
+SchedulerOpt = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler, tcp://HOST:PORT.")
+WorkersOpt = typer.Option(None, "--workers", help="Workers of the embedded LocalCluster (default: one per core); 0 runs in this process without Dask.")
+ScenesOpt = typer.Option(None, "--scenes", help="Comma-separated scene ids (default: every scene found).")
+ConfigOpt = typer.Option(None, "--config", help="TOML file overriding configuration defaults.", exists=False)
+ClassesOpt = typer.Option(None, "--classes", help="CSV class table id,name,colour (default: DSTL's 10 classes).")
+LabelsOpt = typer.Option(None, "--labels", help="A vector file of your own labels (any OGR format, any CRS).")
+ClassColumnOpt = typer.Option(None, "--class-column", help="Column of --labels holding class ids or names.")
+QuietOpt = typer.Option(False, "--quiet", help="No progress bars.")
+
+
+def _config(config: Optional[Path], scheduler: Optional[str], workers: Optional[int]) -> Config:
+    cfg = load_config(config)
+    if scheduler is not None:
+        cfg = cfg.replace("engine", scheduler=scheduler)
+    if workers:
+        cfg = cfg.replace("engine", workers=workers)
+    return cfg
+
+
+def _classes(path: Optional[Path]) -> ClassTable:
+    return read_class_table(path) if path else DSTL_CLASSES
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """One line per error, non-zero exit."""
+    try:
+        yield
+    except SattagError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _session(data: Path, run: Path, config: Config, classes: ClassTable, workers: Optional[int], quiet: bool,
+             labels: Optional[Path] = None, class_column: Optional[str] = None):
+    from sattag.engine import open_session
+    from sattag.engine.progress import rich_progress
+
+    with rich_progress(not quiet) as progress, open_session(
+            data, run, config, classes, progress=progress, local=(workers == 0),
+            labels_file=labels, class_column=class_column) as session:
+        yield session
+
+
+def _finish(session) -> None:
+    """Print failures (if any) and exit non-zero when a scene failed."""
+    if not session.failures:
+        return
+    t = Table(title=f"{len(session.failures)} failure(s) — {session.run.failures_csv}", show_lines=False)
+    for col in ("scene", "stage", "error"):
+        t.add_column(col, overflow="fold")
+    for f in session.failures:
+        t.add_row(f.scene, f.stage, f.error)
+    console.print(t)
+    raise typer.Exit(1)
+
+
+def _scene_ids(scenes: Optional[str]) -> Optional[list[str]]:
+    return [s.strip() for s in scenes.split(",") if s.strip()] if scenes else None
+
+
+def _print_table(title: str, frame, columns: list[str]) -> None:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c, justify="left" if frame[c].dtype == object else "right")
+    for _, r in frame.iterrows():
+        t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r[columns]])
+    out.print(t)
+
+
+@app.command()
+def generate(out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to write the dataset into."),
+             scenes: int = typer.Option(450, "--scenes", help="Number of scenes (DSTL: 450)."),
+             train: int = typer.Option(25, "--train", help="Number of them with training polygons (DSTL: 25)."),
+             size: Optional[int] = typer.Option(None, "--size", help="Width in px of the RGB/P files (default full size, ~3391); every file scales in proportion."),
+             seed: int = typer.Option(0, "--seed"),
+             quiet: bool = QuietOpt):
+    """Write a dataset in the DSTL layout (look-alike scenes, polygons, grid sizes, misaligned bands)."""
+    from sattag.engine.progress import rich_progress
+    from sattag.ingest.generate import generate_dataset
+
+    with _errors(), rich_progress(not quiet) as progress:
+        bar = progress.stage("generate", scenes)
+        generate_dataset(out_dir, n_scenes=scenes, n_train=train, size=size, seed=seed,
+                         progress=lambda n=1: bar.advance(n))
+        bar.close()
+    out.print(f"wrote {scenes} scenes ({train} with polygons) to {out_dir}")
+
+
+@app.command()
+def ingest(data: Path = typer.Argument(..., help="DSTL-layout folder, or a folder with scenes.csv."),
+           run: Path = typer.Option(..., "--out", help="Run folder."),
+           scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
+           workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt, quiet: bool = QuietOpt):
+    """Aligned band stacks of every scene (RUN/stacks/*.tif) and RUN/offsets.csv."""
+    from sattag import engine
+
+    with _errors():
+        cfg = _config(config, scheduler, workers)
+        found = engine.select_scenes(data, _scene_ids(scenes))
+        with _session(data, run, cfg, DSTL_CLASSES, workers, quiet) as session:
+            res = engine.ingest(session, found)
+            out.print(f"{len(res.results)} of {len(found)} scenes stacked in {session.run.root / 'stacks'}")
+            _finish(session)
+
+
+@app.command()
+def explore(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out"),
+            scene: Optional[str] = typer.Option(None, "--scene", help="Scene to show band by band (default: the first labelled one)."),
+            scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
+            workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
+            classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
+            class_column: Optional[str] = ClassColumnOpt, quiet: bool = QuietOpt):
+    """Class masks, thumbnails, band images, overlays and per-class histograms (RUN/figures/)."""
+    from sattag import engine
+
+    with _errors():
+        cfg = _config(config, scheduler, workers)
+        found = engine.select_scenes(data, _scene_ids(scenes))
+        with _session(data, run, cfg, _classes(classes), workers, quiet, labels, class_column) as session:
+            engine.ingest(session, found)
+            res = engine.explore(session, found, figure_scene=scene)
+            out.print(f"{len(res['train_ids'])} labelled scene(s); figures in {session.run.figures}")
+            _finish(session)
+
+
+@app.command()
+def train(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out"),
+          trees: Optional[int] = typer.Option(None, "--trees", help="Trees per model (default 100)."),
+          depth: Optional[int] = typer.Option(None, "--depth", help="Max tree depth (default 15)."),
+          samples: Optional[int] = typer.Option(None, "--samples", help="Pixels in and out of each class (default 200000 each)."),
+          device: Optional[str] = typer.Option(None, "--device", help="cpu (default) or cuda."),
+          scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
+          workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
+          classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
+          class_column: Optional[str] = ClassColumnOpt, quiet: bool = QuietOpt):
+    """One model per class from balanced pixel samples: RUN/models/ and RUN/auc.csv."""
+    from sattag import engine
+
+    with _errors():
+        cfg = _config(config, scheduler, workers)
+        model = {k: v for k, v in dict(n_trees=trees, max_depth=depth, device=device).items() if v is not None}
+        if model:
+            cfg = cfg.replace("model", **model)
+        if samples:
+            cfg = cfg.replace("sample", n_in=samples, n_out=samples)
+        found = engine.select_scenes(data, _scene_ids(scenes))
+        with _session(data, run, cfg, _classes(classes), workers, quiet, labels, class_column) as session:
+            engine.ingest(session, found)
+            explored = engine.explore(session, found)
+            model_set = engine.train(session, found, explored)
+            if model_set is None:
+                out.print(f"models already in {session.run.models}; delete it to retrain")
+            else:
+                from sattag.learn import auc_table
+
+                _print_table("validation AUC", auc_table(model_set),
+                             ["class_id", "class", "n_in", "n_out", "auc", "seconds"])
+            _finish(session)
+
+
+@app.command()
+def predict(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out"),
+            models: Optional[Path] = typer.Option(None, "--models", help="Models folder (default RUN/models)."),
+            scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
+            workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
+            classes: Optional[Path] = ClassesOpt, quiet: bool = QuietOpt):
+    """Clusters, class masks and polygons of every scene (GeoJSON, WKT CSV, GeoParquet)."""
+    import shutil
+
+    from sattag import engine
+
+    with _errors():
+        cfg = _config(config, scheduler, workers)
+        found = engine.select_scenes(data, _scene_ids(scenes))
+        with _session(data, run, cfg, _classes(classes), workers, quiet) as session:
+            if models is not None and models.resolve() != session.run.models.resolve():
+                if not (models / "card.json").exists():
+                    raise SattagError("no card.json: not a sattag models folder", models)
+                shutil.copytree(models, session.run.models, dirs_exist_ok=True)
+            engine.ingest(session, found)
+            engine.predict(session, found)
+            out.print(f"masks in {session.run.root / 'masks'}, polygons in {session.run.submission_csv}")
+            _finish(session)
+
+
+@app.command()
+def score(run: Path = typer.Argument(..., help="Run folder with predictions."),
+          truth: Path = typer.Option(..., "--truth", help="DSTL data folder with train_wkt_v4.csv."),
+          classes: Optional[Path] = ClassesOpt):
+    """DSTL Jaccard per class (and mean) and pixel Jaccard: RUN/scores.csv."""
+    from sattag.engine.rescore import score_run
+
+    with _errors():
+        table = score_run(run, truth, _classes(classes))
+        _print_table("Jaccard", table, [c for c in ("kind", "class_id", "class", "jaccard") if c in table])
+
+
+@app.command()
+def report(run: Path = typer.Argument(..., help="Run folder.")):
+    """RUN/report.html: one self-contained page of the run."""
+    from sattag.viz.report import write_report
+
+    with _errors():
+        path = write_report(run)
+        out.print(f"report: {path}")
+
+
+@app.command("run")
+def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out"),
+            scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
+            workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
+            classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
+            class_column: Optional[str] = ClassColumnOpt, quiet: bool = QuietOpt):
+    """The whole workflow: ingest, explore, train, predict, vectorize, score, report."""
+    from sattag import engine
+
+    with _errors():
+        cfg = _config(config, scheduler, workers)
+        found = engine.select_scenes(data, _scene_ids(scenes))
+        with _session(data, run, cfg, _classes(classes), workers, quiet, labels, class_column) as session:
+            result = engine.run_all(session, found)
+            if result["scores"] is not None:
+                _print_table("Jaccard", result["scores"], [c for c in ("kind", "class_id", "class", "jaccard")
+                                                           if c in result["scores"]])
+            out.print(f"report: {session.run.report_html}")
+            _finish(session)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,47 @@
+"""Where the work runs: an embedded LocalCluster by default, or an existing scheduler by address."""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+from sattag.config import EngineConfig
+from sattag.errors import ConfigError
+
+
+def default_workers() -> int:
+    """One worker per core: the per-scene stages are single-threaded numpy/numba/GDAL work."""
+    return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa: F821
+    """A dask.distributed Client for the run, closed (and its LocalCluster stopped) on exit.
+
+    ``config.scheduler`` (``tcp://HOST:PORT``) connects to an existing cluster; otherwise a
+    LocalCluster with ``config.workers`` worker processes (default: one per core), one thread each
+    and ``config.memory_limit`` per worker is started for the run.
+    """
+    from distributed import Client, LocalCluster
+
+    if config.scheduler:
+        try:
+            client = Client(config.scheduler, timeout="20s")
+        except OSError as e:
+            raise ConfigError(f"cannot reach the Dask scheduler at {config.scheduler}: {e}") from e
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    workers = config.workers or default_workers()
+    # Workers write their own files; the dashboard is off so that runs never fight over a port.
+    with LocalCluster(
+        n_workers=workers,
+        threads_per_worker=config.threads_per_worker,
+        memory_limit=config.memory_limit,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=40,
+    ) as cluster, Client(cluster) as client:
+        yield client
