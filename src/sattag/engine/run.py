@@ -30,7 +30,7 @@ from sattag.engine import tasks
 from sattag.runfolder import RunFolder
 from sattag.scene import Scene
 
-HISTOGRAM_BINS = 64
+HISTOGRAM_BINS = 256
 
 
 @dataclass
@@ -126,7 +126,7 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
 
     Returns ``{"train_ids": [...], "counts": {scene: (C,2)}, "histograms": (C,B,bins)}``.
     """
-    from sattag.viz.explore import write_histogram_figure
+    from sattag.viz.explore import write_explore_figures
 
     scenes = _ok(session, scenes)
     res = session.record(map_scenes(
@@ -146,13 +146,17 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
         with open(tmp, "wb") as f:
             np.savez_compressed(f, histograms=hist, bands=np.array(bands),
                                 class_ids=np.array(session.classes.ids))
+    background = sum(labelled[s]["background"] for s in train_ids)
     with session.timed("explore"):
-        write_histogram_figure(session.run.figures / "explore" / "histograms.png", hist, bands, session.classes)
-        first = figure_scene or train_ids[0]
-        scene = next(s for s in scenes if s.id == first)
-        session.record(map_scenes(session.client, "figures", tasks.explore_figures_task, [scene],
-                                  str(session.run.root), str(session.data_dir), train_ids, session.classes,
-                                  progress=session.progress))
+        write_explore_figures(session.run.figures / "explore", classes=session.classes,
+                              thumbnails={s: labelled[s]["thumbnail"] for s in train_ids},
+                              hist=hist, bands=bands, background=background)
+    first = figure_scene if figure_scene in labelled else train_ids[0]
+    scene = next(s for s in scenes if s.id == first)
+    session.record(map_scenes(session.client, "figures", tasks.explore_figures_task, [scene],
+                              str(session.run.root), str(session.data_dir), session.classes,
+                              str(session.labels_file) if session.labels_file else None, session.class_column,
+                              progress=session.progress))
     return out
 
 
@@ -210,12 +214,27 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int = 2) -
     pixel = {sid: r["pixel"] for sid, r in res.results.items() if r["pixel"] is not None}
     with session.timed("write"):
         sample = session.data_dir / "sample_submission.csv"
-        write_submission_csv(session.run.submission_csv, polygons,
-                             sample_submission=sample if sample.exists() else None,
-                             scene_ids=sorted(res.results))
+        if sample.exists():
+            # The DSTL submission holds the rows of sample_submission.csv (the test scenes) in its
+            # order; predictions of other scenes (training-only) are in the GeoJSON and GeoParquet.
+            listed = _submission_scenes(sample)
+            write_submission_csv(session.run.submission_csv,
+                                 {k: g for k, g in polygons.items() if k[0] in listed},
+                                 sample_submission=sample, classes=session.classes)
+        else:
+            write_submission_csv(session.run.submission_csv, polygons, scene_ids=sorted(res.results),
+                                 classes=session.classes)
         crs = _scene_crs(session, sorted(res.results))
-        write_geoparquet(session.run.polygons_parquet, polygons, session.classes, crs=crs)
+        write_geoparquet(session.run.polygons_parquet, polygons, crs=crs, classes=session.classes)
     return {"polygons": polygons, "pixel": pixel}
+
+
+def _submission_scenes(path: Path) -> set[str]:
+    import csv
+
+    csv.field_size_limit(2**31 - 1)
+    with open(path, newline="") as f:
+        return {row[0] for i, row in enumerate(csv.reader(f)) if i and row}
 
 
 def _scene_crs(session: Session, scene_ids: Sequence[str]) -> str | None:
@@ -230,7 +249,7 @@ def score(session: Session, predicted: dict) -> "object | None":
     """DSTL Jaccard (polygons) and pixel Jaccard of the scenes that have truth; ``scores.csv``."""
     import pandas as pd
 
-    from sattag.evaluate import dstl_jaccard, pixel_jaccard_from_counts
+    from sattag.evaluate import dstl_jaccard, score_table
     from sattag.labels import scene_labels
 
     truth = {}
@@ -249,8 +268,10 @@ def score(session: Session, predicted: dict) -> "object | None":
         poly = dstl_jaccard(pred, truth, session.classes).assign(kind="polygon")
         tables = [poly]
         if predicted["pixel"]:
-            tables.append(pixel_jaccard_from_counts(
-                [predicted["pixel"][s] for s in sorted(predicted["pixel"])], session.classes).assign(kind="pixel"))
+            # Pixel counts add up over scenes, then the ratio: the same rule as the DSTL metric.
+            inter = sum(np.asarray(c[0], np.int64) for c in predicted["pixel"].values())
+            union = sum(np.asarray(c[1], np.int64) for c in predicted["pixel"].values())
+            tables.append(score_table(session.classes, inter, union).assign(kind="pixel"))
         table = pd.concat(tables, ignore_index=True)
         with atomic_path(session.run.scores_csv) as tmp:
             table.to_csv(tmp, index=False)

@@ -35,7 +35,7 @@ def labels_task(scene: Scene, data_dir: str, run_root: str, classes: ClassTable,
     from sattag.ingest import read_stack
     from sattag.labels import rasterize_classes, read_vector_labels, scene_labels, write_masks
     from sattag.learn import class_pixel_counts
-    from sattag.viz.explore import scene_histograms
+    from sattag.viz.explore import band_histograms, scene_histograms, scene_thumbnail
 
     run = RunFolder(run_root)
     stack = read_stack(run.stack(scene.id))
@@ -50,6 +50,8 @@ def labels_task(scene: Scene, data_dir: str, run_root: str, classes: ClassTable,
     return {
         "counts": class_pixel_counts(masks),
         "histograms": scene_histograms(stack.data, masks, bins),
+        "background": band_histograms(stack.data, bins),
+        "thumbnail": scene_thumbnail(stack.data, stack.bands),
         "bands": stack.bands,
     }
 
@@ -62,12 +64,11 @@ def sample_task(scene: Scene, quotas: np.ndarray, run_root: str, seed: int) -> d
 
     run = RunFolder(run_root)
     stack = read_stack(run.stack(scene.id))
-    masks = read_masks(run.masks_true(scene.id))
+    masks = read_masks(run.masks_true(scene.id))[0]
     return sample_scene(stack.data, masks, quotas, seed=seed, scene_id=scene.id)
 
 
-def predict_task(scene: Scene, run_root: str, config: Config, classes: ClassTable,
-                 figures: bool) -> dict:
+def predict_task(scene: Scene, figures: bool, run_root: str, config: Config, classes: ClassTable) -> dict:
     """Cluster, predict, apply the rules, write masks and polygons; return polygons and pixel counts."""
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
@@ -80,7 +81,7 @@ def predict_task(scene: Scene, run_root: str, config: Config, classes: ClassTabl
     masks_path = run.masks(scene.id)
     if geojson.exists() and masks_path.exists():
         polygons = read_geojson_polygons(geojson, classes)
-        masks = read_masks(masks_path)
+        masks = read_masks(masks_path)[0]
     else:
         stack = read_stack(run.stack(scene.id))
         models = load_models(run.models, stack.bands, classes)
@@ -98,14 +99,25 @@ def predict_task(scene: Scene, run_root: str, config: Config, classes: ClassTabl
     if truth.exists():
         from sattag.evaluate import pixel_counts
 
-        out["pixel"] = pixel_counts(masks, read_masks(truth))
+        out["pixel"] = pixel_counts(masks, read_masks(truth)[0])
     return out
 
 
-def explore_figures_task(scene: Scene, run_root: str, data_dir: str, train_ids: list[str],
-                         classes: ClassTable) -> list[str]:
-    """Write the exploration figures (thumbnails of the training scenes, bands, masks, overlay)."""
+def explore_figures_task(scene: Scene, run_root: str, data_dir: str, classes: ClassTable,
+                         labels_file: str | None, class_column: str | None) -> list[str]:
+    """Write one scene's exploration figures: every band, its class masks, RGB with polygons overlaid."""
+    from sattag.ingest import read_stack
+    from sattag.labels import read_masks, read_vector_labels, scene_labels
     from sattag.viz.explore import write_explore_figures
 
-    paths = write_explore_figures(Path(run_root), Path(data_dir), scene.id, train_ids, classes)
-    return [str(p) for p in paths]
+    run = RunFolder(run_root)
+    stack = read_stack(run.stack(scene.id))
+    masks = read_masks(run.masks_true(scene.id))[0]
+    if labels_file:
+        polygons = read_vector_labels(labels_file, class_column, stack.grid.crs, classes)
+    else:
+        polygons = scene_labels(data_dir, scene.id, classes)
+    written = write_explore_figures(run.figures / "explore", classes=classes, stack_data=stack.data,
+                                    bands=stack.bands, scene_id=scene.id, masks=masks, polygons=polygons,
+                                    grid=stack.grid)
+    return [str(p) for p in written.values()]
