@@ -35,13 +35,13 @@ def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa
             client.close()
         return
     workers = config.workers or default_workers()
-    # Workers write their own files; the dashboard is off so that runs never fight over a port.
+    # Workers write their own files; the dashboard takes a free port so that runs never fight over one.
     with LocalCluster(
         n_workers=workers,
         threads_per_worker=config.threads_per_worker,
         memory_limit=config.memory_limit,
         processes=True,
-        dashboard_address=None,
-        silence_logs=40,
+        dashboard_address=":0",
+        silence_logs=50,  # a failed task is reported once, in failures.csv and the summary
     ) as cluster, Client(cluster) as client:
         yield client
