@@ -1,1 +1,52 @@
-"""labels stage."""
+"""labels stage: read vector labels (DSTL WKT CSV / GeoJSON, any OGR file), map them onto a scene's
+grid, and burn them into uint8 class masks (classes, H, W)."""
+from sattag.labels.rasterize import check_overlap, rasterize_classes, read_masks, write_masks
+from sattag.labels.readers import (
+    DSTL_LAYERS,
+    GEOJSON_DIR,
+    WKT_CSV,
+    LabelReport,
+    LabelWarning,
+    labelled_scene_ids,
+    labels_bounds,
+    polygonal_parts,
+    read_geojson_folder,
+    read_vector_labels,
+    read_wkt_csv,
+    scene_labels,
+)
+from sattag.labels.transform import (
+    dstl_to_pixel,
+    geometry_to_grid,
+    geometry_to_pixel,
+    grid_bounds,
+    grid_to_pixel,
+    pixel_to_dstl,
+    pixel_to_grid,
+)
+
+__all__ = [
+    "DSTL_LAYERS",
+    "GEOJSON_DIR",
+    "WKT_CSV",
+    "LabelReport",
+    "LabelWarning",
+    "check_overlap",
+    "dstl_to_pixel",
+    "geometry_to_grid",
+    "geometry_to_pixel",
+    "grid_bounds",
+    "grid_to_pixel",
+    "labelled_scene_ids",
+    "labels_bounds",
+    "pixel_to_dstl",
+    "pixel_to_grid",
+    "polygonal_parts",
+    "rasterize_classes",
+    "read_geojson_folder",
+    "read_masks",
+    "read_vector_labels",
+    "read_wkt_csv",
+    "scene_labels",
+    "write_masks",
+]
