@@ -126,7 +126,7 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
 
     Returns ``{"train_ids": [...], "counts": {scene: (C,2)}, "histograms": (C,B,bins)}``.
     """
-    from sattag.viz.explore import write_explore_figures
+    from sattag.viz.explore import write_explore_figures, write_histograms
 
     scenes = _ok(session, scenes)
     res = session.record(map_scenes(
@@ -142,11 +142,8 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
     hist = sum(labelled[s]["histograms"] for s in train_ids)
     bands = labelled[train_ids[0]]["bands"]
     out["histograms"] = hist
-    with atomic_path(session.run.histograms) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, histograms=hist, bands=np.array(bands),
-                                class_ids=np.array(session.classes.ids))
     background = sum(labelled[s]["background"] for s in train_ids)
+    write_histograms(session.run.histograms, hist, bands, session.classes, background=background)
     with session.timed("explore"):
         write_explore_figures(session.run.figures / "explore", classes=session.classes,
                               thumbnails={s: labelled[s]["thumbnail"] for s in train_ids},

@@ -33,19 +33,16 @@ def labels_task(scene: Scene, data_dir: str, run_root: str, classes: ClassTable,
     None when the scene has no labels (it is then not a training scene).
     """
     from sattag.ingest import read_stack
-    from sattag.labels import rasterize_classes, read_vector_labels, scene_labels, write_masks
+    from sattag.labels import rasterize_classes, write_masks
     from sattag.learn import class_pixel_counts
     from sattag.viz.explore import band_histograms, scene_histograms, scene_thumbnail
 
     run = RunFolder(run_root)
     stack = read_stack(run.stack(scene.id))
-    if labels_file:
-        polygons = read_vector_labels(labels_file, class_column, stack.grid.crs, classes)
-    else:
-        polygons = scene_labels(data_dir, scene.id, classes)
+    polygons = _scene_polygons(scene, stack.grid, data_dir, classes, labels_file, class_column)
     if polygons is None:
         return None
-    masks = rasterize_classes(polygons, stack.grid, classes)
+    masks = rasterize_classes(polygons, stack.grid, classes, source=labels_file or data_dir, scene_id=scene.id)
     write_masks(run.masks_true(scene.id), masks, stack.grid, classes)
     return {
         "counts": class_pixel_counts(masks),
@@ -107,17 +104,26 @@ def explore_figures_task(scene: Scene, run_root: str, data_dir: str, classes: Cl
                          labels_file: str | None, class_column: str | None) -> list[str]:
     """Write one scene's exploration figures: every band, its class masks, RGB with polygons overlaid."""
     from sattag.ingest import read_stack
-    from sattag.labels import read_masks, read_vector_labels, scene_labels
+    from sattag.labels import read_masks
     from sattag.viz.explore import write_explore_figures
 
     run = RunFolder(run_root)
     stack = read_stack(run.stack(scene.id))
     masks = read_masks(run.masks_true(scene.id))[0]
-    if labels_file:
-        polygons = read_vector_labels(labels_file, class_column, stack.grid.crs, classes)
-    else:
-        polygons = scene_labels(data_dir, scene.id, classes)
+    polygons = _scene_polygons(scene, stack.grid, data_dir, classes, labels_file, class_column)
     written = write_explore_figures(run.figures / "explore", classes=classes, stack_data=stack.data,
                                     bands=stack.bands, scene_id=scene.id, masks=masks, polygons=polygons,
                                     grid=stack.grid)
     return [str(p) for p in written.values()]
+
+
+def _scene_polygons(scene: Scene, grid, data_dir: str, classes: ClassTable, labels_file: str | None,
+                    class_column: str | None) -> dict | None:
+    """The scene's label polygons in its own coordinates: a user's vector file (only the features
+    over this scene are read) or the DSTL labels of the data folder; None when it has none."""
+    from sattag.labels import grid_bounds, read_vector_labels, scene_labels
+
+    if labels_file:
+        return read_vector_labels(labels_file, class_column, grid.crs, classes, scene_id=scene.id,
+                                  bounds=grid_bounds(grid))
+    return scene_labels(data_dir, scene.id, classes)
