@@ -98,12 +98,17 @@ class OverlapRule:
 
 @dataclass(frozen=True)
 class SizeRule:
-    """A class is dropped from clusters smaller than ``min_px`` or larger than ``max_px`` pixels."""
+    """A class is dropped from clusters smaller than ``min_px`` or larger than ``max_px`` pixels.
+
+    ``scope="group"`` (default) measures the connected group of adjacent clusters that all have the
+    class (a field is many clusters at a 3 % tolerance); ``scope="cluster"`` the cluster alone.
+    """
 
     target: int
     min_px: int | None = None
     max_px: int | None = None
     reason: str = ""
+    scope: Literal["group", "cluster"] = "group"
 
 
 def _default_overlap_rules() -> tuple[OverlapRule, ...]:
@@ -146,8 +151,9 @@ class VectorizeConfig:
 
     simplify_px: float = 1.0
     min_area_px: float = 4.0
-    # Masks with more pixels than this are vectorized tile by tile and unioned.
-    tile_px: int = 2048
+    # Masks wider or taller than this are vectorized in tile_px x tile_px tiles and the seams unioned
+    # (bounds the 4 bytes/px working grid; a full DSTL scene, ~3400 px, fits in one tile).
+    tile_px: int = 4096
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,283 @@
+"""vectorize: masks -> valid polygons -> masks, simplification bounds, writers read back."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+from rasterio.features import rasterize
+from scipy import ndimage as ndi
+
+from sattag.classes import DSTL_CLASSES
+from sattag.config import VectorizeConfig
+from sattag.errors import InputError
+from sattag.scene import dstl_grid
+from sattag.vectorize import (mask_to_polygons, masks_to_polygons, write_geojson, write_geoparquet,
+                              write_submission_csv)
+
+EXACT = VectorizeConfig(simplify_px=0.0, min_area_px=0.0)
+
+
+def back(geom, shape, transform=Affine.identity()) -> np.ndarray:
+    """Rasterize by pixel centres (GDAL's default rule): the inverse the polygons must satisfy."""
+    if geom.is_empty:
+        return np.zeros(shape, np.uint8)
+    return rasterize([geom], out_shape=shape, transform=transform, dtype=np.uint8)
+
+
+def boundary_band(mask: np.ndarray) -> np.ndarray:
+    """Pixels with an 8-neighbour of the other value (outside the image counts as outside): the only
+    ones whose centre is within 1 px of the outline, so the only ones a 1-px simplify may flip."""
+    m = mask.astype(bool)
+    k = np.ones((3, 3), bool)
+    return ndi.binary_dilation(m, k, border_value=0) & ~ndi.binary_erosion(m, k, border_value=0)
+
+
+def blobs(shape, seed, share=0.3, smooth=4.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = ndi.gaussian_filter(rng.random(shape), smooth)
+    return (noise > np.quantile(noise, 1 - share)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_masks_round_trip_exactly(seed):
+    """simplify_px=0: the polygons cover exactly the mask's pixels (area and pixel by pixel), tiled
+    or not, whatever the noise (diagonal touches, holes touching holes, islands in holes)."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(1, 48, 2)
+    m = (rng.random((h, w)) < rng.random()).astype(np.uint8)
+    for tile in (10**6, int(rng.integers(3, 20))):
+        g = mask_to_polygons(m, None, VectorizeConfig(simplify_px=0, min_area_px=0, tile_px=tile))
+        assert g.is_valid and g.geom_type == "MultiPolygon"
+        assert g.area == pytest.approx(m.sum(), abs=1e-9)
+        assert np.array_equal(back(g, m.shape), m)
+
+
+def test_nested_holes_field_pond_island():
+    """A field with a pond with an island: two polygons, the field with one hole, and the island."""
+    m = np.zeros((40, 40), np.uint8)
+    m[2:38, 2:38] = 1   # field
+    m[10:30, 10:30] = 0  # pond
+    m[15:25, 15:25] = 1  # island
+    g = mask_to_polygons(m, None, EXACT)
+    assert g.is_valid and len(g.geoms) == 2
+    field, island = sorted(g.geoms, key=lambda p: -p.area)
+    assert len(field.interiors) == 1 and len(island.interiors) == 0
+    assert field.area == 36 * 36 - 20 * 20 and island.area == 100
+    assert shapely.equals(island, shapely.box(15, 15, 25, 25))
+    assert shapely.equals(shapely.Polygon(field.interiors[0]), shapely.box(10, 10, 30, 30))
+
+
+def test_pixel_edges_and_transform():
+    """Pixel (r, c) is the square [c, c+1] x [r, r+1] mapped through the transform (edges, not centres)."""
+    m = np.zeros((5, 7), np.uint8)
+    m[1:3, 2:5] = 1
+    t = dstl_grid(0.0091, -0.00904, 5, 7).transform
+    g = mask_to_polygons(m, t, EXACT)
+    x0, y0 = t @ (2, 1)
+    x1, y1 = t @ (5, 3)
+    assert shapely.equals(g, shapely.MultiPolygon([shapely.box(x0, y1, x1, y0)]))
+    assert np.array_equal(back(g, m.shape, t), m)
+
+
+def test_checkerboard_is_valid_and_exact():
+    m = (np.indices((30, 31)).sum(axis=0) % 2).astype(np.uint8)
+    g = mask_to_polygons(m, None, EXACT)
+    assert g.is_valid
+    assert g.area == m.sum()
+    assert len(g.geoms) == m.sum()  # squares touching at corners only: one polygon each
+    assert np.array_equal(back(g, m.shape), m)
+    # with a 1 px simplify too: still valid; a lone unit square may become a half-pixel triangle
+    # (Douglas-Peucker may drop a corner 0.7 px from the chord) but never vanishes
+    gs = mask_to_polygons(m, None, VectorizeConfig(simplify_px=1.0, min_area_px=0))
+    assert gs.is_valid and len(gs.geoms) == m.sum() and gs.area >= 0.5 * m.sum()
+
+
+def test_diagonal_line_one_pixel_wide():
+    m = np.eye(50, dtype=np.uint8)
+    m[np.arange(49), np.arange(1, 50)] = 0
+    g = mask_to_polygons(m, None, EXACT)
+    assert g.is_valid and g.area == 50 and len(g.geoms) == 50
+    assert np.array_equal(back(g, m.shape), m)
+    # an anti-diagonal 8-connected staircase with a hole-like ring of diagonal touches
+    ring = np.zeros((9, 9), np.uint8)
+    for i in range(4):
+        ring[4 - i, i] = ring[4 + i, i] = ring[i, 4 + i] = ring[8 - i, 4 + i] = 1
+    g = mask_to_polygons(ring, None, EXACT)
+    assert g.is_valid and g.area == ring.sum()
+    assert np.array_equal(back(g, ring.shape), ring)
+
+
+@pytest.mark.parametrize("seed", [3, 7])
+def test_simplify_one_pixel_changes_only_pixels_near_the_outline(seed):
+    """simplify_px=1: a pixel can only flip if its centre is within simplify_px + 0.5 px of the exact
+    outline (GEOS's topology-preserving simplifier keeps vertices within the tolerance of the new
+    edges, and may also move a ring's start point; 1.5 px is the largest distance seen), so every
+    flipped pixel touches (8-neighbourhood) a pixel that has a neighbour of the other value; the
+    area changes by a few percent at most; the outline has far fewer vertices."""
+    m = blobs((200, 220), seed=seed)
+    for tile in (10**6, 64):
+        g = mask_to_polygons(m, None, VectorizeConfig(simplify_px=1.0, min_area_px=0, tile_px=tile))
+        exact = mask_to_polygons(m, None, VectorizeConfig(simplify_px=0, min_area_px=0, tile_px=tile))
+        assert g.is_valid
+        diff = back(g, m.shape) != m
+        assert diff.any()  # it did simplify
+        rows, cols = np.nonzero(diff)
+        dist = shapely.distance(exact.boundary, shapely.points(cols + 0.5, rows + 0.5))
+        assert dist.max() <= 1.5 + 1e-9
+        near = ndi.binary_dilation(boundary_band(m), np.ones((3, 3), bool))
+        assert not (diff & ~near).any()
+        assert abs(g.area - m.sum()) / m.sum() < 0.03
+        assert shapely.get_num_coordinates(g) < 0.7 * shapely.get_num_coordinates(exact)
+
+
+def test_min_area_drops_small_parts():
+    m = np.zeros((20, 20), np.uint8)
+    m[1, 1] = 1            # 1 px
+    m[5:7, 5:7] = 1        # 4 px
+    m[10:15, 10:15] = 1    # 25 px
+    g = mask_to_polygons(m, None, VectorizeConfig(simplify_px=0, min_area_px=4))
+    assert sorted(p.area for p in g.geoms) == [4, 25]
+    assert mask_to_polygons(np.zeros((5, 5), bool), None, EXACT).is_empty
+    assert mask_to_polygons(np.zeros((0, 5), bool), None, EXACT).is_empty
+
+
+def test_tiled_equals_untiled_on_large_blobs():
+    m = blobs((300, 257), seed=5, share=0.6, smooth=6)
+    a = mask_to_polygons(m, None, VectorizeConfig(simplify_px=0, min_area_px=0, tile_px=10**6))
+    b = mask_to_polygons(m, None, VectorizeConfig(simplify_px=0, min_area_px=0, tile_px=50))
+    assert a.is_valid and b.is_valid
+    assert shapely.symmetric_difference(a, b).area == 0
+    assert len(a.geoms) == len(b.geoms)
+
+
+def test_masks_to_polygons_all_classes():
+    grid = dstl_grid(0.009, -0.009, 60, 64)
+    masks = np.zeros((10, 60, 64), np.uint8)
+    masks[0, 5:20, 5:25] = 1
+    masks[4] = blobs((60, 64), seed=1)
+    progress = []
+    polys = masks_to_polygons(masks, grid, DSTL_CLASSES, EXACT, progress=progress.append)
+    assert sorted(polys) == list(range(1, 11)) and len(progress) == 10
+    for i, cid in enumerate(DSTL_CLASSES.ids):
+        assert polys[cid].is_valid
+        assert np.array_equal(back(polys[cid], (60, 64), grid.transform), masks[i])
+    with pytest.raises(ValueError):
+        masks_to_polygons(masks[:3], grid, DSTL_CLASSES, EXACT)
+
+
+# ------------------------------------------------------------------------------------------- writers
+
+
+def _scene_polys():
+    a = shapely.MultiPolygon([shapely.box(0.001, -0.002, 0.003, -0.001)])
+    b = shapely.MultiPolygon([shapely.box(0.004, -0.006, 0.0055, -0.004, ccw=False)])
+    return {1: a, 5: b, 6: shapely.MultiPolygon()}
+
+
+def test_geojson_feature_collection(tmp_path):
+    import pyogrio
+
+    p = write_geojson(tmp_path / "s.geojson", "6120_2_2", _scene_polys(), DSTL_CLASSES)
+    fc = json.loads(p.read_text())
+    assert fc["type"] == "FeatureCollection" and "crs" not in fc
+    props = [f["properties"] for f in fc["features"]]
+    assert props == [{"scene": "6120_2_2", "class_id": 1, "class_name": "Buildings"},
+                     {"scene": "6120_2_2", "class_id": 5, "class_name": "Trees"}]
+    df = pyogrio.read_dataframe(p)
+    assert shapely.area(df.geometry.values).tolist() == pytest.approx([2e-6, 3e-6])
+    # a user CRS goes into the file and GDAL reads it back
+    p2 = write_geojson(tmp_path / "u.geojson", "u1", {1: shapely.box(500000, 10, 500010, 20)}, DSTL_CLASSES,
+                       crs="EPSG:32631")
+    assert pyogrio.read_dataframe(p2).crs.to_epsg() == 32631
+    assert not list(tmp_path.glob(".*tmp*"))  # temporary names renamed away
+
+
+def _parquet_records():
+    recs = {}
+    for s in ("6120_2_2", "6010_1_2"):
+        for cid, g in _scene_polys().items():
+            recs[(s, cid)] = g
+    return recs
+
+
+def test_geoparquet_grid_units_read_back(tmp_path):
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+
+    p = write_geoparquet(tmp_path / "polygons.parquet", _parquet_records())
+    meta = json.loads(pq.read_metadata(p).metadata[b"geo"])
+    assert meta["primary_column"] == "geometry"
+    assert "crs" in meta["columns"]["geometry"] and meta["columns"]["geometry"]["crs"] is None  # not CRS84
+    df = gpd.read_parquet(p)
+    assert df.crs is None
+    assert list(df.columns) == ["scene", "class_id", "class_name", "geometry"]
+    assert len(df) == 4  # empty class 6 left out
+    assert set(df["class_name"]) == {"Buildings", "Trees"}
+    assert df.geometry.is_valid.all()
+
+
+def test_geoparquet_user_crs_geopandas_and_gdal(tmp_path):
+    import geopandas as gpd
+    import pyogrio
+
+    recs = [("u1", 1, shapely.box(500000, 5000000, 500010, 5000010)),
+            {"scene": "u2", "class_id": 3, "geometry": shapely.box(0, 0, 1, 1).buffer(5)}]
+    p = write_geoparquet(tmp_path / "polygons.parquet", recs, crs="EPSG:32631")
+    df = gpd.read_parquet(p)
+    assert df.crs.to_epsg() == 32631 and df["scene"].tolist() == ["u1", "u2"]
+    if "Parquet" not in pyogrio.list_drivers():
+        pytest.skip(f"this GDAL ({pyogrio.__gdal_version_string__}, pyogrio wheel) has no Parquet driver")
+    g = pyogrio.read_dataframe(p)
+    assert g.crs.to_epsg() == 32631 and len(g) == 2
+
+
+def test_geoparquet_unknown_class(tmp_path):
+    with pytest.raises(InputError, match="class id 42"):
+        write_geoparquet(tmp_path / "x.parquet", {("s", 42): shapely.box(0, 0, 1, 1)})
+
+
+def test_submission_csv_rows_and_order(tmp_path):
+    sample = tmp_path / "sample_submission.csv"
+    with open(sample, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ImageId", "ClassType", "MultipolygonWKT"])
+        for s in ("6120_2_2", "6010_1_2"):  # not sorted: the writer must keep this order
+            for c in range(1, 11):
+                w.writerow([s, c, "MULTIPOLYGON (((0 0, 0.001 0, 0.001 -0.001, 0 0)))"])
+    polys = {("6010_1_2", 1): shapely.box(0.001, -0.002, 0.003, -0.001), ("6120_2_2", 5): shapely.MultiPolygon()}
+    out = write_submission_csv(tmp_path / "sub.csv", polys, sample_submission=sample)
+    rows = list(csv.reader(open(out)))
+    assert rows[0] == ["ImageId", "ClassType", "MultipolygonWKT"]
+    assert [(r[0], int(r[1])) for r in rows[1:]] == [(s, c) for s in ("6120_2_2", "6010_1_2") for c in range(1, 11)]
+    body = {(r[0], int(r[1])): r[2] for r in rows[1:]}
+    assert body[("6010_1_2", 1)].startswith("MULTIPOLYGON (((")
+    assert shapely.from_wkt(body[("6010_1_2", 1)]).area == pytest.approx(2e-6, rel=1e-6)
+    assert sum(v == "MULTIPOLYGON EMPTY" for v in body.values()) == 19
+    # a polygon for a scene the sample does not list: left out, or an error when strict
+    extra = dict(polys)
+    extra[("9999_0_0", 1)] = shapely.box(0, 0, 1, 1)
+    out3 = write_submission_csv(tmp_path / "sub3.csv", extra, sample_submission=sample)
+    assert out3.read_text() == out.read_text()
+    with pytest.raises(InputError, match="9999_0_0"):
+        write_submission_csv(tmp_path / "bad.csv", extra, sample_submission=sample, strict=True)
+    # without a sample: scene_ids x classes
+    out2 = write_submission_csv(tmp_path / "sub2.csv", polys, scene_ids=["6010_1_2", "6120_2_2", "c"])
+    assert len(list(csv.reader(open(out2)))) == 31
+
+
+def test_submission_precision_keeps_pixels(tmp_path):
+    """Grid-unit coordinates written with enough decimals that a polygon moves < 1/100 px."""
+    grid = dstl_grid(0.0091881, -0.0090443, 3348, 3403)
+    m = np.zeros((50, 60), np.uint8)
+    m[3:17, 7:40] = 1
+    t = grid.transform
+    g = mask_to_polygons(m, t, EXACT)
+    out = write_submission_csv(tmp_path / "s.csv", {("s", 1): g}, scene_ids=["s"])
+    text = list(csv.reader(open(out)))[1][2]
+    back_g = shapely.from_wkt(text)
+    px = abs(t.a)
+    assert shapely.hausdorff_distance(back_g, g) < px / 100
