@@ -281,3 +281,27 @@ def test_submission_precision_keeps_pixels(tmp_path):
     back_g = shapely.from_wkt(text)
     px = abs(t.a)
     assert shapely.hausdorff_distance(back_g, g) < px / 100
+
+
+def test_geojson_read_back_gives_the_written_polygons(tmp_path):
+    """The engine resumes a scene from its GeoJSON: what is read back must be what was written."""
+    import shapely
+
+    from sattag.classes import DSTL_CLASSES
+    from sattag.vectorize import read_geojson_polygons, write_geojson
+
+    field = shapely.box(0, 0, 10, 10).difference(shapely.box(2, 2, 6, 6))
+    island = shapely.box(3, 3, 4, 4)
+    written = {6: shapely.MultiPolygon([field]), 8: shapely.MultiPolygon([island])}
+    path = write_geojson(tmp_path / "s.geojson", "s", written, DSTL_CLASSES, crs="EPSG:32631")
+    back = read_geojson_polygons(path, DSTL_CLASSES)
+    assert set(back) == set(DSTL_CLASSES.ids)
+    assert back[6].equals(written[6]) and back[8].equals(written[8])
+    assert all(back[c].is_empty for c in DSTL_CLASSES.ids if c not in written)
+    (tmp_path / "bad.geojson").write_text("{not json")
+    import pytest
+
+    from sattag.errors import InputError
+
+    with pytest.raises(InputError, match="bad.geojson"):
+        read_geojson_polygons(tmp_path / "bad.geojson", DSTL_CLASSES)

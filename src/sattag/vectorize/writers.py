@@ -65,6 +65,19 @@ def write_geojson(path: str | Path, scene_id: str, polygons: Mapping[int, object
     return Path(path)
 
 
+def read_geojson_polygons(path: str | Path, classes: ClassTable) -> dict[int, object]:
+    """Read back a scene's polygons written by :func:`write_geojson`: ``{class_id: MultiPolygon}``
+    for every class of ``classes`` (empty where the file has no feature of that class)."""
+    try:
+        with open(path) as f:
+            fc = json.load(f)
+        found = {int(feat["properties"]["class_id"]): as_multipolygon(shapely.from_geojson(json.dumps(feat["geometry"])))
+                 for feat in fc["features"]}
+    except (OSError, ValueError, KeyError, TypeError, shapely.errors.GEOSException) as e:
+        raise InputError(f"not a sattag polygons file: {e}", path) from e
+    return {cls.id: found.get(cls.id, shapely.MultiPolygon()) for cls in classes}
+
+
 def wkt_precision(geoms: Iterable, resolution: float = 1e-6) -> int:
     """Decimal places for WKT so that coordinates keep ``resolution`` of the data's extent.
 
