@@ -1,1 +1,28 @@
-"""ingest stage."""
+"""ingest stage: find scenes, read band files, align and resample them onto one grid, cache stacks.
+
+Public API (see docs/CONTRACTS.md):
+``discover_scenes``, ``scene_from_files``, ``dstl_grid_sizes``, ``build_stack``, ``write_stack``,
+``read_stack``, ``stack_is_complete``, ``ingest_scene``, ``offsets_rows``, ``estimate_offset``,
+and the data generator's ``generate_dataset`` (imported lazily: it pulls in shapely & co.).
+"""
+from sattag.ingest.align import GroupGeometry, estimate_offset
+from sattag.ingest.bands import read_band_file
+from sattag.ingest.discover import (DstlScene, discover_scenes, dstl_grid_sizes, dstl_scene,
+                                    read_scenes_csv, scene_from_files)
+from sattag.ingest.stack import (OFFSETS_HEADER, build_stack, ingest_scene, offsets_rows, read_stack,
+                                 stack_is_complete, write_offsets_csv, write_stack)
+
+__all__ = [
+    "DstlScene", "GroupGeometry", "OFFSETS_HEADER", "build_stack", "discover_scenes", "dstl_grid_sizes",
+    "dstl_scene", "estimate_offset", "generate_dataset", "ingest_scene", "offsets_rows", "read_band_file",
+    "read_scenes_csv", "read_stack", "scene_from_files", "stack_is_complete", "write_offsets_csv",
+    "write_stack",
+]
+
+
+def __getattr__(name):
+    if name == "generate_dataset":
+        from sattag.ingest.generate import generate_dataset
+
+        return generate_dataset
+    raise AttributeError(f"module 'sattag.ingest' has no attribute {name!r}")

@@ -1,0 +1,296 @@
+"""Finding the (dx, dy) of a band group against the reference grid.
+
+Sign (CONTRACTS.md): group g has offset (dx, dy), in reference pixels, when a feature at reference
+pixel (x, y) appears in g's image, resampled onto the reference grid without correction, at
+(x + dx, y + dy).
+
+Method. The comparison happens on the group's *own* pixel grid, so no full-size image is warped
+before the offset is known (each group is then resampled once, with the offset folded in):
+
+1. a *partner* image on the reference grid is rendered onto the group's grid as the group's sensor
+   would see it if it were offset by a trial (dx, dy): a separable footprint average of a Lanczos-3
+   interpolant (exact sub-pixel shift, then the group pixel's area), over a central window of at
+   most 512 group pixels and only the reference pixels that window can reach;
+2. the partner is the least-squares mix of candidate bands (e.g. R, G, B) that best predicts the
+   target band(s) -- sensors see different spectra, the mix shows the same structures with the same
+   contrast -- fitted at (0, 0) and again after the coarse stage;
+3. coarse: phase correlation (Hann window) between the target and the partner -- at the group's
+   resolution A's ~50 reference px are ~2 of its pixels, well inside the window;
+4. fine: ``cv2.findTransformECC`` (MOTION_TRANSLATION) gives the residual in group pixels; the partner
+   is re-rendered at the updated offset and ECC repeated until the update is < 0.005 reference px,
+   so ECC's own interpolation only ever handles a tiny residual (no sub-pixel bias).
+
+A fit that raises in OpenCV, has ECC correlation < ``min_correlation`` or |offset| > ``max_shift_px``
+raises :class:`AlignmentError` naming scene and group: never silently used (the engine records the
+scene in failures.csv and goes on; ``IngestConfig(align=False)`` skips alignment altogether).
+A group image under ``MIN_ALIGN_PX`` on a side (A of a generated scene under ~1000 px) is not fitted:
+``build_stack`` leaves it unaligned and records correlation NaN (an empty cell in offsets.csv).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numba
+import numpy as np
+
+from sattag.config import IngestConfig
+from sattag.errors import AlignmentError
+
+#: A group image smaller than this (either side) holds too little structure for a sub-pixel fit.
+MIN_ALIGN_PX = 40
+
+__all__ = ["MIN_ALIGN_PX", "GroupGeometry", "render_on_group_grid", "estimate_offset", "central_window"]
+
+
+@dataclass(frozen=True)
+class GroupGeometry:
+    """Where a group's pixels lie on the reference grid, in reference pixels (axis-aligned).
+
+    The group pixel (col, row) covers reference corner coordinates
+    ``[ox + col*sx, ox + (col+1)*sx) x [oy + row*sy, oy + (row+1)*sy)``. DSTL: ``ox = oy = 0``,
+    ``sx = W_ref / w``, ``sy = H_ref / h`` (every file covers the same footprint).
+    """
+
+    ox: float
+    oy: float
+    sx: float
+    sy: float
+
+    def resample_axes(self, dx: float = 0.0, dy: float = 0.0) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Per-axis ``(a, b)`` for :func:`resample_axis_aligned`: reference pixel j samples group
+        centre index ``a*j + b``, with the offset (dx, dy) removed."""
+        ax = (1.0 / self.sx, (0.5 + dx - self.ox) / self.sx - 0.5)
+        ay = (1.0 / self.sy, (0.5 + dy - self.oy) / self.sy - 0.5)
+        return ax, ay
+
+
+def central_window(h: int, w: int, size: int) -> tuple[int, int, int, int]:
+    """``(row0, col0, height, width)`` of a central window at most ``size`` square."""
+    hh, ww = min(h, size), min(w, size)
+    return (h - hh) // 2, (w - ww) // 2, hh, ww
+
+
+def _lanczos3(x: np.ndarray) -> np.ndarray:
+    x = np.abs(x)
+    px = np.pi * x
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = 3.0 * np.sin(px) * np.sin(px / 3.0) / (px * px)
+    out[x < 1e-8] = 1.0
+    out[x >= 3.0] = 0.0
+    return out
+
+
+def footprint_weights(n_out: int, n_src: int, start: float, step: float,
+                      sub_per_px: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Taps ``(index (n_out, T) int32, weight (n_out, T) float32)`` averaging a Lanczos-3 interpolant
+    of a 1-D signal of ``n_src`` samples over the footprints ``[start + p*step, start + (p+1)*step)``
+    (corner coordinates, sample i centred at i + 0.5), p = 0..n_out-1. Indices past the ends reflect.
+
+    The footprint integral is a midpoint rule with ``sub_per_px`` points per source sample: exact
+    enough that the render's own error stays far below the 0.1 px alignment target.
+    """
+    n_sub = max(1, int(math.ceil(abs(step) * sub_per_px)))
+    p = np.arange(n_out, dtype=np.float64)[:, None]
+    x = start + (p + (np.arange(n_sub)[None, :] + 0.5) / n_sub) * step  # (n_out, n_sub)
+    base = np.floor(x - 0.5).astype(np.int64)  # sample left of x
+    taps = np.arange(-2, 4)  # Lanczos-3: 6 samples around x
+    i = base[..., None] + taps  # (n_out, n_sub, 6)
+    k = _lanczos3(x[..., None] - (i + 0.5))
+    k /= k.sum(axis=-1, keepdims=True)
+    first = np.floor(start + np.arange(n_out) * step - 0.5).astype(np.int64) - 2
+    n_t = int(math.ceil(abs(step))) + 8
+    rel = (i - first[:, None, None]).reshape(n_out, -1)
+    flat = (np.arange(n_out)[:, None] * n_t + rel).ravel()
+    w = np.bincount(flat, weights=(k.reshape(n_out, -1) / n_sub).ravel(), minlength=n_out * n_t)
+    w = w.reshape(n_out, n_t)
+    idx = first[:, None] + np.arange(n_t)[None, :]
+    # half-sample reflection at the ends (as cv2.BORDER_REFLECT), then clip for safety
+    idx = np.where(idx < 0, -idx - 1, idx)
+    idx = np.where(idx >= n_src, 2 * n_src - idx - 1, idx)
+    idx = np.clip(idx, 0, n_src - 1)
+    return idx.astype(np.int32), w.astype(np.float32)
+
+
+def render_on_group_grid(partner: np.ndarray | list[np.ndarray], geom: GroupGeometry, dx: float,
+                         dy: float, window: tuple[int, int, int, int]) -> np.ndarray:
+    """The reference-grid image ``partner`` (H, W) -- or several, a list or (k, H, W) -- as group
+    pixels ``window`` would record it if the group were offset by (dx, dy): float32 (h, w) (or
+    (k, h, w)).
+
+    Group pixel p sees the partner averaged over ``[ox + p*sx - dx, ox + (p+1)*sx - dx)`` (per axis):
+    a separable footprint average of a Lanczos-3 interpolant (two 1-D passes over only the rows and
+    columns the window needs; cheap even at full size).
+    """
+    from sattag.ingest.resample import _cols_pass, _rows_pass
+
+    flat = isinstance(partner, np.ndarray) and partner.ndim == 2
+    bands = [partner] if flat else list(partner)
+    r0, c0, h, w = window
+    H, W = bands[0].shape
+    ix, wx = footprint_weights(w, W, geom.ox + c0 * geom.sx - dx, geom.sx)
+    iy, wy = footprint_weights(h, H, geom.oy + r0 * geom.sy - dy, geom.sy)
+    lo, hi = int(iy.min()), int(iy.max()) + 1
+    iy = (iy - lo).astype(np.int32)
+    out = np.empty((len(bands), h, w), np.float32)
+    # Column pass first (reduces H rows to h, runs over contiguous columns), then the row pass on
+    # the few remaining rows: for A's 25x footprints ~20x fewer operations than the other order.
+    tmp = np.empty((1, h, W), np.float32)
+    for k, band in enumerate(bands):
+        rows = band[lo:hi]  # a view, strided when the caller cropped columns: no copy
+        if rows.dtype != np.float32:
+            rows = rows.astype(np.float32)
+        _cols_pass(rows[None], iy, wy, tmp)
+        _rows_pass(tmp, ix, wx, out[k:k + 1])
+    return out[0] if flat else out
+
+
+@numba.njit(parallel=True, cache=True)
+def _combine(bands, coef, out):  # pragma: no cover - compiled
+    # out = sum_i coef[i] * bands[i], one pass over memory (bands: (k, rows, W) float32)
+    k, nr, nc = bands.shape
+    for r in numba.prange(nr):
+        for c in range(nc):
+            out[r, c] = 0.0
+        for i in range(k):
+            ci = coef[i]
+            if ci != 0.0:
+                for c in range(nc):
+                    out[r, c] += ci * bands[i, r, c]
+
+
+def _lstsq_mix(rend: np.ndarray, target: np.ndarray, max_px: int = 200_000) -> np.ndarray:
+    """Coefficients c (k,) minimising ||sum c_i rend_i + c0 - target|| (normal equations on at most
+    ``max_px`` regularly subsampled pixels; k is small)."""
+    k = rend.shape[0]
+    step = max(1, int(math.ceil(rend[0].size / max_px)))
+    x = rend.reshape(k, -1)[:, ::step].astype(np.float64)
+    y = target.reshape(-1)[::step].astype(np.float64)
+    x = np.concatenate([x, np.ones((1, x.shape[1]))])
+    ata = x @ x.T
+    ata[np.diag_indices(k)] += 1e-9 * np.trace(ata) / (k + 1)  # nearly collinear bands
+    return np.linalg.solve(ata, x @ y)[:k]
+
+
+def _mix(bands: list[np.ndarray], coef: np.ndarray) -> np.ndarray:
+    out = np.empty(bands[0].shape, np.float32)
+    # Views of one stack with equal strides: combine in one numba pass without copying.
+    stacked = _as_stack_view(bands)
+    if stacked is not None:
+        _combine(stacked, coef.astype(np.float32), out)
+    else:
+        out[...] = 0.0
+        for b, c in zip(bands, coef):
+            out += np.float32(c) * b
+    return out
+
+
+def _as_stack_view(bands: list[np.ndarray]) -> np.ndarray | None:
+    """(k, H, W) array viewing the given bands when they are evenly spaced planes of one array."""
+    if len(bands) == 1:
+        return bands[0][None]
+    ptrs = [b.__array_interface__["data"][0] for b in bands]
+    d = ptrs[1] - ptrs[0]
+    if d <= 0 or any(ptrs[i + 1] - ptrs[i] != d for i in range(len(ptrs) - 1)):
+        return None
+    b0 = bands[0]
+    if not b0.flags.c_contiguous or any(b.shape != b0.shape or b.strides != b0.strides for b in bands):
+        return None
+    return np.lib.stride_tricks.as_strided(b0, (len(bands),) + b0.shape, (d,) + b0.strides,
+                                           writeable=False)
+
+
+def _standardise(img: np.ndarray) -> np.ndarray:
+    img = img.astype(np.float32, copy=False)
+    sd = float(img.std())
+    return (img - float(img.mean())) / (sd if sd > 0 else 1.0)
+
+
+def estimate_offset(partner: np.ndarray | list[np.ndarray], target: np.ndarray, geom: GroupGeometry,
+                    config: IngestConfig | None = None, *, scene: str | None = None,
+                    group: str = "?", window_px: int = 512,
+                    target_bands: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Offset (dx, dy) in reference pixels of ``target`` (the group's own image, (h, w) float32,
+    a band or band mean on the group's grid) against ``partner``: (H, W) on the reference grid, or
+    candidate bands (a list of (H, W)) of which the best linear mix is used (fitted at the coarse
+    offset). ``target_bands`` (k, h, w): the group's bands; when given, after the partner mix is
+    fitted the target becomes the mix of these bands that best matches it (fewer noise, same
+    structures), and the partner mix is fitted once more.
+
+    Returns ``(dx, dy, correlation)``; the fit uses a central window of at most ``window_px`` group
+    pixels. Raises :class:`AlignmentError` on a failed or implausible fit (see module docstring).
+    """
+    config = config or IngestConfig()
+    h, w = target.shape
+    window = central_window(h, w, window_px)
+    r0, c0, wh, ww = window
+    if min(wh, ww) < MIN_ALIGN_PX:
+        raise AlignmentError(f"group {group} image of {h}x{w} px is too small to align "
+                             f"(< {MIN_ALIGN_PX} px)", scene=scene)
+    tgt = _standardise(target[r0:r0 + wh, c0:c0 + ww])
+    cands = list(partner) if isinstance(partner, (list, tuple)) or partner.ndim == 3 else [partner]
+    # Only the reference pixels the window can reach (window +- max shift + kernel) are used: crop
+    # them (views) so mixes and renders of a central window of a full-size P stay small.
+    H = cands[0].shape[0]
+    reach = config.max_shift_px * 1.5 + 8 * geom.sy + 4
+    y0 = max(0, int(math.floor(geom.oy + r0 * geom.sy - reach)))
+    y1 = min(H, int(math.ceil(geom.oy + (r0 + wh) * geom.sy + reach)))
+    W = cands[0].shape[1]
+    reach_x = config.max_shift_px * 1.5 + 8 * geom.sx + 4
+    x0 = max(0, int(math.floor(geom.ox + c0 * geom.sx - reach_x)))
+    x1 = min(W, int(math.ceil(geom.ox + (c0 + ww) * geom.sx + reach_x)))
+    if y0 > 0 or y1 < H or x0 > 0 or x1 < W:
+        cands = [c[y0:y1, x0:x1] for c in cands]
+        geom = GroupGeometry(geom.ox - x0, geom.oy - y0, geom.sx, geom.sy)
+
+    def fail(why: str) -> AlignmentError:
+        return AlignmentError(f"alignment of group {group} failed: {why}", scene=scene)
+
+    def fit(dx: float, dy: float, tgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Partner mix for trial offset: (mix on the reference grid, its render on the window)."""
+        if len(cands) == 1:
+            return cands[0], render_on_group_grid(cands[0], geom, dx, dy, window)
+        rend = render_on_group_grid(cands, geom, dx, dy, window)
+        coef = _lstsq_mix(rend, tgt)
+        return _mix(cands, coef), np.tensordot(coef.astype(np.float32), rend, axes=1)
+
+    # Coarse: phase correlation at the group's resolution. cv2.phaseCorrelate(a, b) returns the
+    # shift s with b(p) ~ a(p - s); target(p) = render_0(p - d/s), so d = s * scale.
+    mix, rend = fit(0.0, 0.0, tgt)
+    hann = cv2.createHanningWindow((ww, wh), cv2.CV_32F)
+    # A copy: when the size needs no DFT padding, OpenCV applies the window to its input in place.
+    (px, py), _resp = cv2.phaseCorrelate(_standardise(rend), tgt.copy(), hann)
+    dx, dy = px * geom.sx, py * geom.sy
+    if not (math.isfinite(dx) and math.isfinite(dy)) or math.hypot(dx, dy) > config.max_shift_px * 1.5:
+        raise fail(f"coarse shift ({dx:.1f}, {dy:.1f}) px beyond max_shift_px={config.max_shift_px}")
+    mix, rend = fit(dx, dy, tgt)  # refit (and re-render) now that the images overlap
+    if target_bands is not None and len(target_bands) > 1:
+        tb = target_bands[:, r0:r0 + wh, c0:c0 + ww]
+        coef = _lstsq_mix(tb, rend)
+        tgt = _standardise(np.tensordot(coef.astype(np.float32), tb, axes=1))
+        mix, rend = fit(dx, dy, tgt)
+
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, config.ecc_iterations, config.ecc_epsilon)
+    # ECC smooths both images with this Gaussian; tiny images (A: ~136 px) keep their detail.
+    gauss = 5 if min(wh, ww) >= 256 else 1
+    corr = float("nan")
+    for it in range(6):
+        ref = _standardise(rend if it == 0 else render_on_group_grid(mix, geom, dx, dy, window))
+        warp = np.eye(2, 3, dtype=np.float32)
+        try:
+            # ECC finds t with target(p + t) ~ render_d(p); then the true offset is d + t * scale.
+            corr, warp = cv2.findTransformECC(ref, tgt, warp, cv2.MOTION_TRANSLATION, criteria, None, gauss)
+        except cv2.error as e:
+            raise fail(f"ECC did not converge ({str(e).strip().splitlines()[-1]})") from e
+        ux, uy = float(warp[0, 2]) * geom.sx, float(warp[1, 2]) * geom.sy
+        dx, dy = dx + ux, dy + uy
+        if not (math.isfinite(dx) and math.isfinite(dy)) or math.hypot(dx, dy) > config.max_shift_px:
+            break
+        if math.hypot(ux, uy) < 0.005:
+            break
+    if not (math.isfinite(dx) and math.isfinite(dy)) or math.hypot(dx, dy) > config.max_shift_px:
+        raise fail(f"offset ({dx:.1f}, {dy:.1f}) px beyond max_shift_px={config.max_shift_px}")
+    if not corr >= config.min_correlation:
+        raise fail(f"correlation {corr:.3f} below min_correlation={config.min_correlation}")
+    return dx, dy, float(corr)

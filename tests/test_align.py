@@ -1,0 +1,115 @@
+"""Alignment: known offsets recovered (own arrays, generated DSTL data, real Paris chips with a shift
+applied by us), failed fits refused."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from sattag.config import IngestConfig
+from sattag.errors import AlignmentError
+from sattag.ingest import build_stack, discover_scenes, estimate_offset, scene_from_files
+from sattag.ingest.align import GroupGeometry
+
+
+def _texture(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w), np.float32)
+    for sigma, amp in ((2, 0.3), (6, 0.5), (20, 1.0)):
+        img += amp * cv2.GaussianBlur(rng.random((h, w), dtype=np.float32), (0, 0), sigma)
+    return (img - img.min()) / (img.max() - img.min())
+
+
+def _sense(truth: np.ndarray, d: tuple[float, float], h: int, w: int) -> np.ndarray:
+    """What a sensor of h x w pixels offset by d records: features move by +d, then area average."""
+    m = np.array([[1, 0, d[0]], [0, 1, d[1]]], np.float32)
+    shifted = cv2.warpAffine(truth, m, truth.shape[::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    return cv2.resize(shifted, (w, h), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("d, shape", [
+    ((0.37, -0.81), (1200, 1250)),    # P-like: same grid
+    ((-6.3, 2.7), (300, 312)),        # M-like: 1/4
+    ((-48.2, 21.6), (48, 50)),        # A-like: 1/25 and ~50 px off (2 of its own pixels)
+])
+def test_recovers_known_offsets_on_own_arrays(d, shape):
+    truth = _texture(1200, 1250, 3)
+    h, w = shape
+    rng = np.random.default_rng(1)
+    target = _sense(truth, d, h, w) + rng.normal(0, 0.003, (h, w)).astype(np.float32)
+    dx, dy, corr = estimate_offset(truth, target, GroupGeometry(0, 0, 1250 / w, 1200 / h), group="X")
+    assert abs(dx - d[0]) < 0.1 and abs(dy - d[1]) < 0.1
+    assert corr > 0.7
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    from sattag.ingest.generate import generate_dataset
+
+    out = tmp_path_factory.mktemp("align") / "data"
+    # Large offsets on purpose (A ~55 px). Size 1400: M is 350 px and A 56 px wide, enough structure
+    # for ECC; 0.1 R px is 0.025 M px here. A's 0.1 R px would be 0.004 of its 25-px pixels: below
+    # what 56 A pixels can pin down, so A is checked to 0.5 R px here (at full size ~0.1, see report).
+    generate_dataset(out, n_scenes=1, n_train=0, size=1400, seed=21,
+                     offsets={"P": (0.45, -0.35), "M": (-6.3, 2.7), "A": (-50.0, 22.0)})
+    return out
+
+
+def test_recovers_generator_offsets(generated):
+    truth = {(r["scene"], r["group"]): (float(r["dx"]), float(r["dy"]))
+             for r in csv.DictReader(open(generated / "generator_truth.csv"))}
+    scene = discover_scenes(generated)[0]
+    stack = build_stack(scene, IngestConfig())
+    tol = {"P": 0.1, "M": 0.1, "A": 0.5}
+    for g in ("P", "M", "A"):
+        dx, dy, corr = stack.offsets[g]
+        tx, ty = truth[(scene.id, g)]
+        assert abs(dx - tx) < tol[g] and abs(dy - ty) < tol[g], (g, dx, dy, tx, ty)
+        assert corr >= 0.5
+
+
+def test_alignment_failures_are_refused(generated):
+    scene = discover_scenes(generated)[0]
+    with pytest.raises(AlignmentError, match="group M.*max_shift_px") as e:
+        build_stack(scene, IngestConfig(max_shift_px=3.0))
+    assert scene.id in str(e.value)
+    truth = _texture(600, 600, 5)
+    noise = np.random.default_rng(0).random((150, 150), dtype=np.float32)
+    with pytest.raises(AlignmentError, match="group N"):
+        estimate_offset(truth, noise, GroupGeometry(0, 0, 4, 4), group="N", scene="s")
+
+
+def _shifted_copy(src: Path, dst: Path, dx_ref: float, dy_ref: float, ref_res: float) -> Path:
+    """``src`` with its content moved by (dx, dy) reference pixels: only the transform changes, so
+    the shift is exact (no resampling)."""
+    with rasterio.open(src) as s:
+        profile, data = s.profile, s.read()
+    t = profile["transform"]
+    profile["transform"] = Affine(t.a, t.b, t.c + dx_ref * ref_res, t.d, t.e, t.f - dy_ref * ref_res)
+    with rasterio.open(dst, "w", **profile) as d:
+        d.write(data)
+    return dst
+
+
+def test_paris_applied_shift_recovered(paris_dir, tmp_path):
+    cfg = IngestConfig()
+    base = scene_from_files("paris", {"ms": paris_dir / "ms1.tif", "pan": paris_dir / "pan1.tif"},
+                            bit_depths={"ms": 11, "pan": 11})
+    b = build_stack(base, cfg)
+    with rasterio.open(paris_dir / "pan1.tif") as pan:
+        res = pan.transform.a
+    d = (3.3, -2.6)
+    moved = _shifted_copy(paris_dir / "ms1.tif", tmp_path / "ms1_shifted.tif", *d, res)
+    shifted = scene_from_files("paris", {"ms": moved, "pan": paris_dir / "pan1.tif"},
+                               bit_depths={"ms": 11, "pan": 11})
+    s = build_stack(shifted, cfg)
+    got = np.subtract(s.offsets["ms"][:2], b.offsets["ms"][:2])
+    assert np.abs(got - d).max() < 0.1, (got, b.offsets, s.offsets)
+    # after alignment both stacks hold the same image
+    inner = (slice(None), slice(20, -20), slice(20, -20))
+    assert np.abs(s.data - b.data)[inner].mean() < 0.01
