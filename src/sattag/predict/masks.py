@@ -1,0 +1,197 @@
+"""Class masks from cluster flags, the whole per-scene prediction, and its files."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from numba import njit, prange
+
+from sattag._files import atomic_path
+from sattag.classes import DSTL_CLASSES, ClassTable
+from sattag.config import Config
+from sattag.errors import InputError
+from sattag.predict.probabilities import ProbabilityModel, cluster_probabilities
+from sattag.predict.rules import apply_rules
+from sattag.scene import Grid
+from sattag.segment.cluster import ClusterTable, cluster_pixels
+
+
+@njit(parallel=True, cache=True)
+def _masks(labels, flags, out):
+    h, w = labels.shape
+    nc = flags.shape[1]
+    for r in prange(h):
+        for c in range(w):
+            lab = labels[r, c]
+            for j in range(nc):
+                out[j, r, c] = flags[lab, j]
+
+
+def class_masks(labels: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """uint8 (C, H, W) masks: pixel is 1 in mask ``j`` when its cluster has class ``j`` flagged.
+
+    ``labels``: int (H, W) cluster ids 0..K-1; ``flags``: bool (K, C).
+    """
+    labels = np.ascontiguousarray(labels)
+    flags = np.ascontiguousarray(flags, dtype=np.uint8)
+    if labels.ndim != 2 or flags.ndim != 2:
+        raise InputError(f"class_masks needs labels (H, W) and flags (K, C), got {labels.shape}, {flags.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= flags.shape[0]):
+        raise InputError(f"labels reach {labels.max()} but flags has {flags.shape[0]} clusters")
+    out = np.empty((flags.shape[1],) + labels.shape, np.uint8)
+    _masks(labels, flags, out)
+    return out
+
+
+@dataclass
+class PredictResult:
+    """Everything ``predict_scene`` found for one scene.
+
+    ``labels`` int32 (H, W); ``table`` the clusters; ``probabilities`` float32 (K, C); ``flags`` bool
+    (K, C) after thresholds and rules; ``masks`` uint8 (C, H, W); ``rule_counts`` one row per rule with
+    the clusters and pixels it changed (``sattag.predict.rules.RULE_COLUMNS``).
+    """
+
+    labels: np.ndarray
+    table: ClusterTable
+    probabilities: np.ndarray
+    flags: np.ndarray
+    masks: np.ndarray
+    rule_counts: pd.DataFrame
+
+    def most_probable(self) -> np.ndarray:
+        """int (K,): index of the most probable *flagged* class of each cluster, -1 where none is."""
+        p = np.where(self.flags, self.probabilities, -1.0)
+        best = p.argmax(axis=1) if p.size else np.zeros(len(self.table), np.int64)
+        return np.where(self.flags.any(axis=1), best, -1)
+
+
+def predict_scene(stack_data: np.ndarray, models: ProbabilityModel, config: Config, classes: ClassTable,
+                  progress: Callable[[int], None] | None = None) -> PredictResult:
+    """Cluster a scene, predict each cluster from its mean spectrum, apply the rules, build masks.
+
+    Parameters
+    ----------
+    stack_data:
+        float32 (B, H, W) band stack in [0, 1], bands in the models' order.
+    models:
+        ``sattag.learn.ModelSet`` (or anything with ``predict_proba``), columns in ``classes`` order.
+    config:
+        the run's configuration (``config.cluster`` and ``config.predict`` are used).
+    classes:
+        the class table.
+    progress:
+        called with 1 after each of the 4 steps (clusters, probabilities, rules, masks).
+    """
+    step = progress or (lambda n: None)
+    labels, table = cluster_pixels(stack_data, config.cluster.tolerance, config.cluster.min_size)
+    step(1)
+    probs = cluster_probabilities(models, table)
+    if probs.shape[1] != len(classes):
+        raise InputError(f"models give {probs.shape[1]} class columns, the class table has {len(classes)}")
+    step(1)
+    flags, counts = apply_rules(probs, table, config.predict, classes)
+    step(1)
+    masks = class_masks(labels, flags)
+    step(1)
+    return PredictResult(labels, table, probs, flags, masks, counts)
+
+
+# -------------------------------------------------------------------------------------------- files
+def _profile(grid: Grid, count: int, dtype: str) -> dict:
+    prof = {"driver": "GTiff", "height": grid.height, "width": grid.width, "count": count, "dtype": dtype,
+            "transform": grid.transform, "compress": "deflate", "predictor": 2,
+            "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER"}
+    if grid.crs is not None:
+        prof["crs"] = grid.crs
+    return prof
+
+
+def write_labels(path: str | Path, labels: np.ndarray, grid: Grid) -> Path:
+    """Write the cluster label image (int32, 1 band) as a compressed GeoTIFF on ``grid``."""
+    import rasterio
+
+    if labels.shape != grid.shape:
+        raise InputError(f"labels of shape {labels.shape} do not fit the {grid.shape} grid", path)
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # DSTL grids have no CRS
+        with rasterio.open(tmp, "w", **_profile(grid, 1, "int32")) as dst:
+            dst.write(labels.astype(np.int32, copy=False), 1)
+    return Path(path)
+
+
+def write_masks(path: str | Path, masks: np.ndarray, grid: Grid, classes: ClassTable = DSTL_CLASSES) -> Path:
+    """Write class masks uint8 (C, H, W) as a compressed C-band GeoTIFF on ``grid`` (band i = class i).
+
+    The one mask file format of sattag: ``sattag.labels.write_masks`` (class table in the tags), so
+    predicted and true masks read back alike with ``sattag.labels.read_masks``.
+    """
+    from sattag.labels import write_masks as _write
+
+    return _write(path, masks, grid, classes)
+
+
+def read_labels(path: str | Path) -> np.ndarray:
+    """Read a cluster label image written by :func:`write_labels` (int32 (H, W))."""
+    import rasterio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                return src.read(1)
+    except rasterio.errors.RasterioIOError as e:
+        raise InputError(f"cannot read cluster labels: {e}", path) from e
+
+
+def probability_frame(table: ClusterTable, probs: np.ndarray, classes: ClassTable,
+                      flags: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per cluster: ``cluster``, ``size``, ``p_<class id>`` per class (and ``flag_<id>``)."""
+    df = pd.DataFrame({"cluster": table.ids, "size": table.sizes})
+    for j, cid in enumerate(classes.ids):
+        df[f"p_{cid}"] = probs[:, j].astype(np.float32)
+    if flags is not None:
+        for j, cid in enumerate(classes.ids):
+            df[f"flag_{cid}"] = flags[:, j].astype(bool)
+    return df
+
+
+def write_probabilities(path: str | Path, table: ClusterTable, probs: np.ndarray, classes: ClassTable,
+                        flags: np.ndarray | None = None) -> Path:
+    """Write the per-cluster probability table (:func:`probability_frame`) as parquet."""
+    df = probability_frame(table, probs, classes, flags)
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def write_cluster_table(path: str | Path, table: ClusterTable, bands: tuple[str, ...] | None = None) -> Path:
+    """Write the cluster table (id, size, bbox, mean per band) as parquet."""
+    df = table.to_frame(bands)
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def write_prediction(run, scene_id: str, result: PredictResult, grid: Grid, classes: ClassTable,
+                     bands: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """Write a scene's prediction into a run folder (``sattag.runfolder.RunFolder``): cluster labels,
+    cluster table, probabilities (with flags), masks and the rule record (CSV beside the probabilities).
+    Masks are written last, so their presence means the scene's prediction is complete."""
+    from sattag._files import write_csv
+
+    out = {
+        "clusters": write_labels(run.clusters(scene_id), result.labels, grid),
+        "cluster_table": write_cluster_table(run.cluster_table(scene_id), result.table, bands),
+        "probabilities": write_probabilities(run.probabilities(scene_id), result.table,
+                                             result.probabilities, classes, result.flags),
+    }
+    rules_csv = run.probabilities(scene_id).with_name(f"{scene_id}_rules.csv")
+    rc = result.rule_counts
+    out["rules"] = write_csv(rules_csv, rc.columns, rc.itertuples(index=False))
+    out["masks"] = write_masks(run.masks(scene_id), result.masks, grid, classes)
+    return out

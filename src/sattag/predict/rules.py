@@ -1,0 +1,158 @@
+"""Thresholds and the declarative rules that decide which classes a cluster gets.
+
+The rules live in ``PredictConfig`` (``sattag.config``), not in code:
+
+* ``threshold`` / ``thresholds``: a class is *predicted* for a cluster when its probability is at
+  least the class's threshold (default 0.5).
+* ``size_rules`` (:class:`~sattag.config.SizeRule`): the target class is dropped from clusters with
+  fewer than ``min_px`` or more than ``max_px`` pixels. With ``scope="group"`` (the default) the size
+  is that of the connected group of adjacent clusters that all have the target class: at a 3 %
+  tolerance a crop field is dozens of clusters of a few hundred pixels each (on a generated full-size
+  scene 27 % of the crop pixels lie in clusters under 2000 px), so the cluster alone says little.
+* ``overlap_rules`` (:class:`~sattag.config.OverlapRule`): with ``scope="cluster"``, when ``target`` and
+  ``other`` are both predicted for a cluster, ``target`` is dropped; with ``scope="neighbours"``,
+  ``target`` is dropped from a cluster when ``other`` is predicted for any adjacent cluster.
+
+Order: thresholds, then the size rules, then the overlap rules, each in table order; every rule sees
+the flags the rules before it left (so a size rule that already dropped a class keeps an overlap rule
+about that class from firing; put a rule earlier in the table to let it act first). A neighbours rule reads the neighbours'
+flags as they were before that rule, so its result does not depend on the order of clusters.
+A rule naming a class that is not in the class table is skipped (recorded with ``skipped=True``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sattag.classes import ClassTable
+from sattag.config import OverlapRule, PredictConfig, SizeRule
+from sattag.errors import ConfigError
+from sattag.segment.cluster import ClusterTable
+
+RULE_COLUMNS = ["rule", "kind", "target", "other", "scope", "min_px", "max_px", "reason", "skipped",
+                "clusters", "pixels"]
+
+
+def threshold_flags(probs: np.ndarray, config: PredictConfig, classes: ClassTable) -> np.ndarray:
+    """bool (K, C): probability >= the class's threshold (``config.threshold_for(class_id)``)."""
+    probs = np.asarray(probs)
+    if probs.ndim != 2 or probs.shape[1] != len(classes):
+        raise ConfigError(f"probabilities of shape {probs.shape} do not match {len(classes)} classes")
+    thr = np.array([config.threshold_for(cid) for cid in classes.ids], dtype=np.float32)
+    return probs >= thr[None, :]
+
+
+def neighbour_any(flag: np.ndarray, table: ClusterTable) -> np.ndarray:
+    """bool (K,): some adjacent cluster has ``flag`` set."""
+    ptr, ids = table.neighbour_ptr, table.neighbour_ids
+    if ids.size == 0:
+        return np.zeros(len(table), bool)
+    hits = flag[ids].astype(np.int64)
+    # per-row sums over CSR: cumulative sum read at the row bounds
+    csum = np.concatenate([[0], np.cumsum(hits)])
+    return (csum[ptr[1:]] - csum[ptr[:-1]]) > 0
+
+
+def group_sizes(flag: np.ndarray, table: ClusterTable) -> np.ndarray:
+    """int64 (K,): for clusters with ``flag``, the pixels of the connected group of adjacent flagged
+    clusters they belong to; 0 for clusters without ``flag``."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    k = len(table)
+    if k == 0:
+        return np.zeros(0, np.int64)
+    ptr, ids = table.neighbour_ptr, table.neighbour_ids
+    rows = np.repeat(np.arange(k, dtype=np.int64), np.diff(ptr))
+    keep = flag[rows] & flag[ids]
+    graph = csr_matrix((np.ones(int(keep.sum()), np.int8), (rows[keep], ids[keep])), shape=(k, k))
+    _, comp = connected_components(graph, directed=False)
+    totals = np.bincount(comp, weights=np.where(flag, table.sizes, 0), minlength=comp.max() + 1)
+    return np.where(flag, totals[comp], 0).astype(np.int64)
+
+
+def _describe(rule, classes: ClassTable) -> str:
+    def name(cid):
+        try:
+            return classes.by_id(cid).name
+        except KeyError:
+            return f"class {cid}"
+
+    if isinstance(rule, SizeRule):
+        parts = []
+        if rule.min_px is not None:
+            parts.append(f"< {rule.min_px} px")
+        if rule.max_px is not None:
+            parts.append(f"> {rule.max_px} px")
+        what = "clusters" if rule.scope == "cluster" else "groups of adjacent clusters"
+        return f"drop {name(rule.target)} from {what} {' or '.join(parts)}"
+    where = "in the same cluster" if rule.scope == "cluster" else "in a neighbouring cluster"
+    return f"drop {name(rule.target)} where {name(rule.other)} is predicted {where}"
+
+
+def apply_rules(probs: np.ndarray, table: ClusterTable, config: PredictConfig, classes: ClassTable,
+                ) -> tuple[np.ndarray, pd.DataFrame]:
+    """Decide the classes of every cluster: thresholds, then size rules, then overlap rules.
+
+    Parameters
+    ----------
+    probs:
+        float32 (K, C) per-cluster probabilities, columns in ``classes`` order.
+    table:
+        the clusters (sizes and adjacency are read).
+    config:
+        thresholds and rule tables.
+    classes:
+        the class table (maps rule class ids to columns).
+
+    Returns
+    -------
+    flags:
+        bool (K, C), class ``classes[j]`` is predicted for cluster ``k``.
+    record:
+        one row per rule (columns ``RULE_COLUMNS``): what it is and how many clusters / pixels it
+        changed (a flag turned off).
+    """
+    flags = threshold_flags(probs, config, classes)
+    if flags.shape[0] != len(table):
+        raise ConfigError(f"{flags.shape[0]} probability rows for {len(table)} clusters")
+    sizes = table.sizes
+    col = {cid: i for i, cid in enumerate(classes.ids)}
+    rows = []
+    for rule in tuple(config.size_rules) + tuple(config.overlap_rules):
+        is_size = isinstance(rule, SizeRule)
+        rec = {"rule": _describe(rule, classes), "kind": "size" if is_size else "overlap",
+               "target": rule.target, "other": None if is_size else rule.other,
+               "scope": rule.scope,
+               "min_px": getattr(rule, "min_px", None), "max_px": getattr(rule, "max_px", None),
+               "reason": rule.reason, "skipped": False, "clusters": 0, "pixels": 0}
+        needed = [rule.target] + ([] if is_size else [rule.other])
+        if any(c not in col for c in needed):
+            rec["skipped"] = True
+            rows.append(rec)
+            continue
+        t = col[rule.target]
+        if is_size:
+            if rule.scope == "cluster":
+                size = sizes
+            elif rule.scope == "group":
+                size = group_sizes(flags[:, t], table)
+            else:
+                raise ConfigError(f"size rule scope must be 'group' or 'cluster', got {rule.scope!r}")
+            hit = np.zeros(len(table), bool)
+            if rule.min_px is not None:
+                hit |= size < rule.min_px
+            if rule.max_px is not None:
+                hit |= size > rule.max_px
+        elif rule.scope == "cluster":
+            hit = flags[:, col[rule.other]].copy()
+        elif rule.scope == "neighbours":
+            hit = neighbour_any(flags[:, col[rule.other]], table)
+        else:
+            raise ConfigError(f"overlap rule scope must be 'cluster' or 'neighbours', got {rule.scope!r}")
+        changed = flags[:, t] & hit
+        flags[changed, t] = False
+        rec["clusters"] = int(changed.sum())
+        rec["pixels"] = int(sizes[changed].sum())
+        rows.append(rec)
+    return flags, pd.DataFrame(rows, columns=RULE_COLUMNS)

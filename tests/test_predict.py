@@ -1,0 +1,297 @@
+"""Per-cluster prediction, thresholds, overlap and size rules, class masks, files and figures."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sattag.classes import DSTL_CLASSES, ClassTable, ObjectClass
+from sattag.config import Config, OverlapRule, PredictConfig, SizeRule
+from sattag.predict import (PredictResult, apply_rules, class_masks, cluster_probabilities, neighbour_any, paint,
+                            predict_scene, write_prediction)
+from sattag.runfolder import RunFolder
+from sattag.scene import Grid, dstl_grid
+from sattag.segment import cluster_pixels
+
+C = len(DSTL_CLASSES)
+
+
+class TableModel:
+    """Stand-in for a ModelSet: probability of class j = fixed value per cluster, looked up by band 0."""
+
+    def __init__(self, by_value: dict[float, np.ndarray], bands=("x",)):
+        self.by_value = by_value
+        self.bands = bands
+
+    def predict_proba(self, X):
+        out = np.zeros((len(X), C), np.float32)
+        for i, x in enumerate(np.asarray(X)[:, 0]):
+            for v, p in self.by_value.items():
+                if abs(x - v) < 1e-3:
+                    out[i] = p
+        return out
+
+
+def two_regions(h: int, w: int, split: int | None = None):
+    """(1, h, w) image: columns < split at 0.2, the rest at 0.8 -> two adjacent clusters."""
+    split = w // 2 if split is None else split
+    data = np.full((1, h, w), 0.8, np.float32)
+    data[:, :, :split] = 0.2
+    return data
+
+
+def probs_for(*ids: int, p: float = 0.9) -> np.ndarray:
+    v = np.zeros(C, np.float32)
+    for cid in ids:
+        v[DSTL_CLASSES.index(cid)] = p
+    return v
+
+
+# ------------------------------------------------------------------------------------------- basics
+def test_paint_and_class_masks():
+    labels = np.array([[0, 0, 1], [2, 1, 1]], np.int32)
+    vals = np.array([0.1, 0.5, 0.9], np.float32)
+    np.testing.assert_array_equal(paint(labels, vals), vals[labels])
+    v2 = np.arange(6, dtype=np.float32).reshape(3, 2)
+    p2 = paint(labels, v2)
+    assert p2.shape == (2, 2, 3)
+    np.testing.assert_array_equal(p2[1], v2[labels, 1])
+    flags = np.array([[True, False], [False, False], [True, True]])
+    m = class_masks(labels, flags)
+    assert m.dtype == np.uint8 and m.shape == (2, 2, 3)
+    np.testing.assert_array_equal(m[0], [[1, 1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(m[1], [[0, 0, 0], [1, 0, 0]])
+
+
+def test_cluster_probabilities_use_mean_spectra():
+    data = two_regions(20, 20)
+    labels, table = cluster_pixels(data, 0.03, 10)
+    model = TableModel({0.2: probs_for(5), 0.8: probs_for(3)})
+    probs = cluster_probabilities(model, table)
+    assert probs.dtype == np.float32 and probs.shape == (2, C)
+    left, right = labels[0, 0], labels[0, -1]
+    assert probs[left, DSTL_CLASSES.index(5)] == pytest.approx(0.9)
+    assert probs[right, DSTL_CLASSES.index(3)] == pytest.approx(0.9)
+
+
+def test_per_class_thresholds():
+    data = two_regions(20, 20)
+    _, table = cluster_pixels(data, 0.03, 10)
+    probs = np.full((2, C), 0.6, np.float32)
+    cfg = PredictConfig(thresholds={2: 0.7}, overlap_rules=(), size_rules=())
+    flags, record = apply_rules(probs, table, cfg, DSTL_CLASSES)
+    assert flags[:, DSTL_CLASSES.index(2)].sum() == 0
+    assert flags.sum() == 2 * (C - 1)
+    assert record.empty
+
+
+# -------------------------------------------------------------------------------------------- rules
+def case_for(rule):
+    """A scene, probabilities and the cluster the rule must change, built for one rule."""
+    if isinstance(rule, SizeRule):
+        if rule.min_px is not None:
+            side = max(4, int(math.sqrt(rule.min_px)) - 2)  # both clusters under min_px
+            data = two_regions(side, side)
+        else:
+            side = int(math.sqrt(2 * rule.max_px)) + 10  # both clusters over max_px
+            data = two_regions(side, side)
+        p = probs_for(rule.target)
+        by_value = {0.2: p, 0.8: np.zeros(C, np.float32)}
+    elif rule.scope == "cluster":
+        data = two_regions(40, 40)
+        by_value = {0.2: probs_for(rule.target, rule.other), 0.8: np.zeros(C, np.float32)}
+    else:
+        data = two_regions(40, 40)
+        by_value = {0.2: probs_for(rule.target), 0.8: probs_for(rule.other)}
+    return data, TableModel(by_value)
+
+
+ALL_DEFAULT_RULES = list(PredictConfig().size_rules) + list(PredictConfig().overlap_rules)
+
+
+@pytest.mark.parametrize("rule", ALL_DEFAULT_RULES, ids=[f"{type(r).__name__}-{r.target}-{getattr(r, 'other', '')}"
+                                                       for r in ALL_DEFAULT_RULES])
+def test_every_default_rule_changes_a_mask(rule):
+    data, model = case_for(rule)
+    is_size = isinstance(rule, SizeRule)
+    only = PredictConfig(size_rules=(rule,) if is_size else (), overlap_rules=() if is_size else (rule,))
+    none = PredictConfig(size_rules=(), overlap_rules=())
+    base = Config()
+    with_rule = predict_scene(data, model, base.replace("predict", **only.__dict__).replace("cluster", min_size=1),
+                              DSTL_CLASSES)
+    without = predict_scene(data, model, base.replace("predict", **none.__dict__).replace("cluster", min_size=1),
+                            DSTL_CLASSES)
+    t = DSTL_CLASSES.index(rule.target)
+    left = data[0] == np.float32(0.2)
+    assert without.masks[t][left].all()  # predicted before the rule
+    assert not with_rule.masks[t][left].any()  # dropped by it
+    # nothing but the target's mask changed
+    others = [j for j in range(C) if j != t]
+    np.testing.assert_array_equal(with_rule.masks[others], without.masks[others])
+    rec = with_rule.rule_counts
+    assert len(rec) == 1 and rec.loc[0, "clusters"] == 1 and rec.loc[0, "pixels"] == int(left.sum())
+    assert rec.loc[0, "reason"] == rule.reason
+
+
+def test_neighbour_scope_rule():
+    data = np.full((1, 30, 30), 0.8, np.float32)
+    data[:, :10, :10] = 0.2  # cluster touching the 0.8 cluster
+    data[:, 20:, 20:] = 0.5  # another one, also touching 0.8 only
+    model = TableModel({0.2: probs_for(8), 0.5: probs_for(8), 0.8: probs_for(7)})
+    rule = OverlapRule(8, 7, "neighbours", "water beside a waterway belongs to it")
+    cfg = Config().replace("predict", overlap_rules=(rule,), size_rules=()).replace("cluster", min_size=1)
+    res = predict_scene(data, model, cfg, DSTL_CLASSES)
+    assert res.masks[DSTL_CLASSES.index(8)].sum() == 0
+    assert res.masks[DSTL_CLASSES.index(7)].sum() == 30 * 30 - 200
+    assert res.rule_counts.loc[0, "clusters"] == 2
+    # without a waterway neighbour the water stays
+    model2 = TableModel({0.2: probs_for(8), 0.5: probs_for(8), 0.8: probs_for(1)})
+    res2 = predict_scene(data, model2, cfg, DSTL_CLASSES)
+    assert res2.masks[DSTL_CLASSES.index(8)].sum() == 200
+
+
+def test_neighbour_any():
+    data = np.full((1, 10, 30), 0.2, np.float32)
+    data[:, :, 10:20] = 0.5
+    data[:, :, 20:] = 0.8
+    labels, table = cluster_pixels(data, 0.03, 1)
+    flag = np.zeros(3, bool)
+    flag[labels[0, 0]] = True
+    got = neighbour_any(flag, table)
+    assert got[labels[0, 15]] and not got[labels[0, 0]] and not got[labels[0, 25]]
+
+
+def test_rules_skip_classes_missing_from_the_table():
+    classes = ClassTable((ObjectClass(1, "a", "#ff0000"), ObjectClass(2, "b", "#00ff00")))
+    data = two_regions(10, 10)
+    _, table = cluster_pixels(data, 0.03, 1)
+    flags, rec = apply_rules(np.full((2, 2), 0.9, np.float32), table, PredictConfig(), classes)
+    assert flags.all()
+    assert rec["skipped"].all() and (rec["clusters"] == 0).all()
+
+
+# --------------------------------------------------------------------------------- files & figures
+def test_write_prediction_files(tmp_path):
+    import rasterio
+
+    data = two_regions(40, 50)
+    model = TableModel({0.2: probs_for(5), 0.8: probs_for(3, 6)})
+    res = predict_scene(data, model, Config(), DSTL_CLASSES)
+    assert isinstance(res, PredictResult)
+    grid = dstl_grid(0.009, -0.009, 40, 50)
+    run = RunFolder(tmp_path / "run")
+    out = write_prediction(run, "6010_0_0", res, grid, DSTL_CLASSES)
+    from sattag.labels import read_masks
+
+    with rasterio.open(out["masks"]) as src:
+        assert src.count == C and src.dtypes[0] == "uint8" and src.compression is not None
+    masks, grid2, classes2 = read_masks(out["masks"])
+    assert grid2.transform == grid.transform and classes2 == DSTL_CLASSES
+    np.testing.assert_array_equal(masks, res.masks)
+    with rasterio.open(out["clusters"]) as src:
+        assert src.dtypes[0] == "int32"
+        np.testing.assert_array_equal(src.read(1), res.labels)
+    df = pd.read_parquet(out["probabilities"])
+    assert list(df.columns[:2]) == ["cluster", "size"] and f"p_{DSTL_CLASSES.ids[-1]}" in df
+    assert df["size"].sum() == 40 * 50
+    np.testing.assert_allclose(df[[f"p_{c}" for c in DSTL_CLASSES.ids]].to_numpy(), res.probabilities)
+    # the crop-size rule dropped crops (class 6) from the 1000 px cluster; the record says so
+    rec = pd.read_csv(out["rules"])
+    assert rec.loc[rec["target"] == 6, "clusters"].iloc[0] == 1
+    assert not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_cluster_figures(tmp_path):
+    from sattag.scene import Stack
+    from sattag.viz.clusters import busiest_crop, write_cluster_figures
+
+    rng = np.random.default_rng(0)
+    data = np.repeat(np.repeat(rng.uniform(0, 1, (3, 12, 15)), 10, 1), 10, 2).astype(np.float32)
+    class Bright:  # class j when band 0 falls in the j-th tenth of [0, 1]
+        bands = ("R", "G", "B")
+
+        def predict_proba(self, X):
+            return np.eye(C, dtype=np.float32)[np.minimum((X[:, 0] * C).astype(int), C - 1)]
+
+    res = predict_scene(data, Bright(), Config().replace("predict", size_rules=()), DSTL_CLASSES)
+    assert res.flags.any(axis=1).all()
+    stack = Stack("s1", data, ("R", "G", "B"), Grid(120, 150, dstl_grid(1, -1, 120, 150).transform))
+    paths = write_cluster_figures(tmp_path, "s1", stack, res, DSTL_CLASSES)
+    assert paths[0].exists() and paths[0].stat().st_size > 5000
+    r0, c0, r1, c1 = busiest_crop(res.labels, 50)
+    assert (r1 - r0, c1 - c0) == (50, 50) and r1 <= 120 and c1 <= 150
+
+
+# ------------------------------------------------------------- per-cluster vs per-pixel, generated scene
+class XgbModels:
+    """10 one-vs-all xgboost boosters trained here (a small stand-in for ``sattag.learn.ModelSet``)."""
+
+    def __init__(self, data, masks, n_trees=10, depth=6, n=5_000, seed=0):
+        import xgboost as xgb
+
+        rng = np.random.default_rng(seed)
+        b, h, w = data.shape
+        flat = data.reshape(b, -1)
+        self.bands = tuple(str(i) for i in range(b))
+        self.boosters = []
+        for j in range(masks.shape[0]):
+            m = masks[j].ravel().astype(bool)
+            pos, neg = np.flatnonzero(m), np.flatnonzero(~m)
+            if len(pos) == 0:
+                self.boosters.append(None)
+                continue
+            idx = np.concatenate([rng.choice(pos, min(n, len(pos)), replace=False),
+                                  rng.choice(neg, min(n, len(neg)), replace=False)])
+            X, y = flat[:, idx].T, m[idx].astype(np.float32)
+            params = {"max_depth": depth, "eta": 0.3, "objective": "binary:logistic", "nthread": 1,
+                      "tree_method": "hist", "seed": seed}
+            self.boosters.append(xgb.train(params, xgb.DMatrix(X, label=y), n_trees))
+
+    def predict_proba(self, X):
+        out = np.zeros((len(X), len(self.boosters)), np.float32)
+        for j, bst in enumerate(self.boosters):
+            if bst is not None:
+                out[:, j] = bst.inplace_predict(np.ascontiguousarray(X, np.float32))
+        return out
+
+
+@pytest.mark.slow
+def test_cluster_masks_agree_with_pixel_masks_on_a_generated_scene(small_dstl):
+    from sattag.ingest import build_stack, discover_scenes
+    from sattag.labels import rasterize_classes, scene_labels
+    from sattag.predict import threshold_flags
+
+    scene = next(s for s in discover_scenes(small_dstl) if scene_labels(small_dstl, s.id, DSTL_CLASSES))
+    stack = build_stack(scene, Config().ingest)
+    truth = rasterize_classes(scene_labels(small_dstl, scene.id, DSTL_CLASSES), stack.grid, DSTL_CLASSES)
+    models = XgbModels(stack.data, truth)
+    cfg = Config()
+    res = predict_scene(stack.data, models, cfg, DSTL_CLASSES)
+    b, h, w = stack.data.shape
+    per_pixel = threshold_flags(models.predict_proba(stack.data.reshape(b, -1).T), cfg.predict, DSTL_CLASSES)
+    per_pixel = per_pixel.T.reshape(C, h, w)
+    per_cluster = class_masks(res.labels, threshold_flags(res.probabilities, cfg.predict, DSTL_CLASSES))
+    agree = (per_cluster == per_pixel).mean()  # over classes x pixels, rules left out on both sides
+    agree_all = (per_cluster == per_pixel).all(axis=0).mean()  # pixels where all 10 classes agree
+    print(f"per-cluster vs per-pixel masks: {agree:.4f} of class-pixels, {agree_all:.4f} of pixels all classes; "
+          f"{len(res.table)} clusters for {h * w} px")
+    assert agree > 0.97
+    assert agree_all > 0.85
+    assert len(res.table) < h * w / 50
+
+
+def test_size_rule_measures_groups_of_adjacent_clusters():
+    # three side-by-side clusters of 300 px, all crops: one group of 900 px
+    data = np.full((1, 10, 90), 0.2, np.float32)
+    data[:, :, 30:60] = 0.5
+    data[:, :, 60:] = 0.8
+    crops = probs_for(6)
+    model = TableModel({0.2: crops, 0.5: crops, 0.8: crops})
+    for scope, min_px, kept in (("group", 800, True), ("group", 1000, False), ("cluster", 800, False)):
+        rule = SizeRule(6, min_px=min_px, scope=scope)
+        cfg = Config().replace("predict", size_rules=(rule,), overlap_rules=()).replace("cluster", min_size=1)
+        res = predict_scene(data, model, cfg, DSTL_CLASSES)
+        assert res.masks[DSTL_CLASSES.index(6)].all() == kept, (scope, min_px)
+        assert res.masks[DSTL_CLASSES.index(6)].any() == kept
