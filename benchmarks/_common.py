@@ -12,12 +12,34 @@ import traceback
 from typing import Any, Callable
 
 
+def _peak_gib() -> float:
+    """Peak resident memory of this process, GiB: VmHWM, which starts afresh at exec (ru_maxrss
+    does not: Linux carries it over exec, so a spawned child would report its parent's peak)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def peak_gib_of(pid: int) -> float:
+    """Peak resident memory (VmHWM) of another process, GiB, e.g. a JVM a peer tool started."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
 def _child(fn, args, kwargs, queue):
     try:
         t0 = time.perf_counter()
         result = fn(*args, **kwargs)
         seconds = time.perf_counter() - t0
-        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+        peak_gib = _peak_gib()
         queue.put(("ok", result, seconds, peak_gib))
     except BaseException:
         queue.put(("error", traceback.format_exc(), 0.0, 0.0))

@@ -85,7 +85,7 @@ def dstl_grid(xmax: float, ymin: float, height: int, width: int) -> Grid:
 class Stack:
     """All bands of a scene on one grid.
 
-    ``data``: float32 (bands, H, W) in [0, 1]; ``bands``: band names in stack order; ``offsets``:
+    ``data``: float32 (bands, H, W) in [0, 1] (None when only the header was read); ``bands``: band names in stack order; ``offsets``:
     per band group, the (dx, dy) in reference pixels that alignment found and removed, and the fit's
     correlation: ``{"M": (dx, dy, corr), ...}``.
     """

@@ -10,7 +10,6 @@ import contextlib
 import datetime as _dt
 import json
 import platform
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from sattag.config import Config
 from sattag.errors import SattagError
 from sattag.engine.cluster import open_client
 from sattag.engine.progress import NULL_PROGRESS, Progress
-from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes
+from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes, peak_rss_mib
 from sattag.engine import tasks
 from sattag.runfolder import RunFolder
 from sattag.scene import Scene
@@ -76,8 +75,7 @@ class Session:
 def _client_timing(session: Session, stage: str) -> Iterator[None]:
     t0 = time.perf_counter()
     yield
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    session.timings.append(Timing(stage, "*", time.perf_counter() - t0, peak))
+    session.timings.append(Timing(stage, "*", time.perf_counter() - t0, peak_rss_mib()))
     session.write_records()
 
 

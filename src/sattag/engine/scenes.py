@@ -47,13 +47,28 @@ class StageResult:
     timings: list[Timing] = field(default_factory=list)
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, MiB.
+
+    VmHWM belongs to the process's own address space; ru_maxrss is not used where VmHWM exists
+    because Linux carries it over exec, so a spawned worker would report its parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _timed(fn: Callable, scene: Scene, *args: Any) -> tuple[Any, float, float]:
     t0 = time.perf_counter()
     result = fn(scene, *args)
     seconds = time.perf_counter() - t0
-    # ru_maxrss is the worker process's lifetime peak: an upper bound of this task's own peak.
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return result, seconds, peak_mib
+    # The worker process's lifetime peak: an upper bound of this task's own peak.
+    return result, seconds, peak_rss_mib()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -10,12 +10,13 @@ from sattag.ingest.bands import read_band_file
 from sattag.ingest.discover import (DstlScene, discover_scenes, dstl_grid_sizes, dstl_scene,
                                     read_scenes_csv, scene_from_files)
 from sattag.ingest.stack import (OFFSETS_HEADER, build_stack, ingest_scene, offsets_rows, read_stack,
+                                 read_stack_metadata,
                                  stack_is_complete, write_offsets_csv, write_stack)
 
 __all__ = [
     "DstlScene", "GroupGeometry", "OFFSETS_HEADER", "build_stack", "discover_scenes", "dstl_grid_sizes",
     "dstl_scene", "estimate_offset", "generate_dataset", "ingest_scene", "offsets_rows", "read_band_file",
-    "read_scenes_csv", "read_stack", "scene_from_files", "stack_is_complete", "write_offsets_csv",
+    "read_scenes_csv", "read_stack", "read_stack_metadata", "scene_from_files", "stack_is_complete", "write_offsets_csv",
     "write_stack",
 ]
 

@@ -271,9 +271,19 @@ def stack_is_complete(path: str | Path) -> bool:
 def read_stack(path: str | Path) -> Stack:
     """Read a cache stack written by :func:`write_stack`: float32 (bands, H, W) in [0, 1], band names,
     grid (transform, CRS) and offsets. Raises :class:`InputError` when it is not one."""
-    path = Path(path)
+    return _read(Path(path), with_data=True)
+
+
+def read_stack_metadata(path: str | Path) -> Stack:
+    """The header of a cache stack: band names, grid, offsets and scene id, without reading pixels
+    (``data`` is None). Cheap: what a resumed run needs to know about a finished stack."""
+    return _read(Path(path), with_data=False)
+
+
+def _read(path: Path, with_data: bool) -> Stack:
     if not path.is_file():
         raise InputError("stack file missing", path)
+    data = None
     try:
         with rasterio.Env(GDAL_NUM_THREADS=GDAL_THREADS):
             with rasterio.open(path) as src:
@@ -281,12 +291,13 @@ def read_stack(path: str | Path) -> Stack:
                 if tags.get("SATTAG_FORMAT") != STACK_FORMAT:
                     raise InputError("not a sattag stack (no SATTAG_FORMAT tag)", path)
                 n, H, W = src.count, src.height, src.width
-                data = np.empty((n, H, W), np.float32)
-                buf = np.empty((H, W), src.dtypes[0])
-                for i in range(n):
-                    src.read(i + 1, out=buf)
-                    scale = src.scales[i] if src.dtypes[i] != "float32" else 1.0
-                    np.multiply(buf, np.float32(scale), out=data[i], casting="unsafe")
+                if with_data:
+                    data = np.empty((n, H, W), np.float32)
+                    buf = np.empty((H, W), src.dtypes[0])
+                    for i in range(n):
+                        src.read(i + 1, out=buf)
+                        scale = src.scales[i] if src.dtypes[i] != "float32" else 1.0
+                        np.multiply(buf, np.float32(scale), out=data[i], casting="unsafe")
                 bands = tuple(src.descriptions)
                 crs = src.crs.to_string() if src.crs else None
                 grid = Grid(H, W, src.transform, crs)
