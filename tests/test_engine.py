@@ -1,0 +1,181 @@
+"""Whole runs on a real LocalCluster: a corrupt scene, an interruption, a killed worker, 1 vs 2 workers."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sattag.config import Config
+from sattag.runfolder import RunFolder
+
+pytestmark = pytest.mark.slow
+
+
+def small_config(workers: int = 2) -> Config:
+    """Small samples and trees: the engine is under test here, not the models."""
+    cfg = Config()
+    cfg = cfg.replace("sample", n_in=3000, n_out=3000)
+    cfg = cfg.replace("model", n_trees=15, max_depth=6)
+    cfg = cfg.replace("engine", workers=workers, memory_limit="3GiB")
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def engine_data(tmp_path_factory) -> Path:
+    """4 scenes (3 labelled) plus a fifth whose M file is truncated (corrupt)."""
+    from sattag.ingest.generate import generate_dataset
+
+    data = tmp_path_factory.mktemp("engine") / "data"
+    generate_dataset(data, n_scenes=5, n_train=3, size=400, seed=5)
+    m_files = sorted((data / "sixteen_band").glob("*_M.tif"))
+    bad = m_files[-1]
+    raw = bad.read_bytes()
+    bad.write_bytes(raw[: len(raw) // 3])
+    return data
+
+
+def bad_scene(data: Path) -> str:
+    return sorted((data / "sixteen_band").glob("*_M.tif"))[-1].name[: -len("_M.tif")]
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_engine(data: Path, out: Path, workers: int):
+    from sattag import engine
+
+    scenes = engine.select_scenes(data)
+    with engine.open_session(data, out, small_config(workers)) as session:
+        result = engine.run_all(session, scenes)
+    return session, result
+
+
+def test_run_with_corrupt_scene_on_local_cluster(engine_data, tmp_path):
+    out = tmp_path / "run"
+    session, result = run_engine(engine_data, out, workers=2)
+    run = RunFolder(out)
+    bad = bad_scene(engine_data)
+    failures = read_rows(run.failures_csv)
+    assert [(f["scene"], f["stage"]) for f in failures] == [(bad, "ingest")]
+    assert "_M.tif" in failures[0]["error"]
+    good = [s for s in (p.stem for p in (engine_data / "three_band").glob("*.tif")) if s != bad]
+    for sid in good:
+        assert run.stack(sid).exists() and run.masks(sid).exists() and run.polygons_geojson(sid).exists()
+    assert not run.stack(bad).exists()
+    assert not list(run.root.rglob(".*.tmp*")), "temporary files left behind"
+    assert (run.models / "card.json").exists() and run.auc_csv.exists()
+    assert run.scores_csv.exists() and run.report_html.exists()
+    stages = {r["stage"] for r in read_rows(run.timings_csv)}
+    assert {"ingest", "labels", "sample", "train", "predict"} <= stages
+
+
+def test_one_and_two_workers_give_identical_outputs(engine_data, tmp_path):
+    outs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"run{workers}"
+        run_engine(engine_data, out, workers=workers)
+        outs[workers] = RunFolder(out)
+    from sattag.labels import read_masks
+
+    a, b = outs[1], outs[2]
+    assert a.submission_csv.read_text() == b.submission_csv.read_text()
+    for path in sorted((a.root / "masks").glob("*.tif")):
+        np.testing.assert_array_equal(read_masks(path)[0], read_masks(b.masks(path.stem))[0])
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sattag.cli", *args]
+
+
+def test_interrupted_run_resumes_only_unfinished_scenes(engine_data, tmp_path):
+    out = tmp_path / "run"
+    cmd = _cli("run", str(engine_data), "--out", str(out), "--workers", "2", "--quiet",
+               "--config", str(_write_small_toml(tmp_path)))
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    polygons = out / "polygons"  # a scene's GeoJSON is the last file its predict task writes
+    deadline = time.time() + 300
+    # Interrupt as soon as the first scene is finished: the others are not.
+    while time.time() < deadline and not (polygons.is_dir() and any(polygons.glob("*.geojson"))):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.stem for p in polygons.glob("*.geojson")}
+    assert finished
+    run = RunFolder(out)
+    before = {sid: (run.masks(sid).stat().st_mtime_ns, run.polygons_geojson(sid).stat().st_mtime_ns)
+              for sid in finished}
+    stacks_before = {p.name: p.stat().st_mtime_ns for p in (out / "stacks").glob("*.tif")}
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 1, again.stderr[-3000:]  # the corrupt scene still fails
+    assert run.report_html.exists() and run.submission_csv.exists()
+    for sid, mtimes in before.items():
+        assert (run.masks(sid).stat().st_mtime_ns, run.polygons_geojson(sid).stat().st_mtime_ns) == mtimes, \
+            f"finished scene {sid} was redone"
+    for name, mtime in stacks_before.items():
+        assert (out / "stacks" / name).stat().st_mtime_ns == mtime, f"stack {name} was redone"
+    assert len(list(polygons.glob("*.geojson"))) == 4
+    assert not list(out.rglob(".*.tmp*"))
+
+
+def _write_small_toml(tmp_path: Path) -> Path:
+    path = tmp_path / "small.toml"
+    path.write_text("[sample]\nn_in = 3000\nn_out = 3000\n[model]\nn_trees = 15\nmax_depth = 6\n"
+                    "[engine]\nmemory_limit = \"3GiB\"\n")
+    return path
+
+
+def test_killed_worker_costs_only_a_retry(engine_data, tmp_path):
+    from distributed import Client, LocalCluster
+
+    from sattag import engine
+    from sattag.engine.run import Session
+
+    out = tmp_path / "run"
+    data = engine_data
+    scenes = engine.select_scenes(data)
+    killed = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit="3GiB", silence_logs=50) as cluster, Client(cluster) as client:
+        session = Session(data_dir=data, run=RunFolder(out), config=small_config(2), client=client)
+        session.run.root.mkdir(parents=True)
+
+        def killer():
+            # Kill one worker process while predict tasks are running on it.
+            deadline = time.time() + 300
+            while time.time() < deadline:
+                processing = client.processing()
+                busy = [w for w, keys in processing.items() if any(str(k).startswith("predict-") for k in keys)]
+                if busy:
+                    pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+                time.sleep(0.02)
+
+        t = threading.Thread(target=killer, daemon=True)
+        t.start()
+        engine.run_all(session, scenes)
+        t.join(timeout=5)
+    assert killed, "no predict task was ever seen running"
+    failures = read_rows(RunFolder(out).failures_csv)
+    assert [f["stage"] for f in failures] == ["ingest"]  # only the corrupt scene
+    assert len(list((out / "masks").glob("*.tif"))) == 4
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    res = subprocess.run(_cli("ingest", str(tmp_path / "nope"), "--out", str(tmp_path / "run"), "--workers", "0"),
+                         capture_output=True, text=True)
+    assert res.returncode == 1
+    assert "error:" in res.stderr and "nope" in res.stderr
