@@ -22,7 +22,7 @@ def load_predictions(run: RunFolder, classes: ClassTable) -> dict:
         for cid, geom in read_geojson_polygons(path, classes).items():
             polygons[(sid, cid)] = geom
         if run.masks(sid).exists() and run.masks_true(sid).exists():
-            pixel[sid] = pixel_counts(read_masks(run.masks(sid)), read_masks(run.masks_true(sid)))
+            pixel[sid] = pixel_counts(read_masks(run.masks(sid))[0], read_masks(run.masks_true(sid))[0])
     return {"polygons": polygons, "pixel": pixel}
 
 

@@ -32,16 +32,18 @@ def labels_task(scene: Scene, data_dir: str, run_root: str, classes: ClassTable,
 
     None when the scene has no labels (it is then not a training scene).
     """
-    from sattag.ingest import read_stack
+    from sattag.ingest import read_stack, read_stack_metadata
     from sattag.labels import rasterize_classes, write_masks
     from sattag.learn import class_pixel_counts
     from sattag.viz.explore import band_histograms, scene_histograms, scene_thumbnail
 
     run = RunFolder(run_root)
-    stack = read_stack(run.stack(scene.id))
-    polygons = _scene_polygons(scene, stack.grid, data_dir, classes, labels_file, class_column)
+    # Most scenes of a dataset have no labels (425 of DSTL's 450): find out before reading pixels.
+    grid = read_stack_metadata(run.stack(scene.id)).grid
+    polygons = _scene_polygons(scene, grid, data_dir, classes, labels_file, class_column)
     if polygons is None:
         return None
+    stack = read_stack(run.stack(scene.id))
     masks = rasterize_classes(polygons, stack.grid, classes, source=labels_file or data_dir, scene_id=scene.id)
     write_masks(run.masks_true(scene.id), masks, stack.grid, classes)
     return {
