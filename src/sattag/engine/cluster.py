@@ -35,6 +35,11 @@ def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa
             client.close()
         return
     workers = config.workers or default_workers()
+    # Each worker keeps to its own share of the cores: numba, OpenMP (XGBoost) and GDAL would
+    # otherwise each start a thread per core in every worker and oversubscribe the machine.
+    threads = str(config.threads_per_worker)
+    env = {"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "SATTAG_GDAL_THREADS": threads,
+           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     # Workers write their own files; the dashboard takes a free port so that runs never fight over one.
     with LocalCluster(
         n_workers=workers,
@@ -43,5 +48,6 @@ def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa
         processes=True,
         dashboard_address=":0",
         silence_logs=50,  # a failed task is reported once, in failures.csv and the summary
+        env=env,
     ) as cluster, Client(cluster) as client:
         yield client
