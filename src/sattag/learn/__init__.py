@@ -1,1 +1,41 @@
-"""learn stage."""
+"""learn stage: balanced pixel samples, one-vs-all XGBoost models, validation AUC, model files + card.
+
+Scene by scene (the engine may spread these over workers)::
+
+    counts = {s: class_pixel_counts(masks[s]) for s in scenes}
+    quotas = allocate_quotas(counts, config.sample)
+    parts = [sample_scene(data[s], masks[s], quotas[s], config.sample.seed, scene_id=s) for s in scenes]
+    models = train_models(concat_samples(parts), bands, classes, config, client=None)
+    models.save(run.models); auc_table(models).to_csv(run.auc_csv)
+    models = load_models(run.models, bands, classes); p = models.predict_proba(X)  # (N, C)
+"""
+from sattag.learn.models import ClassResult, ModelSet, load_models, model_file_name
+from sattag.learn.sample import (
+    allocate_quotas,
+    class_pixel_counts,
+    concat_samples,
+    sample_counts,
+    sample_scene,
+    sample_scenes,
+    scene_seed,
+)
+from sattag.learn.train import auc_table, check_device, roc_auc, split_train_valid, train_models
+
+__all__ = [
+    "ClassResult",
+    "ModelSet",
+    "allocate_quotas",
+    "auc_table",
+    "check_device",
+    "class_pixel_counts",
+    "concat_samples",
+    "load_models",
+    "model_file_name",
+    "roc_auc",
+    "sample_counts",
+    "sample_scene",
+    "sample_scenes",
+    "scene_seed",
+    "split_train_valid",
+    "train_models",
+]

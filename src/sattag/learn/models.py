@@ -1,0 +1,248 @@
+"""A set of one-vs-all models, their model card, and their files on disk.
+
+On disk (``RUN/models/``): one XGBoost model per class in XGBoost's own UBJSON format
+(``class_05.ubj``; never pickle, so a model file can't run code when loaded) and ``card.json``:
+band order, class table, configuration, sample counts, validation AUC, feature importances (gain by
+band name), versions and each model file's SHA-256. :func:`load_models` refuses models whose bands
+or class table differ from the data they are applied to.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from sattag._files import atomic_path
+from sattag.classes import ClassTable
+from sattag.config import Config, config_from_dict
+from sattag.errors import ConfigError, ModelError
+
+CARD_NAME = "card.json"
+CARD_FORMAT = 1
+
+
+@dataclass
+class ClassResult:
+    """What training one class's model gave: sample counts, validation AUC, seconds, importances.
+
+    ``skipped`` holds the reason when no model was trained (its predictions are then 0).
+    """
+
+    class_id: int
+    name: str
+    n_in: int = 0
+    n_out: int = 0
+    n_train: int = 0
+    n_valid: int = 0
+    auc: float = float("nan")
+    seconds: float = 0.0
+    pos_weight: float = 1.0  # weight of in-class pixels in training: n_out / n_in of the training rows
+    importance: dict[str, float] = field(default_factory=dict)  # band name -> total gain of its splits (XGBoost "total_gain")
+    skipped: str | None = None
+
+
+@dataclass
+class ModelSet:
+    """One binary XGBoost booster per class id, with the bands and class table they were made for."""
+
+    boosters: dict[int, Any]  # class id -> xgboost.Booster
+    bands: tuple[str, ...]
+    classes: ClassTable
+    config: Config
+    results: dict[int, ClassResult]
+
+    # -- use -------------------------------------------------------------------------------------
+    def predict_proba(self, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+        """Probability of each class for each row.
+
+        Parameters
+        ----------
+        X:
+            float32 (N, B) pixel (or cluster mean) spectra, columns in ``self.bands`` order.
+        n_threads:
+            Threads XGBoost uses (None: as the boosters are set, all cores of this process); set 1 when
+            several worker processes predict at once on one machine.
+
+        Returns
+        -------
+        float32 (N, C), columns in ``self.classes`` order; 0 for classes without a model.
+        """
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != len(self.bands):
+            raise ModelError(f"expected (N, {len(self.bands)}) spectra in band order {list(self.bands)}, "
+                             f"got shape {X.shape}")
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        out = np.zeros((X.shape[0], len(self.classes)), dtype=np.float32)
+        if X.shape[0] == 0:
+            return out
+        for i, cid in enumerate(self.classes.ids):
+            booster = self.boosters.get(cid)
+            if booster is not None:
+                if n_threads is not None:
+                    booster.set_param({"nthread": int(n_threads)})
+                # inplace_predict skips building a DMatrix; binary:logistic gives probabilities.
+                out[:, i] = booster.inplace_predict(X, validate_features=False)
+        return out
+
+    @property
+    def auc(self) -> dict[int, float]:
+        return {cid: r.auc for cid, r in self.results.items()}
+
+    @property
+    def seconds(self) -> dict[int, float]:
+        return {cid: r.seconds for cid, r in self.results.items()}
+
+    @property
+    def importances(self) -> dict[int, dict[str, float]]:
+        return {cid: r.importance for cid, r in self.results.items()}
+
+    # -- files -----------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``class_XX.ubj`` per trained class and ``card.json`` into ``directory``; returns the card path."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        files: dict[int, dict[str, str]] = {}
+        for cid, booster in sorted(self.boosters.items()):
+            name = model_file_name(cid)
+            with atomic_path(directory / name) as tmp:
+                booster.save_model(str(tmp))  # format follows the .ubj suffix
+                digest = _sha256(tmp)
+            files[cid] = {"file": name, "sha256": digest}
+        card = {
+            "format": CARD_FORMAT,
+            "kind": "sattag one-vs-all XGBoost models",
+            "bands": list(self.bands),
+            "classes": self.classes.to_records(),
+            "config": self.config.to_dict(),
+            "models": [
+                {
+                    "class_id": cid,
+                    "class": r.name,
+                    "file": files.get(cid, {}).get("file"),
+                    "sha256": files.get(cid, {}).get("sha256"),
+                    "n_in": r.n_in,
+                    "n_out": r.n_out,
+                    "n_train": r.n_train,
+                    "n_valid": r.n_valid,
+                    "auc": None if r.auc is None or math.isnan(r.auc) else r.auc,
+                    "seconds": r.seconds,
+                    "pos_weight": r.pos_weight,
+                    "importance_gain": r.importance,
+                    "skipped": r.skipped,
+                }
+                for cid, r in sorted(self.results.items())
+            ],
+            "versions": versions(),
+        }
+        path = directory / CARD_NAME
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(card, indent=2))
+        return path
+
+
+def model_file_name(class_id: int) -> str:
+    return f"class_{class_id:02d}.ubj"
+
+
+def versions() -> dict[str, str]:
+    import xgboost
+
+    import sattag
+
+    return {"sattag": sattag.__version__, "xgboost": xgboost.__version__, "numpy": np.__version__}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _class_key(classes: ClassTable | Sequence[dict]) -> list[tuple[int, str]]:
+    records = classes.to_records() if isinstance(classes, ClassTable) else list(classes)
+    # Colours are only for pictures; ids, names and order decide what a model means.
+    return [(int(r["id"]), str(r["name"])) for r in records]
+
+
+def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable) -> ModelSet:
+    """Load the models in ``directory`` for data with these ``bands`` (stack order) and ``classes``.
+
+    Raises
+    ------
+    ModelError
+        naming the file and the fault when the card or a model file is missing, unreadable or corrupt,
+        or when the band order or class table the models were trained on differs from the data's.
+    """
+    import xgboost as xgb
+
+    directory = Path(directory)
+    card_path = directory / CARD_NAME
+    try:
+        card = json.loads(card_path.read_text())
+    except FileNotFoundError as e:
+        raise ModelError("no model card here: not a sattag models folder (train first)", card_path) from e
+    except OSError as e:
+        raise ModelError(f"cannot read model card: {e.strerror}", card_path) from e
+    except json.JSONDecodeError as e:
+        raise ModelError(f"model card is not valid JSON: {e}", card_path) from e
+    if not isinstance(card, dict) or not {"bands", "classes", "models"} <= set(card):
+        raise ModelError("model card lacks bands/classes/models", card_path)
+
+    bands = tuple(bands)
+    card_bands = tuple(card["bands"])
+    if card_bands != bands:
+        raise ModelError(
+            f"band order mismatch: models were trained on bands {list(card_bands)}, "
+            f"the data has {list(bands)}", card_path)
+    try:
+        card_classes = ClassTable.from_records(card["classes"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"model card has a bad class table: {e}", card_path) from e
+    if _class_key(card_classes) != _class_key(classes):
+        raise ModelError(
+            f"class table mismatch: models were trained for classes {_class_key(card_classes)}, "
+            f"the data uses {_class_key(classes)}", card_path)
+    try:
+        config = config_from_dict(card.get("config", {}), card_path)
+    except ConfigError as e:
+        raise ModelError(f"model card has a bad config: {e.fault}", card_path) from e
+
+    boosters: dict[int, Any] = {}
+    results: dict[int, ClassResult] = {}
+    for m in card["models"]:
+        cid = int(m["class_id"])
+        auc = m.get("auc")
+        results[cid] = ClassResult(
+            class_id=cid, name=str(m.get("class", "")), n_in=int(m.get("n_in", 0)), n_out=int(m.get("n_out", 0)),
+            n_train=int(m.get("n_train", 0)), n_valid=int(m.get("n_valid", 0)),
+            auc=float("nan") if auc is None else float(auc), seconds=float(m.get("seconds", 0.0)),
+            pos_weight=float(m.get("pos_weight", 1.0)),
+            importance=dict(m.get("importance_gain") or {}), skipped=m.get("skipped"))
+        if not m.get("file"):
+            continue
+        path = directory / m["file"]
+        if not path.is_file():
+            raise ModelError(f"model file of class {cid} is missing", path)
+        if m.get("sha256") and _sha256(path) != m["sha256"]:
+            raise ModelError(f"model file of class {cid} is corrupt or changed (checksum differs from the card)",
+                             path)
+        try:
+            booster = xgb.Booster(model_file=str(path))
+        except xgb.core.XGBoostError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "unknown error"
+            raise ModelError(f"not a readable XGBoost model: {first}", path) from e
+        if booster.num_features() != len(bands):
+            raise ModelError(f"model expects {booster.num_features()} bands, the data has {len(bands)}", path)
+        if booster.feature_names is not None and tuple(booster.feature_names) != bands:
+            raise ModelError(f"band order mismatch: model was trained on {booster.feature_names}, "
+                             f"the data has {list(bands)}", path)
+        booster.set_param({"device": "cpu"})
+        boosters[cid] = booster
+    return ModelSet(boosters=boosters, bands=bands, classes=classes, config=config, results=results)
