@@ -67,6 +67,10 @@ class ModelConfig:
     tree_method: str = "hist"
     device: str = "cpu"
     seed: int = 0
+    # On a Dask cluster: "classes" trains each class whole on one worker, classes spread over the
+    # workers (the same models for any number of workers); "rows" trains each class across all
+    # workers with xgboost.dask, for samples too large for one worker's memory.
+    distributed: Literal["classes", "rows"] = "classes"
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,9 @@ def train_models(
     config:
         ``config.sample.validation_fraction`` / ``seed`` for the split, ``config.model`` for XGBoost.
     client:
-        A ``dask.distributed.Client``: train through ``xgboost.dask`` on its workers; None: in-process.
+        A ``dask.distributed.Client``: train on its workers, each class whole on one worker
+        (``config.model.distributed == "classes"``, the default) or each class across all workers
+        through ``xgboost.dask`` (``"rows"``); None: in-process.
     progress:
         Called with 1 after each class (trained or skipped).
     n_jobs:
@@ -202,8 +204,25 @@ def train_models(
             todo.append((res, X, y))
 
     boosters: dict[int, Any] = {}
-    if client is not None or len(todo) <= 1 or config.model.device != "cpu":
-        # Dask: each model uses every worker, so classes go one after another. GPU: one device.
+    if client is not None and config.model.distributed == "classes" and config.model.device == "cpu":
+        # Each class whole on one worker: the model does not depend on how many workers there are
+        # (xgboost.dask's quantile sketches do), and 10 classes keep several workers busy.
+        params = xgb_params(config.model)
+        futures = {}
+        for res, X, y in todo:
+            X_f, y_f = client.scatter([X, y])
+            futures[client.submit(_fit_class_on_worker, res, X_f, y_f, params, feature_names, config,
+                                  pure=False)] = res.class_id
+        from distributed import as_completed
+
+        for fut in as_completed(list(futures)):
+            booster, res = fut.result()
+            boosters[res.class_id] = booster
+            results[res.class_id] = res
+            if progress is not None:
+                progress(1)
+    elif client is not None or len(todo) <= 1 or config.model.device != "cpu":
+        # xgboost.dask: each model uses every worker, so classes go one after another. GPU: one device.
         params = xgb_params(config.model)
         for res, X, y in todo:
             boosters[res.class_id] = _fit_class(res, X, y, params, feature_names, config, client)
@@ -235,6 +254,13 @@ def _n_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _fit_class_on_worker(res: ClassResult, X: np.ndarray, y: np.ndarray, params: dict,
+                         feature_names: list[str], config: Config):
+    """:func:`_fit_class` as a Dask task: the booster and the filled-in result travel back."""
+    booster = _fit_class(res, X, y, params, feature_names, config, None)
+    return booster, res
 
 
 def _fit_class(res: ClassResult, X: np.ndarray, y: np.ndarray, params: dict, feature_names: list[str],
