@@ -478,3 +478,12 @@ def test_devtools_page_loads_without_errors_or_requests(chromium, run_folder, re
     assert [u for u in urls if not u.startswith("data:")] == [report.resolve().as_uri()]
     assert sum(u.startswith("data:image/png;base64,") for u in urls) >= 1
     assert "Page.loadEventFired" in methods
+
+
+def test_small_areas_are_not_shown_as_zero():
+    """Polygon areas in DSTL grid units are ~1e-6: they must not print as 0.000."""
+    from sattag.viz.report import _fmt
+
+    assert _fmt("1.234e-06", "intersection") == "1.234e-06"
+    assert _fmt("0", "intersection") == "0.000"
+    assert _fmt("0.5", "jaccard") == "0.500"

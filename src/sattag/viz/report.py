@@ -163,6 +163,9 @@ def _fmt(value: Any, column: str = "") -> str:
         return "∞" if x > 0 else "−∞"
     if column in _INT_COLUMNS and x.is_integer():
         return f"{int(x):,}"
+    if x != 0 and abs(x) < 0.01:
+        # Areas in DSTL grid units are ~1e-6: 3 decimals would show them as 0.
+        return f"{x:.3e}"
     return f"{x:,.3f}"
 
 
