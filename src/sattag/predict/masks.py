@@ -8,27 +8,15 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from numba import njit, prange
 
 from sattag._files import atomic_path
 from sattag.classes import DSTL_CLASSES, ClassTable
 from sattag.config import Config
 from sattag.errors import InputError
-from sattag.predict.probabilities import ProbabilityModel, cluster_probabilities
+from sattag.predict.probabilities import ProbabilityModel, cluster_probabilities, paint
 from sattag.predict.rules import apply_rules
 from sattag.scene import Grid
 from sattag.segment.cluster import ClusterTable, cluster_pixels
-
-
-@njit(parallel=True, cache=True)
-def _masks(labels, flags, out):
-    h, w = labels.shape
-    nc = flags.shape[1]
-    for r in prange(h):
-        for c in range(w):
-            lab = labels[r, c]
-            for j in range(nc):
-                out[j, r, c] = flags[lab, j]
 
 
 def class_masks(labels: np.ndarray, flags: np.ndarray) -> np.ndarray:
@@ -36,15 +24,10 @@ def class_masks(labels: np.ndarray, flags: np.ndarray) -> np.ndarray:
 
     ``labels``: int (H, W) cluster ids 0..K-1; ``flags``: bool (K, C).
     """
-    labels = np.ascontiguousarray(labels)
     flags = np.ascontiguousarray(flags, dtype=np.uint8)
-    if labels.ndim != 2 or flags.ndim != 2:
-        raise InputError(f"class_masks needs labels (H, W) and flags (K, C), got {labels.shape}, {flags.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= flags.shape[0]):
-        raise InputError(f"labels reach {labels.max()} but flags has {flags.shape[0]} clusters")
-    out = np.empty((flags.shape[1],) + labels.shape, np.uint8)
-    _masks(labels, flags, out)
-    return out
+    if flags.ndim != 2:
+        raise InputError(f"class_masks needs flags (K, C), got {flags.shape}")
+    return paint(labels, flags)
 
 
 @dataclass
