@@ -58,15 +58,22 @@ def _errors() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _session(data: Path, run: Path, config: Config, classes: ClassTable, workers: Optional[int], quiet: bool,
-             labels: Optional[Path] = None, class_column: Optional[str] = None):
-    from sattag.engine import open_session
+def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, workers: Optional[int],
+                 quiet: bool, classes: Optional[Path] = None, labels: Optional[Path] = None,
+                 class_column: Optional[str] = None):
+    """The scenes of ``data`` (optionally a subset) and an open engine session over them.
+
+    On leaving, failures are listed and the command exits 1 when a scene failed.
+    """
+    from sattag.engine import open_session, select_scenes
     from sattag.engine.progress import rich_progress
 
+    found = select_scenes(data, _scene_ids(scenes))
     with rich_progress(not quiet) as progress, open_session(
-            data, run, config, classes, progress=progress, local=(workers == 0),
+            data, run, config, _classes(classes), progress=progress, local=(workers == 0),
             labels_file=labels, class_column=class_column) as session:
-        yield session
+        yield session, found
+        _finish(session)
 
 
 def _finish(session) -> None:
@@ -124,11 +131,9 @@ def ingest(data: Path = typer.Argument(..., help="DSTL-layout folder, or a folde
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        found = engine.select_scenes(data, _scene_ids(scenes))
-        with _session(data, run, cfg, DSTL_CLASSES, workers, quiet) as session:
+        with _over_scenes(data, run, scenes, cfg, workers, quiet) as (session, found):
             res = engine.ingest(session, found)
             out.print(f"{len(res.results)} of {len(found)} scenes stacked in {session.run.root / 'stacks'}")
-            _finish(session)
 
 
 @app.command()
@@ -143,12 +148,10 @@ def explore(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        found = engine.select_scenes(data, _scene_ids(scenes))
-        with _session(data, run, cfg, _classes(classes), workers, quiet, labels, class_column) as session:
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column) as (session, found):
             engine.ingest(session, found)
             res = engine.explore(session, found, figure_scene=scene)
             out.print(f"{len(res['train_ids'])} labelled scene(s); figures in {session.run.figures}")
-            _finish(session)
 
 
 @app.command()
@@ -171,8 +174,7 @@ def train(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out
             cfg = cfg.replace("model", **model)
         if samples:
             cfg = cfg.replace("sample", n_in=samples, n_out=samples)
-        found = engine.select_scenes(data, _scene_ids(scenes))
-        with _session(data, run, cfg, _classes(classes), workers, quiet, labels, class_column) as session:
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column) as (session, found):
             engine.ingest(session, found)
             explored = engine.explore(session, found)
             model_set = engine.train(session, found, explored)
@@ -183,7 +185,6 @@ def train(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out
 
                 _print_table("validation AUC", auc_table(model_set),
                              ["class_id", "class", "n_in", "n_out", "auc", "seconds"])
-            _finish(session)
 
 
 @app.command()
@@ -199,8 +200,7 @@ def predict(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        found = engine.select_scenes(data, _scene_ids(scenes))
-        with _session(data, run, cfg, _classes(classes), workers, quiet) as session:
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes) as (session, found):
             if models is not None and models.resolve() != session.run.models.resolve():
                 if not (models / "card.json").exists():
                     raise SattagError("no card.json: not a sattag models folder", models)
@@ -208,7 +208,6 @@ def predict(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
             engine.ingest(session, found)
             engine.predict(session, found)
             out.print(f"masks in {session.run.root / 'masks'}, polygons in {session.run.submission_csv}")
-            _finish(session)
 
 
 @app.command()
@@ -244,14 +243,12 @@ def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        found = engine.select_scenes(data, _scene_ids(scenes))
-        with _session(data, run, cfg, _classes(classes), workers, quiet, labels, class_column) as session:
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column) as (session, found):
             result = engine.run_all(session, found)
             if result["scores"] is not None:
                 _print_table("Jaccard", result["scores"], [c for c in ("kind", "class_id", "class", "jaccard")
                                                            if c in result["scores"]])
             out.print(f"report: {session.run.report_html}")
-            _finish(session)
 
 
 def main() -> None:  # pragma: no cover - console entry
