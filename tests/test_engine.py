@@ -106,12 +106,12 @@ def test_interrupted_run_resumes_only_unfinished_scenes(engine_data, tmp_path):
     polygons = out / "polygons"  # a scene's GeoJSON is the last file its predict task writes
     deadline = time.time() + 300
     # Interrupt as soon as the first scene is finished: the others are not.
-    while time.time() < deadline and not (polygons.is_dir() and any(polygons.glob("*.geojson"))):
+    while time.time() < deadline and not (polygons.is_dir() and _finished(polygons)):
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = {p.stem for p in polygons.glob("*.geojson")}
+    finished = _finished(polygons)
     assert finished
     run = RunFolder(out)
     before = {sid: (run.masks(sid).stat().st_mtime_ns, run.polygons_geojson(sid).stat().st_mtime_ns)
@@ -125,8 +125,13 @@ def test_interrupted_run_resumes_only_unfinished_scenes(engine_data, tmp_path):
             f"finished scene {sid} was redone"
     for name, mtime in stacks_before.items():
         assert (out / "stacks" / name).stat().st_mtime_ns == mtime, f"stack {name} was redone"
-    assert len(list(polygons.glob("*.geojson"))) == 4
+    assert len(_finished(polygons)) == 4
     assert not list(out.rglob(".*.tmp*"))
+
+
+def _finished(polygons: Path) -> set[str]:
+    """Scenes whose GeoJSON is written (hidden names are temporaries being written)."""
+    return {p.stem for p in polygons.glob("*.geojson") if not p.name.startswith(".")}
 
 
 def _write_small_toml(tmp_path: Path) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
+import shutil
 import uuid
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -24,12 +26,30 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             if tmp.is_dir():
-                import shutil
-
                 shutil.rmtree(tmp)
             else:
                 tmp.unlink()
         raise
+
+
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[^.]*)?$")
+
+
+def sweep_temporaries(root: str | Path) -> int:
+    """Remove temporary files that :func:`atomic_path` left under ``root`` when a process was killed
+    mid-write (nothing else can clean them: SIGKILL runs no handler). Returns how many were removed.
+
+    Only call this on a folder no other process is writing to.
+    """
+    removed = 0
+    for path in Path(root).rglob(".*.tmp*"):
+        if _TEMPORARY.match(path.name):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def write_text(final: str | Path, text: str) -> Path:

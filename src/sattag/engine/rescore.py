@@ -15,7 +15,8 @@ def load_predictions(run: RunFolder, classes: ClassTable) -> dict:
     from sattag.vectorize import read_geojson_polygons
 
     folder = run.root / "polygons"
-    files = sorted(folder.glob("*.geojson")) if folder.is_dir() else []
+    # Hidden names are atomic_path's temporaries of an interrupted run, not predictions.
+    files = sorted(p for p in folder.glob("*.geojson") if not p.name.startswith(".")) if folder.is_dir() else []
     polygons, pixel = {}, {}
     for path in files:
         sid = path.stem

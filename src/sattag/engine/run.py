@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from sattag import __version__
-from sattag._files import atomic_path, write_csv, write_text
+from sattag._files import atomic_path, sweep_temporaries, write_csv, write_text
 from sattag.classes import DSTL_CLASSES, ClassTable
 from sattag.config import Config
 from sattag.errors import SattagError
@@ -88,6 +88,8 @@ def open_session(data_dir: str | Path, out: str | Path, config: Config | None = 
     config = config or Config()
     run = RunFolder(Path(out))
     run.root.mkdir(parents=True, exist_ok=True)
+    # A run killed mid-write leaves hidden temporaries; its finished files are whole, so only these go.
+    sweep_temporaries(run.root)
     common = dict(data_dir=Path(data_dir), run=run, config=config, classes=classes, progress=progress,
                   labels_file=Path(labels_file) if labels_file else None, class_column=class_column)
     if local:

@@ -107,7 +107,8 @@ def discover_scenes(data_dir: str | Path, scene_ids: Iterable[str] | None = None
             sizes = dstl_grid_sizes(data_dir)
         except InputError:
             sizes = {}
-        ids = sorted(p.stem for p in (data_dir / "three_band").glob("*.tif"))
+        # Hidden names are temporaries of an interrupted write, not scenes.
+        ids = sorted(p.stem for p in (data_dir / "three_band").glob("*.tif") if not p.name.startswith("."))
         scenes = [dstl_scene(data_dir, i, sizes, config) for i in ids]
     else:
         raise InputError(f"neither {SCENES_CSV} nor a DSTL layout (three_band/, sixteen_band/, "

@@ -266,7 +266,7 @@ def read_geojson_folder(
     report = report if report is not None else LabelReport()
     parts: dict[int, list[Polygon]] = {cid: [] for cid in classes.ids}
     n_layers: dict[int, int] = {cid: 0 for cid in classes.ids}
-    for path in sorted(folder.glob("*.geojson")):
+    for path in sorted(p for p in folder.glob("*.geojson") if not p.name.startswith(".")):
         stem = path.stem.upper()
         cid = DSTL_LAYERS.get(stem)
         if stem.startswith("GRID") or cid is None or cid not in parts:
