@@ -1,6 +1,6 @@
 """ingest stage: find scenes, read band files, align and resample them onto one grid, cache stacks.
 
-Public API (see docs/CONTRACTS.md):
+Public API:
 ``discover_scenes``, ``scene_from_files``, ``dstl_grid_sizes``, ``build_stack``, ``write_stack``,
 ``read_stack``, ``stack_is_complete``, ``ingest_scene``, ``offsets_rows``, ``estimate_offset``,
 and the data generator's ``generate_dataset`` (imported lazily: it pulls in shapely & co.).

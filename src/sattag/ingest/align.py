@@ -1,6 +1,6 @@
 """Finding the (dx, dy) of a band group against the reference grid.
 
-Sign (CONTRACTS.md): group g has offset (dx, dy), in reference pixels, when a feature at reference
+Sign: group g has offset (dx, dy), in reference pixels, when a feature at reference
 pixel (x, y) appears in g's image, resampled onto the reference grid without correction, at
 (x + dx, y + dy).
 

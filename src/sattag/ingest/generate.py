@@ -19,7 +19,7 @@ three steps:
    (``cv2.resize`` INTER_AREA, half-pixel-centre convention), blurred by a small PSF, given sensor
    noise, scaled to counts and rounded to uint16 within the bit depth (11-bit, A 14-bit).
 
-Offset convention (``docs/CONTRACTS.md``): group g has offset (dx, dy) in R pixels when a feature at
+Offset convention (the same as ``sattag.ingest.align``): group g has offset (dx, dy) in R pixels when a feature at
 R pixel (x, y) appears in g's image, resampled onto the R grid without correction, at (x+dx, y+dy).
 The true offsets go to ``generator_truth.csv`` (columns ``scene,group,dx,dy``).
 """
@@ -893,7 +893,7 @@ class GeneratedScene:
     M: 8 bands ~1/4; A: 8 bands ~1/25). ``xmax``, ``ymin``: the grid_sizes.csv extent (and
     ``grid_sizes``: the same values as written, strings). ``polygons``: class id (1..10) -> valid
     MultiPolygon in DSTL grid units. ``layers``: layer file name -> polygons in grid units (scored and
-    unscored layers). ``offsets``: group -> (dx, dy) in R pixels of this size (CONTRACTS sign).
+    unscored layers). ``offsets``: group -> (dx, dy) in R pixels of this size (the sign of ``sattag.ingest.align``).
     ``materials``: (H, W) uint8 material map on the R grid (index into ``MATERIAL_NAMES``).
     """
 
