@@ -213,25 +213,16 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int = 2) -
         sample = session.data_dir / "sample_submission.csv"
         if sample.exists():
             # The DSTL submission holds the rows of sample_submission.csv (the test scenes) in its
-            # order; predictions of other scenes (training-only) are in the GeoJSON and GeoParquet.
-            listed = _submission_scenes(sample)
-            write_submission_csv(session.run.submission_csv,
-                                 {k: g for k, g in polygons.items() if k[0] in listed},
-                                 sample_submission=sample, classes=session.classes)
+            # order; the writer leaves other scenes (training-only) out: they are in the GeoJSON
+            # and GeoParquet.
+            write_submission_csv(session.run.submission_csv, polygons, sample_submission=sample,
+                                 classes=session.classes)
         else:
             write_submission_csv(session.run.submission_csv, polygons, scene_ids=sorted(res.results),
                                  classes=session.classes)
         crs = _scene_crs(session, sorted(res.results))
         write_geoparquet(session.run.polygons_parquet, polygons, crs=crs, classes=session.classes)
     return {"polygons": polygons, "pixel": pixel}
-
-
-def _submission_scenes(path: Path) -> set[str]:
-    import csv
-
-    csv.field_size_limit(2**31 - 1)
-    with open(path, newline="") as f:
-        return {row[0] for i, row in enumerate(csv.reader(f)) if i and row}
 
 
 def _scene_crs(session: Session, scene_ids: Sequence[str]) -> str | None:
