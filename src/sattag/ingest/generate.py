@@ -14,8 +14,8 @@ three steps:
    reflectance curve over 400-2400 nm, sampled over each band's range (RGB, P, M1-8, A1-8), times a
    texture field (per-material fine, mid and low-frequency noise, crop rows, shadows) plus a
    vegetation-vigour field that moves NIR against red.
-3. **Sensor** (``_sense``): per band group the smooth radiance on the R grid is shifted by the group's
-   offset with ``cv2.warpAffine`` (cubic, reflected border), area-averaged to the group's grid
+3. **Sensor** (``_sense``): per band group the radiance on the R grid is seen through the optics PSF
+   sampled at the group's offset (blur and exact sub-pixel shift in one filter, reflected border), area-averaged to the group's grid
    (``cv2.resize`` INTER_AREA, half-pixel-centre convention), blurred by a small PSF, given sensor
    noise, scaled to counts and rounded to uint16 within the bit depth (11-bit, A 14-bit).
 
@@ -841,16 +841,45 @@ def _group_shape(group: str, H: int, W: int) -> tuple[int, int]:
     return max(MIN_A_PX, round(H / A_RATIO)), max(MIN_A_PX, round(W / A_RATIO))
 
 
+#: Optics PSF: a Gaussian of this sigma in R pixels (the scene is never sharper than ~1 px).
+PSF_SIGMA = 0.6
+
+
+def _psf_taps(sigma: float, d: float) -> tuple[np.ndarray, int]:
+    """1-D taps of the PSF sampled off-centre by ``d`` px: ``(k, o)`` with
+    ``out[x] = sum_t k[t] * src[x + o + t]`` = the PSF-blurred signal at ``x - d``."""
+    reach = 4.0 * sigma + 1.0
+    m = np.arange(math.floor(-d - reach), math.ceil(-d + reach) + 1)
+    k = np.exp(-0.5 * ((m + d) / sigma) ** 2)
+    return (k / k.sum()).astype(np.float32), int(m[0])
+
+
+def _optics(radiance: np.ndarray, dx: float, dy: float, sigma: float = PSF_SIGMA) -> np.ndarray:
+    """The radiance seen through the PSF by a sensor offset by (dx, dy) R pixels: (H, W) float32.
+
+    The scene is the R-grid samples convolved with the Gaussian PSF; a group offset by (dx, dy)
+    samples that continuous field at (x - dx, y - dy). Sampling the PSF off-centre does the blur and
+    the exact sub-pixel shift in one separable filter (``cv2.warpAffine`` would quantise the shift to
+    1/32 px and its cubic kernel moves fine detail by a few hundredths of a pixel more: the truth
+    file would then be off by up to ~0.05 px). Borders reflect, as ``cv2.BORDER_REFLECT``.
+    """
+    kx, ox = _psf_taps(sigma, dx)
+    ky, oy = _psf_taps(sigma, dy)
+    pad_x = max(-ox, ox + kx.size - 1, 0)
+    pad_y = max(-oy, oy + ky.size - 1, 0)
+    H, W = radiance.shape
+    src = cv2.copyMakeBorder(radiance, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_REFLECT)
+    # anchor (0, 0): out[y, x] = sum_ij ky[i] kx[j] src[y + i, x + j]
+    out = cv2.sepFilter2D(src, cv2.CV_32F, kx, ky, anchor=(0, 0), borderType=cv2.BORDER_REFLECT)
+    return out[pad_y + oy:pad_y + oy + H, pad_x + ox:pad_x + ox + W]
+
+
 def _sense(radiance: np.ndarray, group: str, offset: tuple[float, float], rng: np.random.Generator,
            out_shape: tuple[int, int]) -> np.ndarray:
-    """One band as the group's sensor records it: shift, area-average, PSF, noise -> uint16."""
+    """One band as the group's sensor records it: PSF + shift, area-average, PSF, noise -> uint16."""
     H, W = radiance.shape
-    img = cv2.GaussianBlur(radiance, (0, 0), 0.6)  # optics: the scene is never sharper than ~1 px
-    dx, dy = offset
-    if dx or dy:
-        # a feature at (x, y) moves to (x+dx, y+dy): dst(x, y) = src(x-dx, y-dy)
-        m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
-        img = cv2.warpAffine(img, m, (W, H), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    # a feature at (x, y) moves to (x+dx, y+dy)
+    img = _optics(radiance, *offset)
     h, w = out_shape
     if (h, w) != (H, W):
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
