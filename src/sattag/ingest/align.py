@@ -330,6 +330,7 @@ def _polish(feats: np.ndarray, target: np.ndarray, geom: GroupGeometry, cell: fl
     model's footprint and interpolation."""
     y = target[valid].astype(np.float64)
     ones = np.ones(y.size)
+    start = (dx, dy)
 
     def render(src, ddx=0.0, ddy=0.0):
         return render_on_group_grid(src, geom, (dx + ddx) / cell, (dy + ddy) / cell, window)
@@ -355,6 +356,8 @@ def _polish(feats: np.ndarray, target: np.ndarray, geom: GroupGeometry, cell: fl
         dx, dy = dx + ux, dy + uy
         if math.hypot(ux, uy) < tol_px:
             break
+    if math.hypot(dx - start[0], dy - start[1]) > 0.5 * min(geom.sx, geom.sy) * cell:
+        return start  # half a group pixel from ECC is no polish: the model does not hold here
     return dx, dy
 
 
