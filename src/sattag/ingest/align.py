@@ -296,8 +296,9 @@ def spectral_class_features(bands: np.ndarray, k: int = POLISH_CLASSES, seed: in
     flat = bands.reshape(n, -1)
     step = max(1, flat.shape[1] // sample)
     x = flat[:, ::step].T.astype(np.float64)
-    tot = x.sum(axis=1, keepdims=True)
-    x = x[tot[:, 0] > 1e-12] / tot[tot[:, 0] > 1e-12]
+    tot = x.sum(axis=1)
+    lit = tot > 1e-12
+    x = x[lit] / tot[lit, None]
     k = max(1, min(k, len(x)))
     rng = np.random.default_rng(seed)
     centres = [x[rng.integers(len(x))]]
@@ -351,10 +352,11 @@ def _polish(feats: np.ndarray, target: np.ndarray, geom: GroupGeometry, cell: fl
         sol = _lstsq(np.concatenate([x, np.stack([gx, gy, lap])]), y)
         coef = sol[:-3]
         ux, uy = sol[-3], sol[-2]
-        if not (np.isfinite(ux) and np.isfinite(uy)) or math.hypot(ux, uy) > 2.0 * max(geom.sx, geom.sy) * cell:
+        step = math.hypot(ux, uy)
+        if not math.isfinite(step) or step > 2.0 * max(geom.sx, geom.sy) * cell:
             break  # not a polish: keep what we have
         dx, dy = dx + ux, dy + uy
-        if math.hypot(ux, uy) < tol_px:
+        if step < tol_px:
             break
     if math.hypot(dx - start[0], dy - start[1]) > 0.5 * min(geom.sx, geom.sy) * cell:
         return start  # half a group pixel from ECC is no polish: the model does not hold here

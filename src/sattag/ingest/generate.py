@@ -15,9 +15,10 @@ three steps:
    texture field (per-material fine, mid and low-frequency noise, crop rows, shadows) plus a
    vegetation-vigour field that moves NIR against red.
 3. **Sensor** (``_sense``): per band group the radiance on the R grid is seen through the optics PSF
-   sampled at the group's offset (blur and exact sub-pixel shift in one filter, reflected border), area-averaged to the group's grid
-   (``cv2.resize`` INTER_AREA, half-pixel-centre convention), blurred by a small PSF, given sensor
-   noise, scaled to counts and rounded to uint16 within the bit depth (11-bit, A 14-bit).
+   sampled at the group's offset (blur and exact sub-pixel shift in one filter, reflected border),
+   area-averaged to the group's grid (``cv2.resize`` INTER_AREA, half-pixel-centre convention),
+   blurred by a small PSF, given sensor noise, scaled to counts and rounded to uint16 within the
+   bit depth (11-bit, A 14-bit).
 
 Offset convention (the same as ``sattag.ingest.align``): group g has offset (dx, dy) in R pixels when a feature at
 R pixel (x, y) appears in g's image, resampled onto the R grid without correction, at (x+dx, y+dy).
