@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 
+from sattag.dstl import dstl_transform  # the grid_sizes.csv formula; importable from here too
+
 
 @dataclass(frozen=True)
 class BandFile:
@@ -63,17 +65,6 @@ class Grid:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
-
-
-def dstl_transform(xmax: float, ymin: float, height: int, width: int) -> Affine:
-    """Affine pixel (col, row) -> DSTL grid units for a raster of ``height`` x ``width`` pixels.
-
-    ``dstl-format.md``: W' = W*W/(W+1), H' = H*H/(H+1), x_px = x*W'/Xmax, y_px = y*H'/Ymin; this is
-    the inverse, x = x_px*Xmax/W', y = y_px*Ymin/H'.
-    """
-    w_ = width * width / (width + 1)
-    h_ = height * height / (height + 1)
-    return Affine(xmax / w_, 0.0, 0.0, 0.0, ymin / h_, 0.0)
 
 
 def dstl_grid(xmax: float, ymin: float, height: int, width: int) -> Grid:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from sattag.config import IngestConfig
+from sattag.dstl import GROUP_BANDS, GROUP_FILES
 from sattag.errors import InputError
 from sattag.scene import BandFile, Scene
 
@@ -23,12 +24,8 @@ __all__ = ["DstlScene", "discover_scenes", "dstl_grid_sizes", "dstl_scene", "sce
 SCENES_CSV = "scenes.csv"
 
 #: DSTL band groups: (group, file pattern relative to the data folder, band names).
-DSTL_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("R", "three_band/{id}.tif", ("R", "G", "B")),
-    ("P", "sixteen_band/{id}_P.tif", ("P",)),
-    ("M", "sixteen_band/{id}_M.tif", tuple(f"M{i}" for i in range(1, 9))),
-    ("A", "sixteen_band/{id}_A.tif", tuple(f"A{i}" for i in range(1, 9))),
-)
+DSTL_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = tuple(
+    (g, GROUP_FILES[g], GROUP_BANDS[g]) for g in ("R", "P", "M", "A"))
 
 
 @dataclass(frozen=True)

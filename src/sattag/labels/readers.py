@@ -22,6 +22,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 from sattag.classes import DSTL_CLASSES, ClassTable
+from sattag.dstl import LAYER_CLASS
 from sattag.errors import LabelError
 
 log = logging.getLogger("sattag.labels")
@@ -30,27 +31,8 @@ log = logging.getLogger("sattag.labels")
 WKT_CSV = "train_wkt_v4.csv"
 GEOJSON_DIR = "train_geojson_v3"
 
-#: DSTL GeoJSON layer file stem -> ClassType (``dstl-format.md``). Other layers are not scored.
-DSTL_LAYERS: dict[str, int] = {
-    "001_MM_L2_LARGE_BUILDING": 1,
-    "001_MM_L3_RESIDENTIAL_BUILDING": 1,
-    "001_MM_L3_NON_RESIDENTIAL_BUILDING": 1,
-    "001_MM_L5_MISC_SMALL_STRUCTURE": 2,
-    "002_TR_L3_GOOD_ROADS": 3,
-    "002_TR_L4_POOR_DIRT_CART_TRACK": 4,
-    "002_TR_L6_FOOTPATH_TRAIL": 4,
-    "006_VEG_L2_WOODLAND": 5,
-    "006_VEG_L3_HEDGEROWS": 5,
-    "006_VEG_L5_GROUP_TREES": 5,
-    "006_VEG_L5_STANDALONE_TREES": 5,
-    "007_AGR_L2_CONTOUR_PLOUGHING_CROPLAND": 6,
-    "007_AGR_L6_ROW_CROP": 6,
-    "008_WTR_L3_WATERWAY": 7,
-    "008_WTR_L2_STANDING_WATER": 8,
-    "003_VH_L4_LARGE_VEHICLE": 9,
-    "003_VH_L5_SMALL_VEHICLE": 10,
-    "003_VH_L6_MOTORBIKE": 10,
-}
+#: DSTL GeoJSON layer file stem -> ClassType (``sattag.dstl``). Other layers are not scored.
+DSTL_LAYERS: dict[str, int] = LAYER_CLASS
 
 
 class LabelWarning(UserWarning):
