@@ -47,7 +47,7 @@ SETTINGS = {
 # ------------------------------------------------------------------------------------- data + models
 def make_data(data: str, n_scenes: int, size: int | None) -> str:
     """Generate the dataset unless a complete one is already there (``generator_truth.csv`` is written last)."""
-    from sattag.ingest.generate import generate_dataset
+    from sattag.synth import generate_dataset
 
     data = Path(data)
     complete = (data / "generator_truth.csv").exists() and \

@@ -54,7 +54,7 @@ def _prepare(data_dir: str, size: int | None, warm_path: str) -> str:
     """Generate the scene and warm numba's disk cache -- in a child, so that the parent (whose RSS
     a spawned child's ru_maxrss inherits at exec) stays small and the peaks below are the callee's."""
     from sattag.ingest import discover_scenes, ingest_scene
-    from sattag.ingest.generate import generate_dataset
+    from sattag.synth import generate_dataset
 
     generate_dataset(data_dir, n_scenes=1, n_train=0, size=size, seed=SEED)
     scene = discover_scenes(data_dir)[0]
@@ -134,7 +134,7 @@ def alignment_errors(n_scenes: int, seed: int) -> dict:
 
     import sattag.ingest.align as align
     from sattag.ingest import build_stack, discover_scenes
-    from sattag.ingest.generate import generate_dataset
+    from sattag.synth import generate_dataset
 
     errs: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:

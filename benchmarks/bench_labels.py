@@ -130,7 +130,7 @@ def numpy_histograms(data_dir: str, scene_id: str, bins: int = 256) -> dict:
 
 
 def run(quick: bool) -> list[dict]:
-    from sattag.ingest.generate import generate_dataset
+    from sattag.synth import generate_dataset
 
     size = 1000 if quick else None
     rows: list[dict] = []

@@ -42,8 +42,9 @@ def _prepare(p: dict, workdir: Path) -> tuple[Path, str]:
 
     cfg = Config().replace("sample", n_in=p["n_in"], n_out=p["n_out"])
     try:
-        from sattag.ingest import build_stack, discover_scenes, generate_dataset
+        from sattag.ingest import build_stack, discover_scenes
         from sattag.labels import rasterize_classes, scene_labels
+        from sattag.synth import generate_dataset
 
         data_dir = workdir / "data"
         generate_dataset(data_dir, n_scenes=p["n_scenes"], n_train=p["n_scenes"], size=p["size"], seed=1)

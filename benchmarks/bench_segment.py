@@ -42,7 +42,7 @@ def _prepare(quick: bool) -> tuple[Path, str]:
         from sattag.classes import DSTL_CLASSES
         from sattag.config import Config
         from sattag.ingest import build_stack, discover_scenes
-        from sattag.ingest.generate import generate_dataset
+        from sattag.synth import generate_dataset
         from sattag.labels import rasterize_classes, scene_labels
 
         data_dir = folder / "data"

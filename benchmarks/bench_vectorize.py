@@ -31,7 +31,7 @@ def _make_masks(out: Path, size: int | None) -> tuple[Path, float, float]:
     """Generated scene's class masks (clean labels) and a noisy 'predicted' version, saved as .npy."""
     from scipy import ndimage as ndi
 
-    from sattag.ingest.generate import generate_scene
+    from sattag.synth import generate_scene
 
     scene = generate_scene("6120_2_2", size=size, seed=0)
     clean = scene.masks()

@@ -11,7 +11,7 @@ REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "re
 @pytest.fixture(scope="session")
 def small_dstl(tmp_path_factory) -> Path:
     """A small generated DSTL-format dataset: 4 scenes, 3 of them with training polygons."""
-    from sattag.ingest.generate import generate_dataset
+    from sattag.synth import generate_dataset
 
     out = tmp_path_factory.mktemp("dstl") / "data"
     generate_dataset(out, n_scenes=4, n_train=3, size=600, seed=11)

@@ -49,7 +49,7 @@ def test_recovers_known_offsets_on_own_arrays(d, shape):
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
-    from sattag.ingest.generate import generate_dataset
+    from sattag.synth import generate_dataset
 
     out = tmp_path_factory.mktemp("align") / "data"
     # Large offsets on purpose (A ~55 px). Size 1400: M is 350 px and A 56 px wide; 0.1 R px is

@@ -32,7 +32,7 @@ def small_config(workers: int = 2) -> Config:
 @pytest.fixture(scope="module")
 def engine_data(tmp_path_factory) -> Path:
     """4 scenes (3 labelled) plus a fifth whose M file is truncated (corrupt)."""
-    from sattag.ingest.generate import generate_dataset
+    from sattag.synth import generate_dataset
 
     data = tmp_path_factory.mktemp("engine") / "data"
     generate_dataset(data, n_scenes=5, n_train=3, size=400, seed=5)

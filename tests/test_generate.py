@@ -15,7 +15,7 @@ import rasterio
 import shapely
 from shapely import wkt as shapely_wkt
 
-from sattag.ingest.generate import (
+from sattag.synth import (
     CLASS_LAYERS,
     MAT,
     REAL_TRAIN_IDS,
@@ -320,13 +320,13 @@ def test_labels_sit_on_the_image(scene):
 def test_sensor_shift_is_exact(d):
     """The optics (PSF + offset) move a smooth pattern by exactly d: the truth file can be trusted
     to far below the 0.1 px alignment target (cv2.warpAffine would quantise to 1/32 px)."""
-    from sattag.ingest.generate import PSF_SIGMA, _optics
+    from sattag.synth.sensor import PSF_SIGMA, optics
 
     H, W = 200, 240
     y, x = np.mgrid[0:H, 0:W].astype(np.float64)
     k = (2 * np.pi / 37.0, 2 * np.pi / 53.0)
     img = np.sin(k[0] * x + k[1] * y).astype(np.float32)
-    out = _optics(img, *d).astype(np.float64)
+    out = optics(img, *d).astype(np.float64)
     # a Gaussian PSF scales a sinusoid and shifts nothing: out ~ a sin(theta) + b cos(theta) with
     # theta the phase moved by exactly d; b / a is the phase error, |phase| / |k| the shift error
     theta = k[0] * (x - d[0]) + k[1] * (y - d[1])

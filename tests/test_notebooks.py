@@ -63,7 +63,7 @@ def n_images(nb) -> int:
 @pytest.fixture(scope="module")
 def notebook_env(tmp_path_factory):
     """DATA generated here (so the notebook finds a DSTL layout), RUN empty, small sizes; env restored after."""
-    from sattag.ingest.generate import generate_dataset
+    from sattag.synth import generate_dataset
 
     root = tmp_path_factory.mktemp("notebooks")
     data, run = root / "data", root / "run"

@@ -17,7 +17,7 @@ from sattag.classes import DSTL_CLASSES
 from sattag.config import IngestConfig
 from sattag.errors import AlignmentError
 from sattag.ingest.discover import discover_scenes
-from sattag.ingest.generate import generate_dataset
+from sattag.synth import generate_dataset
 from sattag.ingest.stack import build_stack
 from sattag.labels import rasterize_classes, scene_labels
 from sattag.viz import (band_histograms, bands_figure, histogram_figure, masks_figure, overlay_figure,

@@ -111,7 +111,7 @@ def generate(out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to 
              quiet: bool = QuietOpt):
     """Write a dataset in the DSTL layout (look-alike scenes, polygons, grid sizes, misaligned bands)."""
     from sattag.engine.progress import rich_progress
-    from sattag.ingest.generate import generate_dataset
+    from sattag.synth import generate_dataset
 
     with _errors(), rich_progress(not quiet) as progress:
         bar = progress.stage("generate", scenes)

@@ -3,7 +3,7 @@
 Public API:
 ``discover_scenes``, ``scene_from_files``, ``dstl_grid_sizes``, ``build_stack``, ``write_stack``,
 ``read_stack``, ``stack_is_complete``, ``ingest_scene``, ``offsets_rows``, ``estimate_offset``,
-and the data generator's ``generate_dataset`` (imported lazily: it pulls in shapely & co.).
+and the data generator's ``generate_dataset`` (it lives in ``sattag.synth``; imported lazily).
 """
 from sattag.ingest.align import GroupGeometry, estimate_offset
 from sattag.ingest.bands import read_band_file
@@ -23,7 +23,7 @@ __all__ = [
 
 def __getattr__(name):
     if name == "generate_dataset":
-        from sattag.ingest.generate import generate_dataset
+        from sattag.synth import generate_dataset
 
         return generate_dataset
     raise AttributeError(f"module 'sattag.ingest' has no attribute {name!r}")

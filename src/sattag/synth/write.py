@@ -1,0 +1,192 @@
+"""Writing generated scenes in the DSTL layout: the four GeoTIFFs per scene, GeoJSON label layers,
+``train_wkt_v4.csv``, ``grid_sizes.csv``, ``sample_submission.csv`` and ``generator_truth.csv``."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from shapely.geometry import MultiPolygon, box, mapping
+
+from sattag._files import atomic_path, write_csv
+from sattag.dstl import ALL_IDS, REAL_TRAIN_IDS
+from sattag.synth.scene import GeneratedScene, generate_scene
+from sattag.synth.sensor import NOMINAL_FULL_WIDTH
+from sattag.synth.shapes import as_multipolygon
+
+
+PLACEHOLDER_WKT = "MULTIPOLYGON (((0 0, 0.0001 0, 0.0001 -0.0001, 0 -0.0001, 0 0)))"
+
+
+def dataset_scene_ids(n_scenes: int = 450, n_train: int = 25, seed: int = 0) -> tuple[list[str], list[str]]:
+    """The ImageIds of a generated dataset: (all ids, training ids); training ids come first.
+
+    Training ids are the real training ids (in ``REAL_TRAIN_IDS`` order) while they last, then random
+    ones; the rest are drawn from the 450 real ids with ``seed``.
+    """
+    if not 1 <= n_scenes <= len(ALL_IDS):
+        raise ValueError(f"n_scenes must be 1..{len(ALL_IDS)}, got {n_scenes}")
+    if not 0 <= n_train <= n_scenes:
+        raise ValueError(f"n_train must be 0..n_scenes ({n_scenes}), got {n_train}")
+    rng = np.random.default_rng([seed, 7919])
+    train = list(REAL_TRAIN_IDS[:n_train])
+    rest = [i for i in ALL_IDS if i not in train]
+    rest = [rest[k] for k in rng.permutation(len(rest))]
+    train += rest[: n_train - len(train)]
+    rest = rest[max(0, n_train - len(REAL_TRAIN_IDS)):]
+    others = rest[: n_scenes - n_train]
+    return train + others, train
+
+
+def _write_tif(path: Path, arr: np.ndarray, georef: tuple[float, float, float]) -> None:
+    """Write a uint16 (bands, h, w) GeoTIFF atomically, with a plausible UTM georeference."""
+    x0, y0, px = georef
+    count, h, w = arr.shape
+    with atomic_path(path) as tmp:
+        with rasterio.open(
+            tmp, "w", driver="GTiff", height=h, width=w, count=count, dtype="uint16",
+            crs="EPSG:32631", transform=Affine(px, 0, x0, 0, -px, y0),
+            compress="deflate", predictor=2, zlevel=1,
+        ) as dst:
+            dst.write(arr)
+            dst.update_tags(TIFFTAG_IMAGEDESCRIPTION=",".join(str(i) for i in range(1, count + 1)))
+
+
+def write_scene(out: str | Path, scene: GeneratedScene, with_labels: bool = False) -> None:
+    """Write one scene's four GeoTIFFs (and, with ``with_labels``, its GeoJSON layers) under ``out``."""
+    out = Path(out)
+    sid = scene.scene_id
+    h, w = scene.shape
+    # a plausible UTM 31N position per grid square; the pixel size follows the generated size
+    g, r, c = (int(v) for v in sid.split("_"))
+    px = 0.31 * NOMINAL_FULL_WIDTH / w
+    x0 = 440000.0 + (g - 6000) * 120.0 + c * 1050.0
+    y0 = 5450000.0 - r * 1040.0
+    names = {"R": out / "three_band" / f"{sid}.tif", "P": out / "sixteen_band" / f"{sid}_P.tif",
+             "M": out / "sixteen_band" / f"{sid}_M.tif", "A": out / "sixteen_band" / f"{sid}_A.tif"}
+    for grp, path in names.items():
+        arr = scene.bands[grp]
+        gpx = px * w / arr.shape[2]
+        _write_tif(path, arr, (x0, y0, gpx))
+    if with_labels:
+        _write_geojson(out / "train_geojson_v3" / sid, scene)
+
+
+def _write_geojson(folder: Path, scene: GeneratedScene) -> None:
+    """One GeoJSON per non-empty label layer plus the ``Grid_`` outline file."""
+    oid = 0
+    for layer, geoms in sorted(scene.layers.items()):
+        if not geoms:
+            continue
+        feats = []
+        for gm in geoms:
+            oid += 1
+            feats.append({"type": "Feature", "geometry": mapping(gm),
+                          "properties": {"OBJECTID": oid, "IMAGE_ID": scene.scene_id, "LABEL": layer,
+                                         "Area": gm.area}})
+        _dump_json(folder / f"{layer}.geojson", {"type": "FeatureCollection", "features": feats})
+    outline = box(0, scene.ymin, scene.xmax, 0)
+    _dump_json(folder / f"Grid_{scene.scene_id}.geojson", {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": mapping(outline), "properties": {"IMAGE_ID": scene.scene_id}}]})
+
+
+def _dump_json(path: Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, separators=(",", ":")))
+
+
+_TRAILING_ZEROS = re.compile(r"\.(\d*?)0+(?=[ ,)])")
+_MINUS_ZERO = re.compile(r"(?<![\d.])-0(?=[ ,)])")
+
+
+def _wkt(mp: MultiPolygon) -> str:
+    """WKT with plain decimals (9 places, ~0.003 px; no exponents), trailing zeros dropped."""
+    if mp.is_empty:
+        return "MULTIPOLYGON EMPTY"
+    # snap to the written precision first, so that what is read back is still valid
+    snapped = as_multipolygon(shapely.set_precision(mp, 1e-9))
+    txt = shapely.to_wkt(snapped, rounding_precision=9, trim=False)
+    txt = _TRAILING_ZEROS.sub(lambda m: "." + m.group(1) if m.group(1) else "", txt)
+    return _MINUS_ZERO.sub("0", txt)
+
+
+@dataclass(frozen=True)
+class SceneRecord:
+    """What the dataset tables need from one written scene (see :func:`write_generated_scene`)."""
+
+    scene_id: str
+    grid_sizes: tuple[str, str]
+    offsets: dict[str, tuple[float, float]]
+    wkt: tuple[str, ...]  # 10 MultipolygonWKT strings for a training scene, else empty
+
+
+def write_generated_scene(out: str | Path, scene_id: str, size: int | None = None, seed: int = 0,
+                          offsets: dict[str, tuple[float, float]] | None = None,
+                          with_labels: bool = False) -> SceneRecord:
+    """Generate one scene and write its GeoTIFFs (and GeoJSON layers when ``with_labels``) under ``out``.
+
+    Independent of every other scene, so an engine may map it over scenes in parallel and hand the
+    records to :func:`write_dataset_tables`.
+    """
+    sc = generate_scene(scene_id, size=size, seed=seed, offsets=offsets)
+    write_scene(out, sc, with_labels=with_labels)
+    wkt = tuple(_wkt(sc.polygons[cid]) for cid in range(1, 11)) if with_labels else ()
+    return SceneRecord(scene_id, sc.grid_sizes, dict(sc.offsets), wkt)
+
+
+def write_dataset_tables(out: str | Path, records: list[SceneRecord], train: list[str], seed: int = 0) -> None:
+    """Write grid_sizes.csv, train_wkt_v4.csv, sample_submission.csv and generator_truth.csv."""
+    out = Path(out)
+    train_set = set(train)
+    rng = np.random.default_rng([seed, 104729])
+    # grid_sizes.csv rows are not sorted in the real file
+    order = rng.permutation(len(records))
+    write_csv(out / "grid_sizes.csv", ["", "Xmax", "Ymin"],
+              [(records[i].scene_id, *records[i].grid_sizes) for i in order])
+    write_csv(out / "train_wkt_v4.csv", ["ImageId", "ClassType", "MultipolygonWKT"],
+              [(r.scene_id, cid, w) for r in records if r.scene_id in train_set
+               for cid, w in enumerate(r.wkt, start=1)])
+    # test set: every non-training scene plus a few training ones (4 of 25 in the real data)
+    n_overlap = min(len(train), round(4 * len(train) / 25))
+    test = [r.scene_id for r in records if r.scene_id not in train_set] + list(train[:n_overlap])
+    test = [test[k] for k in rng.permutation(len(test))]
+    write_csv(out / "sample_submission.csv", ["ImageId", "ClassType", "MultipolygonWKT"],
+              [(sid, cid, PLACEHOLDER_WKT) for sid in test for cid in range(1, 11)])
+    write_csv(out / "generator_truth.csv", ["scene", "group", "dx", "dy"],
+              [(r.scene_id, g, repr(float(r.offsets[g][0])), repr(float(r.offsets[g][1])))
+               for r in records for g in ("P", "M", "A")])
+
+
+def generate_dataset(out: str | Path, n_scenes: int = 450, n_train: int = 25, size: int | None = None,
+                     seed: int = 0, offsets: dict[str, tuple[float, float]] | None = None,
+                     progress: Callable[[int], None] | None = None) -> Path:
+    """Write a DSTL-format dataset under ``out`` and return ``out``.
+
+    ``n_scenes`` ImageIds from the 450 real ones, the first ``n_train`` of them training scenes (with
+    polygons in ``train_wkt_v4.csv`` and ``train_geojson_v3/``). ``size``: nominal width in px of the
+    R/P files (None = full size ~3391-3403; M is ~1/4, A ~1/25, at least 8 px); real widths vary by a
+    few px per scene and so do generated ones. ``offsets``: group -> (dx, dy) in R px of the generated
+    size, forced for every scene (else drawn per scene like the real ones, scaled to the size). Also
+    writes ``grid_sizes.csv``, ``sample_submission.csv`` and ``generator_truth.csv``. ``progress`` is
+    called with 1 after each scene. Same arguments, same bytes. Serial; for parallel runs map
+    :func:`write_generated_scene` over :func:`dataset_scene_ids` and finish with
+    :func:`write_dataset_tables`.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ids, train = dataset_scene_ids(n_scenes, n_train, seed)
+    train_set = set(train)
+    records = []
+    for sid in ids:
+        records.append(write_generated_scene(out, sid, size=size, seed=seed, offsets=offsets,
+                                             with_labels=sid in train_set))
+        if progress is not None:
+            progress(1)
+    write_dataset_tables(out, records, train, seed)
+    return out
