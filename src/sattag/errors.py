@@ -2,6 +2,30 @@
 
 Every error names the file (and the scene, where there is one) and the fault, so that the CLI can
 print it in one line and a multi-scene run can record it in ``failures.csv``.
+
+Each subclass also derives from the builtin exception a caller would catch for the same fault
+without sattag (as rasterio's errors do), so ``except ValueError`` and ``except SattagError`` both
+work. The rule: the builtin says *what kind of thing* is at fault.
+
+==================  ================  ===========================================================
+class               also a            because the fault is ...
+==================  ================  ===========================================================
+``ConfigError``     ``ValueError``    a configuration value (a TOML field, a rule, an option)
+``InputError``      ``ValueError``    the input data set: its files' content, or a file it lacks
+``LabelError``      ``ValueError``    the vector labels' content
+``AlignmentError``  ``RuntimeError``  no fault of a value: a fit that failed or is implausible
+``ModelError``      ``OSError``       the stored models (a folder of files, read as a resource)
+==================  ================  ===========================================================
+
+A missing or unreadable *input* file is an ``InputError`` (a ``ValueError``), not a
+``FileNotFoundError``: sattag judges the input set as a whole, and one ``except`` clause catches
+every input fault; the path in the message says which file. The ``OSError`` is kept as the cause.
+
+Misuse of a library function (an array of the wrong shape, a bad argument) is not a
+``SattagError``: it raises a plain ``ValueError`` or ``TypeError`` that says what was expected.
+
+The errors pickle with their type, fault, path and scene (Dask sends them from worker to client);
+the cause (``raise ... from e``) is not pickled, so an unpicklable cause does not get in the way.
 """
 from __future__ import annotations
 
@@ -35,22 +59,32 @@ class SattagError(Exception):
             where.append(f"scene {self.scene}")
         return f"{': '.join(where)}: {self.fault}" if where else self.fault
 
+    def __reduce__(self):
+        # The default (type, self.args) would rebuild the error from its message alone, losing path
+        # and scene; other attributes (``__notes__``, ones a caller set) travel as state.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("fault", "path", "scene")}
+        args = (self.fault, None if self.path is None else str(self.path), self.scene)
+        return (type(self), args, state or None)
 
-class ConfigError(SattagError):
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+class ConfigError(SattagError, ValueError):
     """A configuration file or option is invalid."""
 
 
-class InputError(SattagError):
+class InputError(SattagError, ValueError):
     """An input file is missing, unreadable, or its content contradicts what it claims to be."""
 
 
-class AlignmentError(SattagError):
+class AlignmentError(SattagError, RuntimeError):
     """A band group could not be aligned to the reference grid (failed or implausible fit)."""
 
 
-class LabelError(SattagError):
+class LabelError(SattagError, ValueError):
     """Vector labels are unreadable, invalid or do not fit the scene."""
 
 
-class ModelError(SattagError):
+class ModelError(SattagError, OSError):
     """A model file is unreadable or does not match the data it is applied to."""
