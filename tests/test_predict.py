@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from sattag.classes import DSTL_CLASSES, ClassTable, ObjectClass
-from sattag.config import Config, OverlapRule, PredictConfig, SizeRule
-from sattag.predict import (PredictResult, apply_rules, class_masks, cluster_probabilities, neighbour_any, paint,
-                            predict_scene, write_prediction)
+from sattag.config import (DSTL_OVERLAP_RULES, DSTL_SIZE_RULES, Config, OverlapRule, PredictConfig, SizeRule,
+                           check_classes, rules_for)
+from sattag.errors import ConfigError, SattagError
+from sattag.predict import (RULE_COLUMNS, PredictResult, apply_rules, class_masks, cluster_probabilities,
+                            neighbour_any, paint, predict_scene, write_prediction)
 from sattag.runfolder import RunFolder
 from sattag.scene import Grid, dstl_grid
 from sattag.segment import cluster_pixels
@@ -42,11 +45,17 @@ def two_regions(h: int, w: int, split: int | None = None):
     return data
 
 
-def probs_for(*ids: int, p: float = 0.9) -> np.ndarray:
+def probs_for(*classes: int | str, p: float = 0.9) -> np.ndarray:
+    """DSTL probabilities: ``p`` for the classes given by id or name, 0 for the rest."""
     v = np.zeros(C, np.float32)
-    for cid in ids:
-        v[DSTL_CLASSES.index(cid)] = p
+    for c in classes:
+        v[col(c)] = p
     return v
+
+
+def col(c: int | str, table: ClassTable = DSTL_CLASSES) -> int:
+    """Column of a class, by id or name."""
+    return table.index(c if isinstance(c, int) else table.by_name(c).id)
 
 
 # ------------------------------------------------------------------------------------------- basics
@@ -80,11 +89,23 @@ def test_per_class_thresholds():
     data = two_regions(20, 20)
     _, table = cluster_pixels(data, 0.03, 10)
     probs = np.full((2, C), 0.6, np.float32)
-    cfg = PredictConfig(thresholds={2: 0.7}, overlap_rules=(), size_rules=())
-    flags, record = apply_rules(probs, table, cfg, DSTL_CLASSES)
-    assert flags[:, DSTL_CLASSES.index(2)].sum() == 0
-    assert flags.sum() == 2 * (C - 1)
-    assert record.empty
+    for key in (2, "Misc. manmade structures"):  # by id or by name
+        cfg = PredictConfig(thresholds={key: 0.7}, overlap_rules=(), size_rules=())
+        flags, record = apply_rules(probs, table, cfg, DSTL_CLASSES)
+        assert flags[:, DSTL_CLASSES.index(2)].sum() == 0
+        assert flags.sum() == 2 * (C - 1)
+        assert record.empty
+
+
+@pytest.mark.parametrize("thresholds, fault", [
+    ({"Glacier": 0.7}, "thresholds: class 'Glacier' is not in the class table"),
+    ({12: 0.7}, "thresholds: class id 12 is not in the class table"),
+    ({9: 0.7, "Vehicle Large": 0.6}, "'Vehicle Large' is given twice"),
+])
+def test_thresholds_name_classes_of_the_table(thresholds, fault):
+    _, table = cluster_pixels(two_regions(10, 10), 0.03, 1)
+    with pytest.raises(ConfigError, match=fault):
+        apply_rules(np.zeros((2, C), np.float32), table, PredictConfig(thresholds=thresholds), DSTL_CLASSES)
 
 
 # -------------------------------------------------------------------------------------------- rules
@@ -123,7 +144,7 @@ def test_every_default_rule_changes_a_mask(rule):
                               DSTL_CLASSES)
     without = predict_scene(data, model, base.replace("predict", **none.__dict__).replace("cluster", min_size=1),
                             DSTL_CLASSES)
-    t = DSTL_CLASSES.index(rule.target)
+    t = col(rule.target)
     left = data[0] == np.float32(0.2)
     assert without.masks[t][left].all()  # predicted before the rule
     assert not with_rule.masks[t][left].any()  # dropped by it
@@ -133,6 +154,7 @@ def test_every_default_rule_changes_a_mask(rule):
     rec = with_rule.rule_counts
     assert len(rec) == 1 and rec.loc[0, "clusters"] == 1 and rec.loc[0, "pixels"] == int(left.sum())
     assert rec.loc[0, "reason"] == rule.reason
+    assert rec.loc[0, "target"] == rule.target and rec.loc[0, "target_id"] == DSTL_CLASSES.by_name(rule.target).id
 
 
 def test_neighbour_scope_rule():
@@ -140,7 +162,7 @@ def test_neighbour_scope_rule():
     data[:, :10, :10] = 0.2  # cluster touching the 0.8 cluster
     data[:, 20:, 20:] = 0.5  # another one, also touching 0.8 only
     model = TableModel({0.2: probs_for(8), 0.5: probs_for(8), 0.8: probs_for(7)})
-    rule = OverlapRule(8, 7, "neighbours", "water beside a waterway belongs to it")
+    rule = OverlapRule("Standing water", "Waterway", "neighbours", "water beside a waterway belongs to it")
     cfg = Config().replace("predict", overlap_rules=(rule,), size_rules=()).replace("cluster", min_size=1)
     res = predict_scene(data, model, cfg, DSTL_CLASSES)
     assert res.masks[DSTL_CLASSES.index(8)].sum() == 0
@@ -163,13 +185,98 @@ def test_neighbour_any():
     assert got[labels[0, 15]] and not got[labels[0, 0]] and not got[labels[0, 25]]
 
 
-def test_rules_skip_classes_missing_from_the_table():
+def test_default_rules_skip_a_table_without_the_dstl_classes():
     classes = ClassTable((ObjectClass(1, "a", "#ff0000"), ObjectClass(2, "b", "#00ff00")))
     data = two_regions(10, 10)
     _, table = cluster_pixels(data, 0.03, 1)
     flags, rec = apply_rules(np.full((2, 2), 0.9, np.float32), table, PredictConfig(), classes)
     assert flags.all()
-    assert rec["skipped"].all() and (rec["clusters"] == 0).all()
+    assert len(rec) == len(DSTL_SIZE_RULES) + len(DSTL_OVERLAP_RULES)
+    assert rec["skipped"].all() and (rec["clusters"] == 0).all() and rec["target_id"].isna().all()
+
+
+#: A user's 10-class table: the ids are DSTL's, the classes are not.
+USER = ClassTable(tuple(ObjectClass(i, n, "#808080") for i, n in enumerate(
+    ["Glacier", "Moraine", "Lake", "River", "Forest", "Meadow", "Rock", "Snow", "Hut", "Road"], start=1)))
+
+
+def user_case():
+    """Two adjacent clusters; the left one has every user class at 0.9, the right one none."""
+    data = two_regions(40, 40)
+    model = TableModel({0.2: np.full(C, 0.9, np.float32), 0.8: np.zeros(C, np.float32)})
+    return data, model, Config().replace("cluster", min_size=1)
+
+
+def test_dstl_rules_do_not_fire_on_a_user_table_with_the_same_ids():
+    data, model, cfg = user_case()
+    res = predict_scene(data, model, cfg, USER)
+    left = data[0] == np.float32(0.2)
+    # the DSTL defaults would drop ids 9, 10, 5, 6, 8 (and size-limit 6, 9, 10) on a DSTL table
+    assert all(res.masks[j][left].all() for j in range(C))
+    assert res.rule_counts["skipped"].all()
+    dstl = predict_scene(data, model, cfg, DSTL_CLASSES)
+    assert not dstl.masks[DSTL_CLASSES.index(9)][left].any()  # the same ids on DSTL's table: they fire
+
+
+def test_user_rule_by_name_fires_on_the_named_class():
+    data, model, cfg = user_case()
+    rule = OverlapRule("Snow", "Lake", reason="snow on a lake is ice")
+    res = predict_scene(data, model, cfg.replace("predict", overlap_rules=(rule,)), USER)
+    left = data[0] == np.float32(0.2)
+    snow = col("Snow", USER)
+    assert not res.masks[snow][left].any()
+    assert all(res.masks[j][left].all() for j in range(C) if j != snow)
+    rec = res.rule_counts
+    # the default size rules are DSTL's: skipped; the user's rule fired, by name
+    assert list(rec["skipped"]) == [True] * len(DSTL_SIZE_RULES) + [False]
+    fired = rec.iloc[-1]
+    assert (fired["target"], fired["other"], fired["target_id"], fired["other_id"]) == ("Snow", "Lake", 8, 3)
+    assert fired["clusters"] == 1 and fired["pixels"] == int(left.sum())
+    assert fired["rule"] == "drop Snow where Lake is predicted in the same cluster"
+
+
+@pytest.mark.parametrize("rules, fault", [
+    ({"overlap_rules": (OverlapRule("Foo", "Road"),)},
+     "rule drop 'Foo' where 'Road': class 'Foo' is not in the class table (Glacier, Moraine"),
+    ({"overlap_rules": (OverlapRule("Snow", "Vehicle Large"),)}, "class 'Vehicle Large' is not in the class table"),
+    ({"size_rules": (SizeRule("Crops", min_px=10),)}, "rule drop 'Crops' from groups < 10 px: class 'Crops'"),
+])
+def test_a_configured_rule_naming_an_unknown_class_is_a_config_error(rules, fault):
+    data, model, cfg = user_case()
+    with pytest.raises(ConfigError, match=re.escape(fault)) as e:
+        predict_scene(data, model, cfg.replace("predict", **rules), USER)
+    assert "\n" not in str(e.value) and str(e.value).startswith("configuration: [predict] rule")
+
+
+def test_rules_for_resolves_names_and_names_the_file():
+    bound = rules_for(PredictConfig(), DSTL_CLASSES)
+    assert [(b.rule, b.target_id, b.other_id) for b in bound][:2] == [
+        (DSTL_SIZE_RULES[0], 6, None), (DSTL_SIZE_RULES[1], 10, None)]
+    assert [b.rule for b in bound] == list(DSTL_SIZE_RULES + DSTL_OVERLAP_RULES)
+    assert not any(b.skipped for b in bound)
+    assert all(b.skipped for b in rules_for(PredictConfig(), USER))
+    cfg = PredictConfig(overlap_rules=(OverlapRule("Foo", "Road"),))
+    with pytest.raises(ConfigError, match=r"run\.toml: \[predict\] rule drop 'Foo' where 'Road'"):
+        rules_for(cfg, USER, "run.toml")
+    with pytest.raises(ConfigError, match=r"run\.toml: \[predict\] thresholds: class 'Foo'"):
+        check_classes(Config().replace("predict", thresholds={"Foo": 0.5}), USER, "run.toml")
+    # a rule built in code is checked like a configured one
+    with pytest.raises(ConfigError, match="scope: must be one of 'cluster', 'neighbours', got 'near'"):
+        rules_for(PredictConfig(overlap_rules=(OverlapRule("Snow", "Lake", "near"),)), USER)
+
+
+def test_shape_misuse_is_a_value_error():
+    _, table = cluster_pixels(two_regions(10, 10), 0.03, 1)
+    with pytest.raises(ValueError, match=r"shape \(K, 10\).*got \(2, 3\)") as e:
+        apply_rules(np.zeros((2, 3), np.float32), table, PredictConfig(), DSTL_CLASSES)
+    assert not isinstance(e.value, SattagError)
+    with pytest.raises(ValueError, match="one probability row per cluster: got 3 rows for 2 clusters") as e:
+        apply_rules(np.zeros((3, C), np.float32), table, PredictConfig(), DSTL_CLASSES)
+    assert not isinstance(e.value, SattagError)
+    with pytest.raises(ValueError, match="flags of shape"):
+        class_masks(np.zeros((2, 2), np.int32), np.zeros(2, bool))
+    with pytest.raises(ValueError, match=r"labels in 0\.\.1"):
+        paint(np.full((2, 2), 5, np.int32), np.zeros(2))
 
 
 # --------------------------------------------------------------------------------- files & figures
@@ -197,9 +304,13 @@ def test_write_prediction_files(tmp_path):
     assert list(df.columns[:2]) == ["cluster", "size"] and f"p_{DSTL_CLASSES.ids[-1]}" in df
     assert df["size"].sum() == 40 * 50
     np.testing.assert_allclose(df[[f"p_{c}" for c in DSTL_CLASSES.ids]].to_numpy(), res.probabilities)
-    # the crop-size rule dropped crops (class 6) from the 1000 px cluster; the record says so
+    # the crop-size rule dropped crops (class 6) from the 1000 px cluster; the record says so, by name
     rec = pd.read_csv(out["rules"])
-    assert rec.loc[rec["target"] == 6, "clusters"].iloc[0] == 1
+    assert list(rec.columns) == RULE_COLUMNS
+    crops = rec[(rec["target"] == "Crops") & (rec["kind"] == "size")].iloc[0]
+    assert crops["clusters"] == 1 and crops["target_id"] == 6 and pd.isna(crops["other"])
+    text = out["rules"].read_text()
+    assert "nan" not in text and "2000.0" not in text and ",2000," in text
     assert not list(tmp_path.rglob("*.tmp*"))
 
 
@@ -290,7 +401,7 @@ def test_size_rule_measures_groups_of_adjacent_clusters():
     crops = probs_for(6)
     model = TableModel({0.2: crops, 0.5: crops, 0.8: crops})
     for scope, min_px, kept in (("group", 800, True), ("group", 1000, False), ("cluster", 800, False)):
-        rule = SizeRule(6, min_px=min_px, scope=scope)
+        rule = SizeRule("Crops", min_px=min_px, scope=scope)
         cfg = Config().replace("predict", size_rules=(rule,), overlap_rules=()).replace("cluster", min_size=1)
         res = predict_scene(data, model, cfg, DSTL_CLASSES)
         assert res.masks[DSTL_CLASSES.index(6)].all() == kept, (scope, min_px)

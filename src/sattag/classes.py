@@ -48,6 +48,13 @@ class ClassTable:
                 return c
         raise KeyError(class_id)
 
+    def by_name(self, name: str) -> ObjectClass:
+        """The class called ``name`` (exact match); ``KeyError`` when there is none."""
+        for c in self.classes:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
     def index(self, class_id: int) -> int:
         """Position of class ``class_id`` along the first axis of a mask stack."""
         for i, c in enumerate(self.classes):

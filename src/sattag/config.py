@@ -9,21 +9,86 @@ field by section, e.g.::
     tolerance = 0.05
 
 The run folder keeps the configuration it used (``run.json``), so a run describes itself.
+
+Validation. :func:`config_from_dict` (TOML files, ``run.json``, model cards) and
+:meth:`Config.replace` check every field against its type hint (``typing.get_type_hints``, read
+generically: ``Literal`` values, int, float, bool, str, ``X | None``, ``dict[K, V]``,
+``tuple[T, ...]`` and nested dataclasses such as the rules) and against the range declared once in
+the field's metadata (``field(metadata=within("(0, 1]"))``); a fault is a one-line
+:class:`~sattag.errors.ConfigError` naming the file, the section and the field, e.g.
+``run.toml: [model] distributed: must be one of 'classes', 'rows', got 'cols'``.
+
+Rules name classes (``OverlapRule("Vehicle Large", "Standing water")``). Whether the classes a rule
+names exist depends on the class table, so that is checked when the table is known, by
+:func:`rules_for` / :func:`thresholds_for` (or :func:`check_classes`, to fail before any work).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import numbers
+import re
 import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sattag.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sattag.classes import ClassTable, ObjectClass
 
 #: Band order of a DSTL stack: the RGB file, then P, M and A.
 DSTL_BANDS: tuple[str, ...] = (
     ("R", "G", "B", "P") + tuple(f"M{i}" for i in range(1, 9)) + tuple(f"A{i}" for i in range(1, 9))
 )
+
+
+# ------------------------------------------------------------------------------------ ranges
+@dataclass(frozen=True)
+class Interval:
+    """A range of numbers, e.g. ``Interval.parse("(0, 1]")``; ``inf`` for an open end."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> "Interval":
+        m = re.fullmatch(r"\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*", spec)
+        if m is None:
+            raise ValueError(f"not an interval like '(0, 1]': {spec!r}")
+        return cls(float(m.group(2)), float(m.group(3)), m.group(1) == "(", m.group(4) == ")")
+
+    def __contains__(self, x: float) -> bool:
+        above = x > self.lo if self.lo_open else x >= self.lo
+        below = x < self.hi if self.hi_open else x <= self.hi
+        return above and below
+
+    def __str__(self) -> str:
+        def num(v: float) -> str:
+            return f"{v:g}"
+
+        if math.isinf(self.hi):
+            return f"{'>' if self.lo_open else '>='} {num(self.lo)}"
+        return (f"in {'(' if self.lo_open else '['}{num(self.lo)}, {num(self.hi)}"
+                f"{')' if self.hi_open else ']'}")
+
+
+def within(spec: str, **meta: Any) -> dict[str, Any]:
+    """Field metadata declaring the allowed range of a number (of each value, for a dict field)."""
+    return {"range": Interval.parse(spec), **meta}
+
+
+#: Metadata of a rule field that names a class of the class table.
+_CLASS_NAME = {"what": "a class name"}
 
 
 @dataclass(frozen=True)
@@ -34,39 +99,42 @@ class IngestConfig:
     Shifts and limits are in pixels of the reference (finest) grid.
     """
 
-    bit_depths: dict[str, int] = field(default_factory=lambda: {"R": 11, "P": 11, "M": 11, "A": 14})
-    resampling: str = "cubic_spline"
+    bit_depths: dict[str, int] = field(default_factory=lambda: {"R": 11, "P": 11, "M": 11, "A": 14},
+                                       metadata=within("[1, 32]"))
+    # GDAL's warp resampling names (rasterio.enums.Resampling).
+    resampling: Literal["nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss",
+                        "max", "min", "med", "q1", "q3", "sum", "rms"] = "cubic_spline"
     align: bool = True
     # The real A files sit up to ~51 R px off; leave headroom but refuse absurd fits.
-    max_shift_px: float = 80.0
+    max_shift_px: float = field(default=80.0, metadata=within("[0, inf)"))
     # An ECC correlation below this means the fit did not find the same structures.
-    min_correlation: float = 0.5
-    ecc_iterations: int = 200
-    ecc_epsilon: float = 1e-6
+    min_correlation: float = field(default=0.5, metadata=within("[-1, 1]"))
+    ecc_iterations: int = field(default=200, metadata=within("[1, inf)"))
+    ecc_epsilon: float = field(default=1e-6, metadata=within("(0, inf)"))
     # Values above 2**bits - 1 by more than this share of pixels mean the bit depth is wrong.
-    max_out_of_range_share: float = 0.001
+    max_out_of_range_share: float = field(default=0.001, metadata=within("[0, 1]"))
 
 
 @dataclass(frozen=True)
 class SampleConfig:
     """Balanced pixel samples per class: ``n_in`` inside, ``n_out`` outside, split for validation."""
 
-    n_in: int = 200_000
-    n_out: int = 200_000
-    validation_fraction: float = 0.1
-    seed: int = 0
+    n_in: int = field(default=200_000, metadata=within("[1, inf)"))
+    n_out: int = field(default=200_000, metadata=within("[1, inf)"))
+    validation_fraction: float = field(default=0.1, metadata=within("[0, 1)"))
+    seed: int = field(default=0, metadata=within("[0, inf)"))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """One-vs-all XGBoost models, one per class."""
 
-    n_trees: int = 100
-    max_depth: int = 15
-    learning_rate: float = 0.3
-    tree_method: str = "hist"
+    n_trees: int = field(default=100, metadata=within("[1, inf)"))
+    max_depth: int = field(default=15, metadata=within("[1, inf)"))
+    learning_rate: float = field(default=0.3, metadata=within("(0, 1]"))
+    tree_method: Literal["hist", "approx", "exact", "auto"] = "hist"
     device: str = "cpu"
-    seed: int = 0
+    seed: int = field(default=0, metadata=within("[0, inf)"))
     # On a Dask cluster: "classes" trains each class whole on one worker, classes spread over the
     # workers (the same models for any number of workers); "rows" trains each class across all
     # workers with xgboost.dask, for samples too large for one worker's memory.
@@ -81,83 +149,113 @@ class ClusterConfig:
     into the adjacent cluster of closest mean spectrum.
     """
 
-    tolerance: float = 0.03
-    min_size: int = 50
+    tolerance: float = field(default=0.03, metadata=within("(0, 1]"))
+    min_size: int = field(default=50, metadata=within("[1, inf)"))
 
 
 @dataclass(frozen=True)
 class OverlapRule:
-    """A rule about two classes predicted at the same place (or side by side).
+    """A rule about two classes predicted at the same place (or side by side), by class name.
 
     When ``target`` and ``other`` are both predicted for a cluster (``scope="cluster"``), or ``other``
     is predicted for a neighbouring cluster (``scope="neighbours"``), ``target`` is dropped from the
     cluster. ``reason`` says why, in words; it is written into reports.
     """
 
-    target: int
-    other: int
+    target: str = field(metadata=_CLASS_NAME)
+    other: str = field(metadata=_CLASS_NAME)
     scope: Literal["cluster", "neighbours"] = "cluster"
     reason: str = ""
+
+    def describe(self) -> str:
+        """Short, for messages: ``drop 'Trees' where 'Road'`` (``... beside 'Road'`` for neighbours)."""
+        return f"drop {self.target!r} {'where' if self.scope == 'cluster' else 'beside'} {self.other!r}"
 
 
 @dataclass(frozen=True)
 class SizeRule:
-    """A class is dropped from clusters smaller than ``min_px`` or larger than ``max_px`` pixels.
+    """A class (by name) is dropped from clusters smaller than ``min_px`` or larger than ``max_px`` pixels.
 
     ``scope="group"`` (default) measures the connected group of adjacent clusters that all have the
     class (a field is many clusters at a 3 % tolerance); ``scope="cluster"`` the cluster alone.
     """
 
-    target: int
-    min_px: int | None = None
-    max_px: int | None = None
+    target: str = field(metadata=_CLASS_NAME)
+    min_px: int | None = field(default=None, metadata=within("[0, inf)"))
+    max_px: int | None = field(default=None, metadata=within("[0, inf)"))
     reason: str = ""
     scope: Literal["group", "cluster"] = "group"
 
-
-def _default_overlap_rules() -> tuple[OverlapRule, ...]:
-    return (
-        OverlapRule(9, 8, "cluster", "a large vehicle can't sit in standing water"),
-        OverlapRule(10, 8, "cluster", "a small vehicle can't sit in standing water"),
-        OverlapRule(9, 7, "cluster", "a large vehicle can't sit in a waterway"),
-        OverlapRule(10, 7, "cluster", "a small vehicle can't sit in a waterway"),
-        OverlapRule(5, 3, "cluster", "a tree on a road is unlikely: the road wins"),
-        OverlapRule(6, 1, "cluster", "a building is not a crop field"),
-        OverlapRule(8, 7, "cluster", "flowing water is a waterway, not standing water"),
-    )
+    def describe(self) -> str:
+        """Short, for messages: ``drop 'Crops' from groups < 2000 px``."""
+        parts = ([f"< {self.min_px} px"] if self.min_px is not None else []) + \
+                ([f"> {self.max_px} px"] if self.max_px is not None else [])
+        what = "clusters" if self.scope == "cluster" else "groups"
+        return f"drop {self.target!r} from {what} {' or '.join(parts) or '(no bound)'}"
 
 
-def _default_size_rules() -> tuple[SizeRule, ...]:
-    # Pixel counts at DSTL's ~0.3 m RGB pixel; scale them for other resolutions.
-    return (
-        SizeRule(6, min_px=2000, reason="a crop field is larger than a few pixels"),
-        SizeRule(10, max_px=1500, reason="a small vehicle is not thousands of pixels"),
-        SizeRule(9, max_px=6000, reason="a large vehicle is not tens of thousands of pixels"),
-    )
+#: DSTL's overlap rules, by DSTL class name (``sattag.classes.DSTL_CLASSES``).
+DSTL_OVERLAP_RULES: tuple[OverlapRule, ...] = (
+    OverlapRule("Vehicle Large", "Standing water", "cluster", "a large vehicle can't sit in standing water"),
+    OverlapRule("Vehicle Small", "Standing water", "cluster", "a small vehicle can't sit in standing water"),
+    OverlapRule("Vehicle Large", "Waterway", "cluster", "a large vehicle can't sit in a waterway"),
+    OverlapRule("Vehicle Small", "Waterway", "cluster", "a small vehicle can't sit in a waterway"),
+    OverlapRule("Trees", "Road", "cluster", "a tree on a road is unlikely: the road wins"),
+    OverlapRule("Crops", "Buildings", "cluster", "a building is not a crop field"),
+    OverlapRule("Standing water", "Waterway", "cluster", "flowing water is a waterway, not standing water"),
+)
+
+#: DSTL's size rules; pixel counts at DSTL's ~0.3 m RGB pixel (scale them for other resolutions).
+DSTL_SIZE_RULES: tuple[SizeRule, ...] = (
+    SizeRule("Crops", min_px=2000, reason="a crop field is larger than a few pixels"),
+    SizeRule("Vehicle Small", max_px=1500, reason="a small vehicle is not thousands of pixels"),
+    SizeRule("Vehicle Large", max_px=6000, reason="a large vehicle is not tens of thousands of pixels"),
+)
+
+#: Every class the DSTL rules name: the default rules apply to a class table that has all of them.
+DSTL_RULE_CLASSES: frozenset[str] = frozenset(
+    [r.target for r in DSTL_SIZE_RULES] + [n for r in DSTL_OVERLAP_RULES for n in (r.target, r.other)])
 
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """Per-cluster prediction: probability thresholds per class id and the overlap rules."""
+    """Per-cluster prediction: probability thresholds per class and the overlap and size rules.
 
-    threshold: float = 0.5
-    thresholds: dict[int, float] = field(default_factory=dict)  # per class id, overrides threshold
-    overlap_rules: tuple[OverlapRule, ...] = field(default_factory=_default_overlap_rules)
-    size_rules: tuple[SizeRule, ...] = field(default_factory=_default_size_rules)
+    ``thresholds`` maps a class name (or a class id: an integer, or an integer-looking TOML key) to
+    its threshold, overriding ``threshold``. The rules name classes. The defaults are DSTL's rules
+    (:data:`DSTL_OVERLAP_RULES`, :data:`DSTL_SIZE_RULES`): a rule table *equal to* the DSTL one is
+    applied only when the class table has every class the DSTL rules name, and is otherwise left
+    out, silently (a user's own class table gets no DSTL rule). Any other rule table is the user's:
+    each class it names must be in the class table, or :func:`rules_for` raises ``ConfigError``.
+    """
 
-    def threshold_for(self, class_id: int) -> float:
-        return self.thresholds.get(class_id, self.threshold)
+    threshold: float = field(default=0.5, metadata=within("[0, 1]"))
+    thresholds: dict[int | str, float] = field(default_factory=dict, metadata=within("[0, 1]"))
+    overlap_rules: tuple[OverlapRule, ...] = DSTL_OVERLAP_RULES
+    size_rules: tuple[SizeRule, ...] = DSTL_SIZE_RULES
+
+    def threshold_for(self, cls: "ObjectClass | int | str") -> float:
+        """The threshold of a class: by its name, else its id, else ``threshold``.
+
+        Give the :class:`~sattag.classes.ObjectClass` (both keys are looked up); a bare id or name
+        finds only thresholds keyed that way.
+        """
+        keys = (cls.name, cls.id) if hasattr(cls, "name") else (cls,)
+        for k in keys:
+            if k in self.thresholds:
+                return float(self.thresholds[k])
+        return self.threshold
 
 
 @dataclass(frozen=True)
 class VectorizeConfig:
     """Masks to polygons: simplify tolerance and smallest polygon kept, both in pixels."""
 
-    simplify_px: float = 1.0
-    min_area_px: float = 4.0
+    simplify_px: float = field(default=1.0, metadata=within("[0, inf)"))
+    min_area_px: float = field(default=4.0, metadata=within("[0, inf)"))
     # Masks wider or taller than this are vectorized in tile_px x tile_px tiles and the seams unioned
     # (bounds the 4 bytes/px working grid; a full DSTL scene, ~3400 px, fits in one tile).
-    tile_px: int = 4096
+    tile_px: int = field(default=4096, metadata=within("[1, inf)"))
 
 
 @dataclass(frozen=True)
@@ -165,8 +263,8 @@ class EngineConfig:
     """Where the work runs: an embedded LocalCluster (default) or an existing scheduler."""
 
     scheduler: str | None = None
-    workers: int | None = None  # None: one per core
-    threads_per_worker: int = 1
+    workers: int | None = field(default=None, metadata=within("[0, inf)"))  # None: one per core; 0: no Dask
+    threads_per_worker: int = field(default=1, metadata=within("[1, inf)"))
     memory_limit: str = "4GiB"
 
 
@@ -183,41 +281,162 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     def replace(self, section: str, **changes: Any) -> "Config":
-        """A copy with fields of one section changed, e.g. ``cfg.replace("model", n_trees=10)``."""
-        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+        """A copy with fields of one section changed, e.g. ``cfg.replace("model", n_trees=10)``.
+
+        The changes are validated like a configuration file's (``ConfigError`` naming the field).
+        """
+        return dataclasses.replace(self, **{section: _section(self, section, changes, None)})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-ready) of every field."""
         return dataclasses.asdict(self)
 
 
-_RULE_TYPES = {"overlap_rules": OverlapRule, "size_rules": SizeRule}
+# ------------------------------------------------------------------------------------ validation
+class _Invalid(Exception):
+    """A value that does not fit its field: ``where`` (``"thresholds key 'x'"``) and the fault."""
+
+    def __init__(self, where: str, fault: str):
+        super().__init__(where, fault)
+        self.where, self.fault = where, fault
 
 
-def config_from_dict(data: dict[str, Any], path: str | Path | None = None) -> Config:
-    """Build a :class:`Config` from nested dicts (a parsed TOML file or ``run.json``)."""
+def _config_error(fault: str, path: str | Path | None) -> ConfigError:
+    return ConfigError(fault if path is not None else f"configuration: {fault}", path)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
+
+
+def _admits(hint: Any, t: type) -> bool:
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return t in args
+
+
+def _check(value: Any, hint: Any, meta: Mapping[str, Any], where: str) -> Any:
+    """``value`` checked against type ``hint`` and ``meta`` (range), normalised; raises :class:`_Invalid`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        alts = [a for a in args if a is not type(None)]
+        faults = []
+        for alt in alts:
+            try:
+                return _check(value, alt, meta, where)
+            except _Invalid as e:
+                if len(alts) == 1 or e.where != where:
+                    raise
+                faults.append(e.fault.removeprefix("must be ").split(", got")[0])
+        raise _Invalid(where, f"must be {' or '.join(faults)}, got {_show(value)}")
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise _Invalid(where, f"must be one of {', '.join(map(repr, args))}, got {_show(value)}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Invalid(where, f"must be true or false, got {_show(value)}")
+    if hint is int or hint is float:
+        ok = isinstance(value, numbers.Integral) if hint is int else isinstance(value, numbers.Real)
+        if not ok or isinstance(value, bool):
+            raise _Invalid(where, f"must be {'an integer' if hint is int else 'a number'}, got {_show(value)}")
+        value = hint(value)
+        rng = meta.get("range")
+        if rng is not None and (math.isnan(value) or value not in rng):
+            raise _Invalid(where, f"must be {rng}, got {value:g}")
+        return value
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _Invalid(where, f"must be {meta.get('what', 'text')} (a string), got {_show(value)}")
+    if origin is dict:
+        khint, vhint = args
+        if not isinstance(value, Mapping):
+            raise _Invalid(where, f"must be a table, got {_show(value)}")
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str) and _admits(khint, int) and _INT_TEXT.fullmatch(k):
+                k = int(k)  # TOML and JSON keys are text: an integer-looking one is an integer
+            k = _check(k, khint, {}, f"{where} key {k!r}")
+            out[k] = _check(v, vhint, meta, f"{where}[{k!r}]")
+        return out
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+            raise _Invalid(where, f"must be a list, got {_show(value)}")
+        return tuple(_check(v, args[0], meta, f"{where} #{i}") for i, v in enumerate(value, start=1))
+    if dataclasses.is_dataclass(hint):
+        return _check_dataclass(value, hint, where)
+    raise TypeError(f"config validation does not know the type {hint!r} (at {where})")
+
+
+def _check_dataclass(value: Any, cls: type, where: str) -> Any:
+    """A dataclass from a table (or a dataclass instance re-checked), every field checked."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if isinstance(value, cls):
+        values = {name: getattr(value, name) for name in fields}
+    elif isinstance(value, Mapping):
+        values = dict(value)
+    else:
+        raise _Invalid(where, f"must be a table of {', '.join(fields)}, got {_show(value)}")
+    unknown = [str(k) for k in values if k not in fields]
+    if unknown:
+        raise _Invalid(where, f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(fields)}")
+    missing = [n for n, f in fields.items() if n not in values and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise _Invalid(where, f"missing field(s) {', '.join(missing)}")
+    hints = _hints(cls)
+    sep = " " if where else ""
+    checked = {n: _check(v, hints[n], fields[n].metadata, f"{where}{sep}{n}") for n, v in values.items()}
+    return cls(**checked)
+
+
+def _section(cfg: Config, section: str, values: Mapping[str, Any], path: str | Path | None):
+    """``cfg``'s section ``section`` with ``values`` checked and applied."""
+    current = getattr(cfg, section, None) if section in _hints(Config) else None
+    if current is None:
+        raise _config_error(f"unknown config section [{section}]; the sections are "
+                            f"{', '.join(f.name for f in dataclasses.fields(Config))}", path)
+    fields = {f.name: f for f in dataclasses.fields(current)}
+    unknown = [str(k) for k in values if k not in fields]
+    if unknown:
+        raise _config_error(f"unknown field(s) in [{section}]: {', '.join(sorted(unknown))}", path)
+    hints = _hints(type(current))
+    try:
+        checked = {k: _check(v, hints[k], fields[k].metadata, k) for k, v in values.items()}
+    except _Invalid as e:
+        raise _config_error(f"[{section}] {e.where}: {e.fault}", path) from None
+    return dataclasses.replace(current, **checked)
+
+
+def config_from_dict(data: Mapping[str, Any], path: str | Path | None = None) -> Config:
+    """Build a :class:`Config` from nested dicts (a parsed TOML file or ``run.json``).
+
+    Every field is checked against its type and range; a fault is a one-line ``ConfigError`` naming
+    ``path`` (or "configuration"), the section and the field.
+    """
+    if not isinstance(data, Mapping):
+        raise _config_error(f"a configuration is a table of sections, got {_show(data)}", path)
     cfg = Config()
     for section, values in data.items():
-        if not hasattr(cfg, section) or not isinstance(values, dict):
-            raise ConfigError(f"unknown config section [{section}]", path)
-        current = getattr(cfg, section)
-        names = {f.name for f in dataclasses.fields(current)}
-        unknown = set(values) - names
-        if unknown:
-            raise ConfigError(f"unknown field(s) in [{section}]: {', '.join(sorted(unknown))}", path)
-        values = dict(values)
-        for key, rule_type in _RULE_TYPES.items():
-            if key in values:
-                try:
-                    values[key] = tuple(rule_type(**r) for r in values[key])
-                except TypeError as e:
-                    raise ConfigError(f"bad rule in [{section}].{key}: {e}", path) from e
-        if "thresholds" in values:
-            values["thresholds"] = {int(k): float(v) for k, v in values["thresholds"].items()}
-        try:
-            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(current, **values)})
-        except TypeError as e:
-            raise ConfigError(f"bad value in [{section}]: {e}", path) from e
+        if not isinstance(values, Mapping):
+            if section in _hints(Config):
+                raise _config_error(f"[{section}] must be a table of fields, got {_show(values)}", path)
+            raise _config_error(f"unknown config section [{section}]", path)
+        cfg = dataclasses.replace(cfg, **{section: _section(cfg, section, values, path)})
     return cfg
 
 
@@ -234,3 +453,88 @@ def load_config(path: str | Path | None) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML: {e}", path) from e
     return config_from_dict(data, path)
+
+
+# ------------------------------------------------------------------------- rules against the class table
+@dataclass(frozen=True)
+class BoundRule:
+    """A rule with its class names resolved against a class table.
+
+    ``target_id`` / ``other_id`` are the class ids (``other_id`` is None for a size rule); both are
+    None when the rule is not applied (a DSTL default rule on a class table without the DSTL classes).
+    """
+
+    rule: OverlapRule | SizeRule
+    target_id: int | None
+    other_id: int | None = None
+
+    @property
+    def skipped(self) -> bool:
+        return self.target_id is None
+
+
+def _is_dstl_table(classes: "ClassTable") -> bool:
+    return DSTL_RULE_CLASSES <= set(classes.names)
+
+
+def rules_for(config: PredictConfig, classes: "ClassTable", path: str | Path | None = None,
+              ) -> tuple[BoundRule, ...]:
+    """The size rules, then the overlap rules, of ``config``, each in table order, bound to ``classes``.
+
+    A rule table equal to DSTL's default is bound when ``classes`` has every class the DSTL rules
+    name, and otherwise comes back with every rule skipped (no error). Any other rule naming a class
+    that is not in ``classes`` raises a one-line ``ConfigError`` naming ``path`` (or
+    "configuration"), the rule and the class.
+    """
+    ids = {c.name: c.id for c in classes}
+    dstl = _is_dstl_table(classes)
+    out: list[BoundRule] = []
+    for rules, default in ((config.size_rules, DSTL_SIZE_RULES), (config.overlap_rules, DSTL_OVERLAP_RULES)):
+        if tuple(rules) == default and not dstl:
+            out.extend(BoundRule(r, None) for r in rules)
+            continue
+        for r in rules:
+            try:  # a rule built in code has not been through config_from_dict
+                r = _check_dataclass(r, type(r), "")
+            except _Invalid as e:
+                raise _config_error(f"[predict] rule {r.describe()}: {e.where}: {e.fault}", path) from None
+            names = (r.target,) if isinstance(r, SizeRule) else (r.target, r.other)
+            for n in names:
+                if n not in ids:
+                    raise _config_error(f"[predict] rule {r.describe()}: class {n!r} is not in the class table "
+                                        f"({', '.join(classes.names)})", path)
+            out.append(BoundRule(r, ids[r.target], None if isinstance(r, SizeRule) else ids[r.other]))
+    return tuple(out)
+
+
+def thresholds_for(config: PredictConfig, classes: "ClassTable", path: str | Path | None = None) -> "np.ndarray":
+    """float32 (C,): the threshold of each class of ``classes``, in table order.
+
+    A key of ``config.thresholds`` that is neither a class name nor a class id of ``classes``, or a
+    class given both by name and by id, raises a one-line ``ConfigError``.
+    """
+    import numpy as np
+
+    names, ids = set(classes.names), set(classes.ids)
+    for k in config.thresholds:
+        if isinstance(k, str) and k not in names:
+            raise _config_error(f"[predict] thresholds: class {k!r} is not in the class table "
+                                f"({', '.join(classes.names)})", path)
+        if isinstance(k, int) and k not in ids:
+            raise _config_error(f"[predict] thresholds: class id {k} is not in the class table "
+                                f"(ids {', '.join(map(str, classes.ids))})", path)
+    for c in classes:
+        if c.name in config.thresholds and c.id in config.thresholds:
+            raise _config_error(f"[predict] thresholds: class {c.name!r} is given twice, by name and as id {c.id}",
+                                path)
+    return np.array([config.threshold_for(c) for c in classes], dtype=np.float32)
+
+
+def check_classes(config: Config, classes: "ClassTable", path: str | Path | None = None) -> None:
+    """Raise ``ConfigError`` when the prediction rules or thresholds name a class ``classes`` lacks.
+
+    Call it once the configuration and the class table are both known (``path``: the config file),
+    so that such a fault stops the run before any scene is processed.
+    """
+    rules_for(config.predict, classes, path)
+    thresholds_for(config.predict, classes, path)

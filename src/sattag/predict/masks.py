@@ -26,7 +26,7 @@ def class_masks(labels: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """
     flags = np.ascontiguousarray(flags, dtype=np.uint8)
     if flags.ndim != 2:
-        raise InputError(f"class_masks needs flags (K, C), got {flags.shape}")
+        raise ValueError(f"class_masks needs flags of shape (K, C), got {flags.shape}")
     return paint(labels, flags)
 
 
@@ -75,7 +75,8 @@ def predict_scene(stack_data: np.ndarray, models: ProbabilityModel, config: Conf
     step(1)
     probs = cluster_probabilities(models, table)
     if probs.shape[1] != len(classes):
-        raise InputError(f"models give {probs.shape[1]} class columns, the class table has {len(classes)}")
+        raise ValueError(f"predict_scene: the models give {probs.shape[1]} class columns, "
+                         f"the class table has {len(classes)} classes")
     step(1)
     flags, counts = apply_rules(probs, table, config.predict, classes)
     step(1)
@@ -99,7 +100,7 @@ def write_labels(path: str | Path, labels: np.ndarray, grid: Grid) -> Path:
     import rasterio
 
     if labels.shape != grid.shape:
-        raise InputError(f"labels of shape {labels.shape} do not fit the {grid.shape} grid", path)
+        raise ValueError(f"write_labels: labels of shape {labels.shape} do not fit the {grid.shape} grid")
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # DSTL grids have no CRS
         with rasterio.open(tmp, "w", **_profile(grid, 1, "int32")) as dst:
@@ -165,8 +166,6 @@ def write_prediction(run, scene_id: str, result: PredictResult, grid: Grid, clas
     """Write a scene's prediction into a run folder (``sattag.runfolder.RunFolder``): cluster labels,
     cluster table, probabilities (with flags), masks and the rule record (CSV beside the probabilities).
     Masks are written last, so their presence means the scene's prediction is complete."""
-    from sattag._files import write_csv
-
     out = {
         "clusters": write_labels(run.clusters(scene_id), result.labels, grid),
         "cluster_table": write_cluster_table(run.cluster_table(scene_id), result.table, bands),
@@ -174,7 +173,8 @@ def write_prediction(run, scene_id: str, result: PredictResult, grid: Grid, clas
                                              result.probabilities, classes, result.flags),
     }
     rules_csv = run.probabilities(scene_id).with_name(f"{scene_id}_rules.csv")
-    rc = result.rule_counts
-    out["rules"] = write_csv(rules_csv, rc.columns, rc.itertuples(index=False))
+    with atomic_path(rules_csv) as tmp:
+        result.rule_counts.to_csv(tmp, index=False)  # a rule's missing value (no other class, ...) is empty
+    out["rules"] = rules_csv
     out["masks"] = write_masks(run.masks(scene_id), result.masks, grid, classes)
     return out

@@ -6,7 +6,7 @@ from typing import Protocol
 import numpy as np
 from numba import njit, prange
 
-from sattag.errors import InputError, ModelError
+from sattag.errors import ModelError
 from sattag.segment.cluster import ClusterTable
 
 
@@ -80,15 +80,16 @@ def paint(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
     labels = np.ascontiguousarray(labels)
     values = np.ascontiguousarray(values)
     if labels.ndim != 2:
-        raise InputError(f"labels must be (H, W), got shape {labels.shape}")
+        raise ValueError(f"paint needs labels of shape (H, W), got {labels.shape}")
+    if values.ndim not in (1, 2):
+        raise ValueError(f"paint needs values of shape (K,) or (K, C), got {values.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= values.shape[0]):
-        raise InputError(f"labels reach {labels.max()} but only {values.shape[0]} cluster values were given")
+        raise ValueError(f"paint needs labels in 0..{values.shape[0] - 1} (one per cluster value), "
+                         f"got {labels.min()}..{labels.max()}")
     if values.ndim == 1:
         out = np.empty(labels.shape, values.dtype)
         _paint2(labels, values, out)
-    elif values.ndim == 2:
+    else:
         out = np.empty((values.shape[1],) + labels.shape, values.dtype)
         _paint3(labels, values, out)
-    else:
-        raise InputError(f"values must be (K,) or (K, C), got shape {values.shape}")
     return out

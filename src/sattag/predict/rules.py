@@ -1,9 +1,9 @@
 """Thresholds and the declarative rules that decide which classes a cluster gets.
 
-The rules live in ``PredictConfig`` (``sattag.config``), not in code:
+The rules live in ``PredictConfig`` (``sattag.config``), not in code, and name classes by name:
 
 * ``threshold`` / ``thresholds``: a class is *predicted* for a cluster when its probability is at
-  least the class's threshold (default 0.5).
+  least the class's threshold (default 0.5); ``thresholds`` is keyed by class name or class id.
 * ``size_rules`` (:class:`~sattag.config.SizeRule`): the target class is dropped from clusters with
   fewer than ``min_px`` or more than ``max_px`` pixels. With ``scope="group"`` (the default) the size
   is that of the connected group of adjacent clusters that all have the target class: at a 3 %
@@ -17,7 +17,10 @@ Order: thresholds, then the size rules, then the overlap rules, each in table or
 the flags the rules before it left (so a size rule that already dropped a class keeps an overlap rule
 about that class from firing; put a rule earlier in the table to let it act first). A neighbours rule reads the neighbours'
 flags as they were before that rule, so its result does not depend on the order of clusters.
-A rule naming a class that is not in the class table is skipped (recorded with ``skipped=True``).
+
+Names are resolved against the class table by :func:`sattag.config.rules_for`: DSTL's default rules
+apply only to a class table with the DSTL classes they name (otherwise they are recorded with
+``skipped=True``); a configured rule naming a class the table lacks is a ``ConfigError``.
 """
 from __future__ import annotations
 
@@ -25,21 +28,22 @@ import numpy as np
 import pandas as pd
 
 from sattag.classes import ClassTable
-from sattag.config import OverlapRule, PredictConfig, SizeRule
-from sattag.errors import ConfigError
+from sattag.config import BoundRule, PredictConfig, SizeRule, rules_for, thresholds_for
 from sattag.segment.cluster import ClusterTable
 
-RULE_COLUMNS = ["rule", "kind", "target", "other", "scope", "min_px", "max_px", "reason", "skipped",
-                "clusters", "pixels"]
+#: Columns of the rule record (``probabilities/<scene>_rules.csv``): ``target`` / ``other`` are class
+#: names, ``target_id`` / ``other_id`` their ids in the class table (empty for a skipped rule).
+RULE_COLUMNS = ["rule", "kind", "target", "other", "target_id", "other_id", "scope", "min_px", "max_px",
+                "reason", "skipped", "clusters", "pixels"]
 
 
 def threshold_flags(probs: np.ndarray, config: PredictConfig, classes: ClassTable) -> np.ndarray:
-    """bool (K, C): probability >= the class's threshold (``config.threshold_for(class_id)``)."""
+    """bool (K, C): probability >= the class's threshold (:func:`sattag.config.thresholds_for`)."""
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[1] != len(classes):
-        raise ConfigError(f"probabilities of shape {probs.shape} do not match {len(classes)} classes")
-    thr = np.array([config.threshold_for(cid) for cid in classes.ids], dtype=np.float32)
-    return probs >= thr[None, :]
+        raise ValueError(f"threshold_flags needs probabilities of shape (K, {len(classes)}) for "
+                         f"{len(classes)} classes, got {probs.shape}")
+    return probs >= thresholds_for(config, classes)[None, :]
 
 
 def neighbour_any(flag: np.ndarray, table: ClusterTable) -> np.ndarray:
@@ -71,13 +75,8 @@ def group_sizes(flag: np.ndarray, table: ClusterTable) -> np.ndarray:
     return np.where(flag, totals[comp], 0).astype(np.int64)
 
 
-def _describe(rule, classes: ClassTable) -> str:
-    def name(cid):
-        try:
-            return classes.by_id(cid).name
-        except KeyError:
-            return f"class {cid}"
-
+def _describe(rule) -> str:
+    """The rule in words, for the record: ``drop Trees where Road is predicted in the same cluster``."""
     if isinstance(rule, SizeRule):
         parts = []
         if rule.min_px is not None:
@@ -85,9 +84,9 @@ def _describe(rule, classes: ClassTable) -> str:
         if rule.max_px is not None:
             parts.append(f"> {rule.max_px} px")
         what = "clusters" if rule.scope == "cluster" else "groups of adjacent clusters"
-        return f"drop {name(rule.target)} from {what} {' or '.join(parts)}"
+        return f"drop {rule.target} from {what} {' or '.join(parts)}"
     where = "in the same cluster" if rule.scope == "cluster" else "in a neighbouring cluster"
-    return f"drop {name(rule.target)} where {name(rule.other)} is predicted {where}"
+    return f"drop {rule.target} where {rule.other} is predicted {where}"
 
 
 def apply_rules(probs: np.ndarray, table: ClusterTable, config: PredictConfig, classes: ClassTable,
@@ -103,7 +102,7 @@ def apply_rules(probs: np.ndarray, table: ClusterTable, config: PredictConfig, c
     config:
         thresholds and rule tables.
     classes:
-        the class table (maps rule class ids to columns).
+        the class table (maps the class names of the rules to columns).
 
     Returns
     -------
@@ -112,47 +111,52 @@ def apply_rules(probs: np.ndarray, table: ClusterTable, config: PredictConfig, c
     record:
         one row per rule (columns ``RULE_COLUMNS``): what it is and how many clusters / pixels it
         changed (a flag turned off).
+
+    Raises
+    ------
+    ConfigError
+        when a configured rule or threshold names a class that is not in ``classes``.
+    ValueError
+        when ``probs`` does not have one row per cluster and one column per class.
     """
     flags = threshold_flags(probs, config, classes)
     if flags.shape[0] != len(table):
-        raise ConfigError(f"{flags.shape[0]} probability rows for {len(table)} clusters")
+        raise ValueError(f"apply_rules needs one probability row per cluster: got {flags.shape[0]} rows "
+                         f"for {len(table)} clusters")
+    bound = rules_for(config, classes)
     sizes = table.sizes
     col = {cid: i for i, cid in enumerate(classes.ids)}
-    rows = []
-    for rule in tuple(config.size_rules) + tuple(config.overlap_rules):
-        is_size = isinstance(rule, SizeRule)
-        rec = {"rule": _describe(rule, classes), "kind": "size" if is_size else "overlap",
-               "target": rule.target, "other": None if is_size else rule.other,
-               "scope": rule.scope,
-               "min_px": getattr(rule, "min_px", None), "max_px": getattr(rule, "max_px", None),
-               "reason": rule.reason, "skipped": False, "clusters": 0, "pixels": 0}
-        needed = [rule.target] + ([] if is_size else [rule.other])
-        if any(c not in col for c in needed):
-            rec["skipped"] = True
-            rows.append(rec)
-            continue
-        t = col[rule.target]
-        if is_size:
-            if rule.scope == "cluster":
-                size = sizes
-            elif rule.scope == "group":
-                size = group_sizes(flags[:, t], table)
-            else:
-                raise ConfigError(f"size rule scope must be 'group' or 'cluster', got {rule.scope!r}")
-            hit = np.zeros(len(table), bool)
-            if rule.min_px is not None:
-                hit |= size < rule.min_px
-            if rule.max_px is not None:
-                hit |= size > rule.max_px
-        elif rule.scope == "cluster":
-            hit = flags[:, col[rule.other]].copy()
-        elif rule.scope == "neighbours":
-            hit = neighbour_any(flags[:, col[rule.other]], table)
-        else:
-            raise ConfigError(f"overlap rule scope must be 'cluster' or 'neighbours', got {rule.scope!r}")
-        changed = flags[:, t] & hit
-        flags[changed, t] = False
-        rec["clusters"] = int(changed.sum())
-        rec["pixels"] = int(sizes[changed].sum())
-        rows.append(rec)
-    return flags, pd.DataFrame(rows, columns=RULE_COLUMNS)
+    rows = [_apply(b, flags, table, sizes, col) for b in bound]
+    record = pd.DataFrame(rows, columns=RULE_COLUMNS)
+    # whole numbers stay whole where some rows have none (a size rule has no other class, ...)
+    return flags, record.astype({c: "Int64" for c in ("target_id", "other_id", "min_px", "max_px")})
+
+
+def _apply(b: BoundRule, flags: np.ndarray, table: ClusterTable, sizes: np.ndarray, col: dict[int, int]) -> dict:
+    """Apply one bound rule to ``flags`` in place; its record row."""
+    rule = b.rule
+    is_size = isinstance(rule, SizeRule)
+    rec = {"rule": _describe(rule), "kind": "size" if is_size else "overlap",
+           "target": rule.target, "other": None if is_size else rule.other,
+           "target_id": b.target_id, "other_id": b.other_id, "scope": rule.scope,
+           "min_px": getattr(rule, "min_px", None), "max_px": getattr(rule, "max_px", None),
+           "reason": rule.reason, "skipped": b.skipped, "clusters": 0, "pixels": 0}
+    if b.skipped:
+        return rec
+    t = col[b.target_id]
+    if is_size:
+        size = sizes if rule.scope == "cluster" else group_sizes(flags[:, t], table)
+        hit = np.zeros(len(table), bool)
+        if rule.min_px is not None:
+            hit |= size < rule.min_px
+        if rule.max_px is not None:
+            hit |= size > rule.max_px
+    elif rule.scope == "cluster":
+        hit = flags[:, col[b.other_id]].copy()
+    else:
+        hit = neighbour_any(flags[:, col[b.other_id]], table)
+    changed = flags[:, t] & hit
+    flags[changed, t] = False
+    rec["clusters"] = int(changed.sum())
+    rec["pixels"] = int(sizes[changed].sum())
+    return rec
