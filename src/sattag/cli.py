@@ -16,7 +16,7 @@ from rich.table import Table
 
 from sattag.classes import DSTL_CLASSES, ClassTable, read_class_table
 from sattag.config import Config, load_config
-from sattag.errors import SattagError
+from sattag.errors import ConfigError, SattagError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find and outline objects on multispectral satellite scenes.")
@@ -31,6 +31,13 @@ ConfigOpt = typer.Option(None, "--config", help="TOML file overriding configurat
 ClassesOpt = typer.Option(None, "--classes", help="CSV class table id,name,colour (default: DSTL's 10 classes).")
 LabelsOpt = typer.Option(None, "--labels", help="A vector file of your own labels (any OGR format, any CRS).")
 ClassColumnOpt = typer.Option(None, "--class-column", help="Column of --labels holding class ids or names.")
+UnlabelledOpt = typer.Option(False, "--unlabelled-is-empty",
+                             help="A scene the labels do not cover has none of the classes (default: it is "
+                                  "not a training scene and is not scored).")
+HoldoutOpt = typer.Option(None, "--holdout", min=0.0, max=0.99,
+                          help="Share of the labelled scenes held out of training and scored as unseen "
+                               "(default: 20 % when there are 4 or more labelled scenes, else 0; 0: train on all).")
+HoldoutScenesOpt = typer.Option(None, "--holdout-scenes", help="Comma-separated labelled scenes to hold out (wins over --holdout).")
 QuietOpt = typer.Option(False, "--quiet", help="No progress bars.")
 
 
@@ -60,24 +67,33 @@ def _errors() -> Iterator[None]:
 @contextlib.contextmanager
 def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, workers: Optional[int],
                  quiet: bool, classes: Optional[Path] = None, labels: Optional[Path] = None,
-                 class_column: Optional[str] = None):
+                 class_column: Optional[str] = None, unlabelled_is_empty: bool = False,
+                 holdout: Optional[float] = None, holdout_scenes: Optional[str] = None):
     """The scenes of ``data`` (optionally a subset) and an open engine session over them.
 
-    On leaving, failures are listed and the command exits 1 when a scene failed.
+    The label source is resolved here, once, for the whole run. On leaving, notes and failures are
+    printed, and the command exits 1 when a scene failed.
     """
     from sattag.engine import open_session, select_scenes
     from sattag.engine.progress import rich_progress
+    from sattag.labels import LabelSource
 
     found = select_scenes(data, _scene_ids(scenes))
+    source = LabelSource.resolve(data, labels, class_column, unlabelled_is_empty)
+    held = tuple(_scene_ids(holdout_scenes) or ())
+    if held and holdout is not None:
+        raise ConfigError("give --holdout or --holdout-scenes, not both")
     with rich_progress(not quiet) as progress, open_session(
             data, run, config, _classes(classes), progress=progress, local=(workers == 0),
-            labels_file=labels, class_column=class_column) as session:
+            labels=source, holdout=holdout, holdout_scenes=held) as session:
         yield session, found
         _finish(session)
 
 
 def _finish(session) -> None:
-    """Print failures (if any) and exit non-zero when a scene failed."""
+    """Print the run's notes, then failures (if any); exit non-zero when a scene failed."""
+    for note in dict.fromkeys(session.notes):
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
     if not session.failures:
         return
     t = Table(title=f"{len(session.failures)} failure(s) — {session.run.failures_csv}", show_lines=False)
@@ -93,6 +109,27 @@ def _scene_ids(scenes: Optional[str]) -> Optional[list[str]]:
     return [s.strip() for s in scenes.split(",") if s.strip()] if scenes else None
 
 
+SCORE_COLUMNS = ["split", "kind", "class_id", "class", "jaccard"]
+
+
+def _print_scores(table) -> None:
+    """The Jaccard table, one row per class, held-out columns first (what a user should trust)."""
+    if table is None:
+        return
+    if "split" not in table:
+        _print_table("Jaccard", table, [c for c in SCORE_COLUMNS if c in table])
+        return
+    wide = table.set_index(["class_id", "class", "split", "kind"])["jaccard"].unstack(["split", "kind"])
+    wide.columns = [f"{split} {kind}" for split, kind in wide.columns]
+    wide = wide.reset_index()
+    # the mean row (class_id 0) last, as in scores.csv
+    wide = wide.iloc[wide["class_id"].eq(0).to_numpy().argsort(kind="stable")]
+    scenes = table.groupby("split")["scenes"].max().to_dict()
+    title = "Jaccard by class: " + "; ".join(f"{s} = {n} scene(s) " + (
+        "the models never saw" if s == "held-out" else "they trained on") for s, n in scenes.items())
+    _print_table(title, wide, list(wide.columns))
+
+
 def _print_table(title: str, frame, columns: list[str]) -> None:
     t = Table(title=title)
     for c in columns:
@@ -100,6 +137,14 @@ def _print_table(title: str, frame, columns: list[str]) -> None:
     for _, r in frame.iterrows():
         t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r[columns]])
     out.print(t)
+
+
+def _print_auc(path: Path) -> None:
+    import pandas as pd
+
+    _print_table("AUC (in-sample: 90/10 pixel split of the training scenes, neighbouring pixels leak; "
+                 "held-out: scenes the models never saw)", pd.read_csv(path),
+                 ["split", "class_id", "class", "n_in", "n_out", "auc"])
 
 
 @app.command()
@@ -151,7 +196,8 @@ def explore(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column) as (session, found):
             engine.ingest(session, found)
             res = engine.explore(session, found, figure_scene=scene)
-            out.print(f"{len(res['train_ids'])} labelled scene(s); figures in {session.run.figures}")
+            out.print(f"{len(res['labelled'])} labelled scene(s) ({session.labels.describe()}); "
+                      f"figures in {session.run.figures}")
 
 
 @app.command()
@@ -163,8 +209,10 @@ def train(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out
           scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
           workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
           classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
-          class_column: Optional[str] = ClassColumnOpt, quiet: bool = QuietOpt):
-    """One model per class from balanced pixel samples: RUN/models/ and RUN/auc.csv."""
+          class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
+          holdout: Optional[float] = HoldoutOpt, holdout_scenes: Optional[str] = HoldoutScenesOpt,
+          quiet: bool = QuietOpt):
+    """One model per class from balanced pixel samples of the training scenes: RUN/models/, RUN/auc.csv."""
     from sattag import engine
 
     with _errors():
@@ -174,17 +222,16 @@ def train(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out
             cfg = cfg.replace("model", **model)
         if samples:
             cfg = cfg.replace("sample", n_in=samples, n_out=samples)
-        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column) as (session, found):
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
+                          unlabelled_is_empty, holdout, holdout_scenes) as (session, found):
             engine.ingest(session, found)
             explored = engine.explore(session, found)
+            engine.split(session, explored)
             model_set = engine.train(session, found, explored)
             if model_set is None:
                 out.print(f"models already in {session.run.models}; delete it to retrain")
             else:
-                from sattag.learn import auc_table
-
-                _print_table("validation AUC", auc_table(model_set),
-                             ["class_id", "class", "n_in", "n_out", "auc", "seconds"])
+                _print_auc(session.run.auc_csv)
 
 
 @app.command()
@@ -212,14 +259,19 @@ def predict(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
 
 @app.command()
 def score(run: Path = typer.Argument(..., help="Run folder with predictions."),
-          truth: Path = typer.Option(..., "--truth", help="DSTL data folder with train_wkt_v4.csv."),
-          classes: Optional[Path] = ClassesOpt):
-    """DSTL Jaccard per class (and mean) and pixel Jaccard: RUN/scores.csv."""
+          truth: Optional[Path] = typer.Option(None, "--truth", help="DSTL data folder, or a vector label file "
+                                               "(with --class-column); default: the run's own labels."),
+          class_column: Optional[str] = ClassColumnOpt,
+          classes: Optional[Path] = typer.Option(None, "--classes", help="CSV class table (default: the run's)."),
+          unlabelled_is_empty: bool = UnlabelledOpt):
+    """DSTL Jaccard per class (and mean) and pixel Jaccard, held-out apart from in-sample: RUN/scores.csv."""
     from sattag.engine.rescore import score_run
+    from sattag.labels import LabelSource
 
     with _errors():
-        table = score_run(run, truth, _classes(classes))
-        _print_table("Jaccard", table, [c for c in ("kind", "class_id", "class", "jaccard") if c in table])
+        source = LabelSource.resolve(None, truth, class_column, unlabelled_is_empty) if truth else None
+        table = score_run(run, source, read_class_table(classes) if classes else None)
+        _print_scores(table)
 
 
 @app.command()
@@ -237,18 +289,48 @@ def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
             scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
             workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
             classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
-            class_column: Optional[str] = ClassColumnOpt, quiet: bool = QuietOpt):
-    """The whole workflow: ingest, explore, train, predict, vectorize, score, report."""
+            class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
+            holdout: Optional[float] = HoldoutOpt, holdout_scenes: Optional[str] = HoldoutScenesOpt,
+            quiet: bool = QuietOpt):
+    """The whole workflow: ingest, labels, split, train, predict, vectorize, score, report.
+
+    The labelled scenes are split by scene: models train on some and the others are scored as unseen
+    (held-out), apart from the training scenes' (in-sample) scores.
+    """
     from sattag import engine
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column) as (session, found):
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
+                          unlabelled_is_empty, holdout, holdout_scenes) as (session, found):
             result = engine.run_all(session, found)
-            if result["scores"] is not None:
-                _print_table("Jaccard", result["scores"], [c for c in ("kind", "class_id", "class", "jaccard")
-                                                           if c in result["scores"]])
+            if session.run.auc_csv.exists():
+                _print_auc(session.run.auc_csv)
+            _print_scores(result["scores"])
             out.print(f"report: {session.run.report_html}")
+
+
+@app.command()
+def evaluate(data: Path = typer.Argument(..., help="DSTL-layout folder, or a folder with scenes.csv."),
+             run: Path = typer.Option(..., "--out", help="Run folder (the folds go to RUN/folds/)."),
+             folds: int = typer.Option(5, "--folds", help="Folds of labelled scenes; each is held out once."),
+             scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
+             workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
+             classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
+             class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
+             quiet: bool = QuietOpt):
+    """K-fold cross-validation by scene: each class's held-out Jaccard, mean and spread over folds."""
+    from sattag import engine
+
+    with _errors():
+        cfg = _config(config, scheduler, workers)
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
+                          unlabelled_is_empty) as (session, found):
+            summary = engine.cross_validate(session, found, folds)
+            _print_table(f"held-out Jaccard over {folds} folds by scene (mean, spread = standard deviation; "
+                         "pooled = sums over all folds)", summary,
+                         ["kind", "class_id", "class", "mean", "std", "min", "max", "pooled"])
+            out.print(f"per fold: {session.run.root / 'cv_scores.csv'}; summary: {session.run.root / 'cv_summary.csv'}")
 
 
 def main() -> None:  # pragma: no cover - console entry

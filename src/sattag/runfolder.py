@@ -7,16 +7,28 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class RunFolder:
-    """Paths of everything a run writes under ``root``."""
+    """Paths of everything a run writes under ``root``.
+
+    ``shared``: another run folder whose stacks and truth this one reads instead of its own (the folds
+    of a cross-validation share their parent's ingest and labels); default: ``root`` itself.
+    """
 
     root: Path
+    shared: Path | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
+        if self.shared is not None:
+            object.__setattr__(self, "shared", Path(self.shared))
+
+    @property
+    def inputs(self) -> Path:
+        """The folder holding the stacks and truth this run reads."""
+        return self.shared if self.shared is not None else self.root
 
     # ingest
     def stack(self, scene_id: str) -> Path:
-        return self.root / "stacks" / f"{scene_id}.tif"
+        return self.inputs / "stacks" / f"{scene_id}.tif"
 
     @property
     def offsets_csv(self) -> Path:
@@ -27,8 +39,11 @@ class RunFolder:
         return self.root / "failures.csv"
 
     # labels / explore
-    def masks_true(self, scene_id: str) -> Path:
-        return self.root / "truth_masks" / f"{scene_id}.tif"
+    def truth_masks(self, scene_id: str) -> Path:
+        return self.inputs / "truth_masks" / f"{scene_id}.tif"
+
+    def truth_polygons(self, scene_id: str) -> Path:
+        return self.inputs / "truth_polygons" / f"{scene_id}.parquet"
 
     @property
     def figures(self) -> Path:

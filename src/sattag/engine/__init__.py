@@ -10,9 +10,11 @@ from sattag.engine.run import (
     run_all,
     score,
     select_scenes,
+    split,
     train,
 )
+from sattag.engine.folds import cross_validate
 from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes
 
-__all__ = ["Failure", "Session", "StageResult", "Timing", "explore", "ingest", "map_scenes", "open_client",
+__all__ = ["Failure", "Session", "cross_validate", "split", "StageResult", "Timing", "explore", "ingest", "map_scenes", "open_client",
            "open_session", "predict", "report", "run_all", "score", "select_scenes", "train"]

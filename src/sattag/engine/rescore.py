@@ -1,55 +1,94 @@
 """Scoring a finished run folder against truth, outside a whole run (``sattag score``)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from sattag.classes import ClassTable
+from sattag.classes import DSTL_CLASSES, ClassTable
 from sattag.errors import InputError
+from sattag.labels.source import LabelSource
 from sattag.runfolder import RunFolder
 
 
+def run_classes(run: RunFolder) -> ClassTable:
+    """The class table a run recorded in ``run.json`` (DSTL's when the run predates that record)."""
+    info = read_run_json(run)
+    return ClassTable.from_records(info["classes"]) if info.get("classes") else DSTL_CLASSES
+
+
+def read_run_json(run: RunFolder) -> dict:
+    """``run.json`` as a dict; empty when the run has none. Raises :class:`InputError` for a corrupt one."""
+    try:
+        return json.loads(run.run_json.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"cannot read run.json ({e})", run.run_json) from e
+
+
 def load_predictions(run: RunFolder, classes: ClassTable) -> dict:
-    """Polygons of every predicted scene (from ``polygons/*.geojson``) and pixel counts where truth masks exist."""
-    from sattag.evaluate import pixel_counts
-    from sattag.labels import read_masks
+    """Polygons of every predicted scene (from ``polygons/*.geojson``): ``{(scene, class_id): geometry}``."""
     from sattag.vectorize import read_geojson_polygons
 
     folder = run.root / "polygons"
     # Hidden names are atomic_path's temporaries of an interrupted run, not predictions.
     files = sorted(p for p in folder.glob("*.geojson") if not p.name.startswith(".")) if folder.is_dir() else []
-    polygons, pixel = {}, {}
+    polygons = {}
     for path in files:
-        sid = path.stem
         for cid, geom in read_geojson_polygons(path, classes).items():
-            polygons[(sid, cid)] = geom
-        if run.masks(sid).exists() and run.masks_true(sid).exists():
-            pixel[sid] = pixel_counts(read_masks(run.masks(sid))[0], read_masks(run.masks_true(sid))[0])
-    return {"polygons": polygons, "pixel": pixel}
+            polygons[(path.stem, cid)] = geom
+    return polygons
 
 
-def score_run(run_dir: str | Path, truth_dir: str | Path, classes: ClassTable):
-    """Score the predictions in ``run_dir`` against the labels in ``truth_dir``; writes ``scores.csv``.
+def score_run(run_dir: str | Path, source: LabelSource | None = None, classes: ClassTable | None = None):
+    """Score the predictions in ``run_dir``; writes ``scores.csv`` and returns its table.
 
-    Uses the run's per-scene GeoJSON polygons; a run folder holding only a ``submission.csv`` (a
-    DSTL submission made elsewhere) is scored from that file.
+    ``source``: the truth to score against (a DSTL folder or a vector file + class column); None uses
+    the run's own truth (``truth_polygons/``, ``truth_masks/``, written when the run read its label
+    source). Truth is clipped to each predicted scene. Scenes the models trained on (their card) are
+    scored *in-sample*, the others *held-out*. ``classes``: default the run's own (``run.json``).
+    A run folder holding only a ``submission.csv`` (made elsewhere) is scored from that file against
+    a DSTL folder's ``train_wkt_v4.csv``.
     """
-    from sattag.engine.run import Session, score
+    from sattag.engine.run import score_tables, trained_on, write_scores
+    from sattag.evaluate import pixel_counts
+    from sattag.labels import rasterize_classes, read_masks, read_truth_polygons
 
-    run = RunFolder(Path(run_dir))
-    predicted = load_predictions(run, classes)
-    if not predicted["polygons"]:
-        if run.submission_csv.exists():
+    run = RunFolder(Path(run_dir).expanduser().resolve())
+    classes = classes or run_classes(run)
+    polygons = load_predictions(run, classes)
+    if not polygons:
+        if run.submission_csv.exists() and source is not None and source.kind == "dstl":
             from sattag.evaluate import score_files
 
-            table = score_files(run.submission_csv, Path(truth_dir) / "train_wkt_v4.csv", classes)
-            from sattag._files import atomic_path
-
-            with atomic_path(run.scores_csv) as tmp:
-                table.to_csv(tmp, index=False)
+            table = score_files(run.submission_csv, source.path / "train_wkt_v4.csv", classes)
+            write_scores(run.scores_csv, table.assign(split="unknown", kind="polygon"))
             return table
-        raise InputError("no predictions to score (no polygons/*.geojson, no submission.csv)", run.root)
-    session = Session(data_dir=Path(truth_dir), run=run, classes=classes)
-    table = score(session, predicted)
-    if table is None:
-        raise InputError("none of the predicted scenes has truth labels", truth_dir)
+        raise InputError("no predictions to score (no polygons/*.geojson"
+                         + (", no submission.csv)" if not run.submission_csv.exists() else ")"), run.root)
+    truth, pixel = {}, {}
+    for sid in sorted({s for s, _ in polygons}):
+        masks_path = run.masks(sid)
+        if source is None:
+            if not run.truth_polygons(sid).exists():
+                continue
+            truth[sid] = read_truth_polygons(run.truth_polygons(sid), classes)
+            true_masks = read_masks(run.truth_masks(sid))[0] if run.truth_masks(sid).exists() else None
+            pred_masks = read_masks(masks_path)[0] if masks_path.exists() and true_masks is not None else None
+        else:
+            if not masks_path.exists():
+                continue
+            pred_masks, grid, _ = read_masks(masks_path)
+            found = source.scene_polygons(sid, grid, classes)
+            if found is None:
+                continue
+            truth[sid] = found
+            true_masks = rasterize_classes(found, grid, classes, source=source.path, scene_id=sid)
+        if pred_masks is not None and true_masks is not None:
+            pixel[sid] = pixel_counts(pred_masks, true_masks)
+    if not truth:
+        raise InputError("none of the predicted scenes has truth labels",
+                         source.path if source is not None else run.root)
+    table = score_tables({"polygons": polygons, "pixel": pixel}, truth, trained_on(run), classes)
+    write_scores(run.scores_csv, table)
     return table

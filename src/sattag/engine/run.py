@@ -26,6 +26,8 @@ from sattag.engine.cluster import open_client
 from sattag.engine.progress import NULL_PROGRESS, Progress
 from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes, peak_rss_mib
 from sattag.engine import tasks
+from sattag.labels.source import LabelSource
+from sattag.learn.split import HELD_OUT, IN_SAMPLE, SceneSplit, split_scenes
 from sattag.runfolder import RunFolder
 from sattag.scene import Scene
 
@@ -37,6 +39,11 @@ class Session:
     """Where a run executes and what it has recorded so far.
 
     ``client``: a dask.distributed Client, or None to run every task here, one after another.
+    ``labels``: the run's one label source (resolved from ``data_dir`` when not given).
+    ``holdout`` / ``holdout_scenes``: how the labelled scenes split into training and held-out
+    scenes (:func:`sattag.learn.split.split_scenes`; ``holdout`` None = its default).
+    ``split``: the split, once :func:`explore` has found the labelled scenes.
+    ``notes``: things said once to the user (e.g. scenes the labels do not cover).
     """
 
     data_dir: Path
@@ -45,10 +52,17 @@ class Session:
     classes: ClassTable = DSTL_CLASSES
     client: object | None = None
     progress: Progress = NULL_PROGRESS
-    labels_file: Path | None = None
-    class_column: str | None = None
+    labels: LabelSource | None = None
+    holdout: float | None = None
+    holdout_scenes: tuple[str, ...] = ()
+    split: SceneSplit | None = None
     failures: list[Failure] = field(default_factory=list)
     timings: list[Timing] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.labels is None:
+            self.labels = LabelSource.resolve(self.data_dir)
 
     def record(self, result: StageResult) -> StageResult:
         """Keep a stage's failures and timings, and write them out so far (atomically)."""
@@ -82,16 +96,23 @@ def _client_timing(session: Session, stage: str) -> Iterator[None]:
 @contextlib.contextmanager
 def open_session(data_dir: str | Path, out: str | Path, config: Config | None = None,
                  classes: ClassTable = DSTL_CLASSES, progress: Progress = NULL_PROGRESS,
-                 local: bool = False, labels_file: str | Path | None = None,
-                 class_column: str | None = None) -> Iterator[Session]:
-    """Open a run: its folder, and a Dask client (``local=True``: no Dask, tasks run in-process)."""
+                 local: bool = False, labels: LabelSource | None = None,
+                 holdout: float | None = None, holdout_scenes: Sequence[str] = ()) -> Iterator[Session]:
+    """Open a run: its folder, and a Dask client (``local=True``: no Dask, tasks run in-process).
+
+    ``labels``: the run's label source (default: the DSTL labels of ``data_dir``, if any).
+    ``holdout``, ``holdout_scenes``: the split of labelled scenes (see :class:`Session`).
+    Paths are made absolute here, before anything is sent to a worker.
+    """
     config = config or Config()
-    run = RunFolder(Path(out))
+    run = RunFolder(Path(out).expanduser().resolve())
     run.root.mkdir(parents=True, exist_ok=True)
     # A run killed mid-write leaves hidden temporaries; its finished files are whole, so only these go.
     sweep_temporaries(run.root)
-    common = dict(data_dir=Path(data_dir), run=run, config=config, classes=classes, progress=progress,
-                  labels_file=Path(labels_file) if labels_file else None, class_column=class_column)
+    data_dir = Path(data_dir).expanduser().resolve()
+    common = dict(data_dir=data_dir, run=run, config=config, classes=classes, progress=progress,
+                  labels=labels or LabelSource.resolve(data_dir), holdout=holdout,
+                  holdout_scenes=tuple(holdout_scenes))
     if local:
         yield Session(client=None, **common)
         return
@@ -114,7 +135,7 @@ def _ok(session: Session, scenes: Sequence[Scene]) -> list[Scene]:
 def ingest(session: Session, scenes: Sequence[Scene]) -> StageResult:
     """Aligned stacks for every scene, plus ``offsets.csv``."""
     res = session.record(map_scenes(session.client, "ingest", tasks.ingest_task, scenes,
-                                    str(session.run.root), session.config, progress=session.progress))
+                                    session.run, session.config, progress=session.progress))
     rows = [r for sid in sorted(res.results) for r in res.results[sid]]
     write_csv(session.run.offsets_csv, ["scene", "group", "dx", "dy", "correlation"],
               [(s, g, f"{dx:.3f}", f"{dy:.3f}", f"{c:.4f}") for s, g, dx, dy, c in rows])
@@ -122,71 +143,137 @@ def ingest(session: Session, scenes: Sequence[Scene]) -> StageResult:
 
 
 def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None = None) -> dict:
-    """Class masks of the labelled scenes, per-class histograms summed over them, and the figures.
+    """Truth of the labelled scenes (clipped polygons + class masks), per-class histograms, figures.
 
-    Returns ``{"train_ids": [...], "counts": {scene: (C,2)}, "histograms": (C,B,bins)}``.
+    Returns ``{"labelled": [...], "unlabelled": [...], "counts": {scene: (C,2)}, "histograms": (C,B,bins)}``.
+    A scene the label source does not cover is *unlabelled*: not trained on, not scored (said once
+    in ``session.notes``). Resumable: a scene whose truth files exist is read, not rewritten, and
+    figures that exist are kept.
     """
     from sattag.viz.explore import write_explore_figures, write_histograms
 
     scenes = _ok(session, scenes)
-    res = session.record(map_scenes(
-        session.client, "labels", tasks.labels_task, scenes, str(session.data_dir), str(session.run.root),
-        session.classes, HISTOGRAM_BINS, str(session.labels_file) if session.labels_file else None,
-        session.class_column, progress=session.progress))
-    labelled = {sid: r for sid, r in res.results.items() if r is not None}
-    train_ids = sorted(labelled)
-    out = {"train_ids": train_ids, "counts": {s: labelled[s]["counts"] for s in train_ids}, "histograms": None}
-    if not train_ids:
+    out = {"labelled": [], "unlabelled": [], "counts": {}, "histograms": None}
+    if not session.labels.exists:
         return out
+    res = session.record(map_scenes(
+        session.client, "labels", tasks.labels_task, scenes, session.run, session.labels,
+        session.classes, HISTOGRAM_BINS, progress=session.progress))
+    labelled = {sid: r for sid, r in res.results.items() if r is not None}
+    out["labelled"] = sorted(labelled)
+    out["unlabelled"] = sorted(sid for sid, r in res.results.items() if r is None)
+    out["counts"] = {s: labelled[s]["counts"] for s in out["labelled"]}
+    if out["unlabelled"] and session.labels.kind == "vector":
+        shown = ", ".join(out["unlabelled"][:5]) + (", ..." if len(out["unlabelled"]) > 5 else "")
+        session.notes.append(f"{len(out['unlabelled'])} scene(s) not covered by {session.labels.path.name} "
+                             f"(not trained on, not scored): {shown}")
+    if not labelled:
+        return out
+    ids = out["labelled"]
     # Partial histograms add up: the same sum whatever worker computed each scene.
-    hist = sum(labelled[s]["histograms"] for s in train_ids)
-    bands = labelled[train_ids[0]]["bands"]
+    hist = sum(labelled[s]["histograms"] for s in ids)
+    bands = labelled[ids[0]]["bands"]
     out["histograms"] = hist
-    background = sum(labelled[s]["background"] for s in train_ids)
-    write_histograms(session.run.histograms, hist, bands, session.classes, background=background)
-    with session.timed("explore"):
-        write_explore_figures(session.run.figures / "explore", classes=session.classes,
-                              thumbnails={s: labelled[s]["thumbnail"] for s in train_ids},
-                              hist=hist, bands=bands, background=background)
-    first = figure_scene if figure_scene in labelled else train_ids[0]
-    scene = next(s for s in scenes if s.id == first)
-    session.record(map_scenes(session.client, "figures", tasks.explore_figures_task, [scene],
-                              str(session.run.root), str(session.data_dir), session.classes,
-                              str(session.labels_file) if session.labels_file else None, session.class_column,
-                              progress=session.progress))
+    background = sum(labelled[s]["background"] for s in ids)
+    figures = session.run.figures / "explore"
+    if not session.run.histograms.exists():
+        write_histograms(session.run.histograms, hist, bands, session.classes, background=background)
+    if not (figures / "histograms.png").exists():
+        with session.timed("explore"):
+            write_explore_figures(figures, classes=session.classes,
+                                  thumbnails={s: labelled[s]["thumbnail"] for s in ids},
+                                  hist=hist, bands=bands, background=background)
+    first = figure_scene if figure_scene in labelled else ids[0]
+    if not (figures / f"overlay_{first}.png").exists():
+        scene = next(s for s in scenes if s.id == first)
+        session.record(map_scenes(session.client, "figures", tasks.explore_figures_task, [scene],
+                                  session.run, session.classes, progress=session.progress))
     return out
 
 
-def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object | None":
-    """Balanced samples from the labelled scenes, one model per class, ``models/`` and ``auc.csv``.
+def split(session: Session, explored: dict) -> SceneSplit:
+    """Split the labelled scenes (of those that did not fail) into training and held-out scenes.
 
+    Uses the split of the models' card when models exist (a resumed run keeps its split), else
+    ``session.holdout`` / ``session.holdout_scenes``. Sets and returns ``session.split``.
+    """
+    from sattag.learn import read_card_split
+
+    labelled = [s for s in explored["labelled"] if not session.failed(s)]
+    if (session.run.models / "card.json").exists():
+        session.split = read_card_split(session.run.models, labelled)
+    else:
+        session.split = split_scenes(labelled, session.holdout, session.holdout_scenes,
+                                     seed=session.config.sample.seed)
+    if labelled and not session.split.held_out:
+        session.notes.append(f"all {len(labelled)} labelled scene(s) train the models: every score is "
+                             "in-sample (hold scenes out with --holdout or --holdout-scenes)")
+    return session.split
+
+
+def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object | None":
+    """Balanced samples from the training scenes, one model per class, ``models/`` and ``auc.csv``.
+
+    Only ``session.split.train`` scenes are sampled; the held-out scenes then give each model's AUC
+    on scenes it never saw (``auc.csv`` rows ``split=held-out``), beside the 90/10 pixel-split AUC
+    of the training scenes (``split=in-sample``: neighbouring pixels leak, so it flatters).
     Skips training when ``models/card.json`` is already there (a resumed run).
     """
+    import dataclasses
+
+    import pandas as pd
+
     from sattag.ingest import read_stack_metadata
-    from sattag.learn import allocate_quotas, auc_table, concat_samples, train_models
+    from sattag.learn import allocate_quotas, auc_table, samples_auc, train_models
 
     models_dir = session.run.models
     if (models_dir / "card.json").exists():
         return None
-    train_ids = [s for s in explored["train_ids"] if not session.failed(s)]
+    if session.split is None:
+        split(session, explored)
+    train_ids = [s for s in session.split.train if not session.failed(s)]
     if not train_ids:
-        raise SattagError("no labelled scene to train on", session.data_dir)
+        raise SattagError("no labelled scene to train on", session.labels.path or session.data_dir)
     quotas = allocate_quotas({s: explored["counts"][s] for s in train_ids}, session.config.sample)
-    train_scenes = [s for s in scenes if s.id in quotas]
-    res = session.record(map_scenes(session.client, "sample", tasks.sample_task, train_scenes,
-                                    str(session.run.root), session.config.sample.seed, per_scene=quotas,
-                                    progress=session.progress))
-    samples = concat_samples([res.results[s] for s in sorted(res.results)])
+    samples = _sample(session, scenes, quotas)
     bands = read_stack_metadata(session.run.stack(train_ids[0])).bands
     with session.timed("train"):
         bar = session.progress.stage("train", len(session.classes))
         model_set = train_models(samples, bands, session.classes, session.config, client=session.client,
                                  progress=lambda n=1: bar.advance(n))
         bar.close()
-        model_set.save(models_dir)
-        with atomic_path(session.run.auc_csv) as tmp:
-            auc_table(model_set).to_csv(tmp, index=False)
+        model_set.split = session.split
+    del samples
+    table = auc_table(model_set).assign(split=IN_SAMPLE, measured_on="90/10 pixel split of training scenes")
+    held = [s for s in session.split.held_out if not session.failed(s)]
+    if held:
+        n = session.config.sample
+        asked = dataclasses.replace(n, n_in=min(n.n_in, HELD_OUT_AUC_PIXELS), n_out=min(n.n_out, HELD_OUT_AUC_PIXELS))
+        quotas = allocate_quotas({s: explored["counts"][s] for s in held}, asked)
+        with session.timed("held-out AUC"):
+            held_table = samples_auc(model_set, _sample(session, scenes, quotas))
+        table = pd.concat([table, held_table.assign(split=HELD_OUT, measured_on="held-out scenes")],
+                          ignore_index=True)
+    model_set.save(models_dir)
+    first = ["split", "measured_on"]
+    with atomic_path(session.run.auc_csv) as tmp:
+        table[first + [c for c in table.columns if c not in first]].to_csv(tmp, index=False)
     return model_set
+
+
+#: Pixels in and out of each class drawn from the held-out scenes to measure their AUC.
+HELD_OUT_AUC_PIXELS = 50_000
+
+
+def _sample(session: Session, scenes: Sequence[Scene], quotas: dict) -> dict:
+    """Balanced samples of the scenes in ``quotas`` (drawn on the workers), joined per class."""
+    from sattag.learn import concat_samples
+
+    chosen = [s for s in scenes if s.id in quotas]
+    res = session.record(map_scenes(session.client, "sample", tasks.sample_task, chosen,
+                                    session.run, session.config.sample.seed, per_scene=quotas,
+                                    progress=session.progress))
+    return concat_samples([res.results[s] for s in sorted(res.results)])
 
 
 def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int = 2) -> dict:
@@ -204,7 +291,7 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int = 2) -
     scenes = _ok(session, scenes)
     with_figures = {s.id for s in scenes[:figure_scenes]}
     res = session.record(map_scenes(
-        session.client, "predict", tasks.predict_task, scenes, str(session.run.root), session.config,
+        session.client, "predict", tasks.predict_task, scenes, session.run, session.config,
         session.classes, per_scene={s.id: s.id in with_figures for s in scenes}, progress=session.progress))
     polygons = {(sid, cid): shapely.from_wkb(wkb)
                 for sid in sorted(res.results) for cid, wkb in res.results[sid]["polygons"].items()}
@@ -234,36 +321,72 @@ def _scene_crs(session: Session, scene_ids: Sequence[str]) -> str | None:
 
 
 def score(session: Session, predicted: dict) -> "object | None":
-    """DSTL Jaccard (polygons) and pixel Jaccard of the scenes that have truth; ``scores.csv``."""
-    import pandas as pd
+    """DSTL Jaccard (polygons) and pixel Jaccard of the labelled scenes, held-out apart from in-sample.
 
-    from sattag.evaluate import dstl_jaccard, score_table
-    from sattag.labels import scene_labels
+    Truth is the run's own (``truth_polygons/``, ``truth_masks/``: the label source read once and
+    clipped to each scene by :func:`explore`). A scene the models trained on is *in-sample*; any
+    other labelled scene is *held-out*. Writes ``scores.csv`` (columns ``split, kind, class_id, class,
+    intersection, union, jaccard``, held-out first); None when no predicted scene has truth.
+    """
+    from sattag.labels import read_truth_polygons
 
     truth = {}
-    for (sid, _cid) in predicted["polygons"]:
-        if any(k[0] == sid for k in truth):
-            continue
-        labels = scene_labels(session.data_dir, sid, session.classes)
-        if labels is not None:
-            for cid in session.classes.ids:
-                truth[(sid, cid)] = labels.get(cid)
+    for sid in sorted({sid for sid, _ in predicted["polygons"]}):
+        path = session.run.truth_polygons(sid)
+        if path.exists():
+            truth[sid] = read_truth_polygons(path, session.classes)
     if not truth:
         return None
     with session.timed("score"):
-        scored = {sid for sid, _ in truth}
-        pred = {k: v for k, v in predicted["polygons"].items() if k[0] in scored}
-        poly = dstl_jaccard(pred, truth, session.classes).assign(kind="polygon")
-        tables = [poly]
-        if predicted["pixel"]:
-            # Pixel counts add up over scenes, then the ratio: the same rule as the DSTL metric.
-            inter = sum(np.asarray(c[0], np.int64) for c in predicted["pixel"].values())
-            union = sum(np.asarray(c[1], np.int64) for c in predicted["pixel"].values())
-            tables.append(score_table(session.classes, inter, union).assign(kind="pixel"))
-        table = pd.concat(tables, ignore_index=True)
-        with atomic_path(session.run.scores_csv) as tmp:
-            table.to_csv(tmp, index=False)
+        table = score_tables(predicted, truth, trained_on(session.run), session.classes)
+        write_scores(session.run.scores_csv, table)
     return table
+
+
+def trained_on(run: RunFolder) -> set[str]:
+    """The scenes the run's models were trained on (from their card; empty without models)."""
+    from sattag.learn import read_card_split
+
+    if not (run.models / "card.json").exists():
+        return set()
+    return set(read_card_split(run.models).train)
+
+
+def score_tables(predicted: dict, truth: dict, train_ids: set[str], classes: ClassTable):
+    """Score tables of the scenes in ``truth``: held-out and in-sample apart, polygon and pixel.
+
+    ``predicted``: ``{"polygons": {(scene, class_id): geometry}, "pixel": {scene: (inter, union)}}``;
+    ``truth``: ``{scene: {class_id: geometry}}``; ``train_ids``: the scenes the models trained on.
+    """
+    import pandas as pd
+
+    from sattag.evaluate import dstl_jaccard, score_table
+
+    tables = []
+    for side in (HELD_OUT, IN_SAMPLE):
+        ids = [s for s in sorted(truth) if (s in train_ids) == (side == IN_SAMPLE)]
+        if not ids:
+            continue
+        pred = {k: v for k, v in predicted["polygons"].items() if k[0] in ids}
+        true = {(s, cid): g for s in ids for cid, g in truth[s].items()}
+        tables.append(dstl_jaccard(pred, true, classes, scene_ids=ids).assign(split=side, kind="polygon",
+                                                                              scenes=len(ids)))
+        counts = [predicted["pixel"][s] for s in ids if s in predicted["pixel"]]
+        if counts:
+            # Pixel counts add up over scenes, then the ratio: the same rule as the DSTL metric.
+            inter = sum(np.asarray(c[0], np.int64) for c in counts)
+            union = sum(np.asarray(c[1], np.int64) for c in counts)
+            tables.append(score_table(classes, inter, union).assign(split=side, kind="pixel", scenes=len(counts)))
+    table = pd.concat(tables, ignore_index=True)
+    first = ["split", "kind", "scenes"]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def write_scores(path: Path, table) -> Path:
+    """Write a score table to ``scores.csv`` atomically."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return path
 
 
 def report(session: Session) -> Path:
@@ -274,15 +397,18 @@ def report(session: Session) -> Path:
         return write_report(session.run.root, session.classes)
 
 
-def write_run_json(session: Session, scenes: Sequence[Scene], started: str) -> None:
-    """The run describes itself: configuration, versions, scenes, start and end."""
+def write_run_json(session: Session, scenes: Sequence[Scene], started: str, finished: str | None = None) -> None:
+    """The run describes itself: configuration, class table, label source, split, versions, scenes."""
     write_text(session.run.run_json, json.dumps({
         "config": session.config.to_dict(),
+        "classes": session.classes.to_records(),
+        "labels": session.labels.to_dict(),
+        "split": session.split.to_dict() if session.split else None,
         "versions": versions(),
         "scenes": [s.id for s in scenes],
         "data": str(session.data_dir),
         "started": started,
-        "finished": now(),
+        "finished": finished,
     }, indent=2, default=str))
 
 
@@ -311,15 +437,17 @@ def versions() -> dict[str, str]:
 
 
 def run_all(session: Session, scenes: Sequence[Scene]) -> dict:
-    """ingest -> explore -> train -> predict (+ vectorize) -> score (when truth exists) -> report."""
+    """ingest -> labels + explore -> split -> train -> predict (+ vectorize) -> score -> report."""
     started = now()
     write_run_json(session, scenes, started)
     ingest(session, scenes)
     explored = explore(session, scenes)
-    if explored["train_ids"] or (session.run.models / "card.json").exists():
+    split(session, explored)
+    write_run_json(session, scenes, started)
+    if session.split.train or (session.run.models / "card.json").exists():
         train(session, scenes, explored)
     predicted = predict(session, scenes)
     scores = score(session, predicted)
-    write_run_json(session, scenes, started)
+    write_run_json(session, scenes, started, now())
     report(session)
     return {"explored": explored, "predicted": predicted, "scores": scores}

@@ -15,6 +15,8 @@ from sattag.labels.readers import (
     read_wkt_csv,
     scene_labels,
 )
+from sattag.labels.source import LabelSource, clip_to_bounds
+from sattag.labels.truth import read_truth_polygons, write_truth_polygons
 from sattag.labels.transform import (
     dstl_to_pixel,
     geometry_to_grid,
@@ -26,6 +28,10 @@ from sattag.labels.transform import (
 )
 
 __all__ = [
+    "LabelSource",
+    "clip_to_bounds",
+    "read_truth_polygons",
+    "write_truth_polygons",
     "DSTL_LAYERS",
     "GEOJSON_DIR",
     "WKT_CSV",

@@ -9,7 +9,7 @@ Scene by scene (the engine may spread these over workers)::
     models.save(run.models); auc_table(models).to_csv(run.auc_csv)
     models = load_models(run.models, bands, classes); p = models.predict_proba(X)  # (N, C)
 """
-from sattag.learn.models import ClassResult, ModelSet, load_models, model_file_name
+from sattag.learn.models import ClassResult, ModelSet, load_models, model_file_name, read_card_split
 from sattag.learn.sample import (
     allocate_quotas,
     class_pixel_counts,
@@ -19,9 +19,17 @@ from sattag.learn.sample import (
     sample_scenes,
     scene_seed,
 )
-from sattag.learn.train import auc_table, check_device, roc_auc, split_train_valid, train_models
+from sattag.learn.split import HELD_OUT, IN_SAMPLE, SceneSplit, kfold_scenes, split_scenes
+from sattag.learn.train import auc_table, check_device, roc_auc, samples_auc, split_train_valid, train_models
 
 __all__ = [
+    "HELD_OUT",
+    "IN_SAMPLE",
+    "SceneSplit",
+    "kfold_scenes",
+    "read_card_split",
+    "samples_auc",
+    "split_scenes",
     "ClassResult",
     "ModelSet",
     "allocate_quotas",

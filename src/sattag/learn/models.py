@@ -21,6 +21,7 @@ from sattag._files import atomic_path
 from sattag.classes import ClassTable
 from sattag.config import Config, config_from_dict
 from sattag.errors import ConfigError, ModelError
+from sattag.learn.split import SceneSplit
 
 CARD_NAME = "card.json"
 CARD_FORMAT = 1
@@ -55,6 +56,8 @@ class ModelSet:
     classes: ClassTable
     config: Config
     results: dict[int, ClassResult]
+    # The scenes the models learned from and those held out (a SceneSplit); None when unknown.
+    split: SceneSplit | None = None
 
     # -- use -------------------------------------------------------------------------------------
     def predict_proba(self, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
@@ -119,6 +122,7 @@ class ModelSet:
             "bands": list(self.bands),
             "classes": self.classes.to_records(),
             "config": self.config.to_dict(),
+            "split": self.split.to_dict() if self.split is not None else None,
             "models": [
                 {
                     "class_id": cid,
@@ -245,4 +249,25 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
                              f"the data has {list(bands)}", path)
         booster.set_param({"device": "cpu"})
         boosters[cid] = booster
-    return ModelSet(boosters=boosters, bands=bands, classes=classes, config=config, results=results)
+    split = SceneSplit.from_dict(card["split"]) if card.get("split") else None
+    return ModelSet(boosters=boosters, bands=bands, classes=classes, config=config, results=results,
+                    split=split)
+
+
+def read_card_split(directory: str | Path, labelled: Sequence[str] | None = None) -> SceneSplit:
+    """The training / held-out scenes recorded in a models folder's card.
+
+    ``labelled``: the labelled scenes of the data at hand; those the card does not list as training
+    scenes are held out (models made elsewhere never saw them). Without ``labelled``, the card's own
+    held-out list. Raises :class:`ModelError` naming the card when it cannot be read.
+    """
+    path = Path(directory) / CARD_NAME
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelError(f"cannot read model card ({e})", path) from e
+    recorded = SceneSplit.from_dict(card.get("split") or {})
+    if labelled is None:
+        return recorded
+    train = tuple(s for s in labelled if s in recorded.train)
+    return SceneSplit(train, tuple(s for s in labelled if s not in recorded.train))

@@ -304,3 +304,21 @@ def auc_table(model_set: ModelSet) -> pd.DataFrame:
                      "skipped": r.skipped or ""})
     return pd.DataFrame(rows, columns=["class_id", "class", "n_in", "n_out", "n_train", "n_valid", "auc",
                                        "seconds", "skipped"])
+
+
+def samples_auc(model_set: ModelSet, samples: Mapping[int, Sample]) -> pd.DataFrame:
+    """AUC of each class's model on other pixels (e.g. a balanced sample of held-out scenes).
+
+    ``samples``: class id -> (X float32 (n, B) in ``model_set.bands`` order, y uint8 (n,)). Returns one
+    row per class of ``model_set.classes``: class_id, class, n_in, n_out, auc (NaN when a class has no
+    model, or its sample lacks pixels in or out of it).
+    """
+    rows = []
+    for i, cls in enumerate(model_set.classes):
+        X, y = samples.get(cls.id, (np.zeros((0, len(model_set.bands)), np.float32), np.zeros(0, np.uint8)))
+        n_in = int(np.count_nonzero(y))
+        auc = float("nan")
+        if cls.id in model_set.boosters and 0 < n_in < y.size:
+            auc = roc_auc(y, model_set.predict_proba(X)[:, i])
+        rows.append({"class_id": cls.id, "class": cls.name, "n_in": n_in, "n_out": int(y.size - n_in), "auc": auc})
+    return pd.DataFrame(rows, columns=["class_id", "class", "n_in", "n_out", "auc"])

@@ -1,0 +1,103 @@
+"""Which labelled scenes train and which are held out: a split by scene, and k folds by scene.
+
+Quality a user can trust is measured on scenes the models never saw. Pixels of one scene are not
+independent (neighbours share spectra, light and season), so a split of pixels says little about a
+new scene; these splits are by whole scene. Both are deterministic for a seed and do not depend on
+the order the scenes are given in.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from sattag.errors import ConfigError
+
+#: Names of the two sides of a split, as written in ``scores.csv``, ``auc.csv`` and the report.
+HELD_OUT = "held-out"
+IN_SAMPLE = "in-sample"
+
+
+@dataclass(frozen=True)
+class SceneSplit:
+    """Labelled scenes split into ``train`` (models learn from them) and ``held_out`` (scored only)."""
+
+    train: tuple[str, ...]
+    held_out: tuple[str, ...]
+
+    def side(self, scene_id: str) -> str | None:
+        """``"in-sample"`` for a training scene, ``"held-out"`` for a held-out one, else None."""
+        if scene_id in self.held_out:
+            return HELD_OUT
+        if scene_id in self.train:
+            return IN_SAMPLE
+        return None
+
+    def to_dict(self) -> dict:
+        return {"train": list(self.train), "held_out": list(self.held_out)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SceneSplit":
+        return cls(tuple(d.get("train", ())), tuple(d.get("held_out", ())))
+
+
+def _order(scene_ids: Sequence[str], seed: int) -> list[str]:
+    """The scenes in a pseudo-random order fixed by ``seed`` and each scene's id alone."""
+    def key(s: str) -> bytes:
+        return hashlib.blake2b(f"{seed}:{s}".encode(), digest_size=8).digest()
+    return sorted(dict.fromkeys(scene_ids), key=key)
+
+
+def holdout_count(n_labelled: int, fraction: float | None, min_scenes: int) -> int:
+    """How many of ``n_labelled`` scenes to hold out.
+
+    ``fraction`` None is the default: 20 % (at least one) when there are at least ``min_scenes``
+    labelled scenes, none otherwise (too few to spare one). 0 holds none out (every figure in-sample).
+    """
+    if fraction is None:
+        return max(1, round(0.2 * n_labelled)) if n_labelled >= min_scenes else 0
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"--holdout must be in [0, 1), got {fraction}")
+    return int(math.ceil(fraction * n_labelled - 1e-9)) if fraction > 0 else 0
+
+
+def split_scenes(labelled: Sequence[str], fraction: float | None = None,
+                 held_out: Sequence[str] | None = None, seed: int = 0, min_scenes: int = 4) -> SceneSplit:
+    """Split the labelled scenes into training and held-out scenes.
+
+    ``held_out`` names the held-out scenes (wins over ``fraction``); else :func:`holdout_count` of
+    them are drawn with ``seed``. Raises :class:`ConfigError` (naming the option) for a named scene
+    that is not labelled, or a split that leaves no training scene.
+    """
+    labelled = sorted(dict.fromkeys(labelled))
+    if held_out:
+        unknown = [s for s in held_out if s not in labelled]
+        if unknown:
+            raise ConfigError(f"--holdout-scenes: {', '.join(unknown)} is not a labelled scene "
+                              f"(labelled: {', '.join(labelled) or 'none'})")
+        chosen = set(held_out)
+    else:
+        n = holdout_count(len(labelled), fraction, min_scenes)
+        chosen = set(_order(labelled, seed)[:n])
+    train = tuple(s for s in labelled if s not in chosen)
+    if labelled and not train:
+        raise ConfigError(f"the holdout leaves no training scene (all {len(labelled)} labelled scenes held out)")
+    return SceneSplit(train, tuple(s for s in labelled if s in chosen))
+
+
+def kfold_scenes(labelled: Sequence[str], k: int, seed: int = 0) -> list[SceneSplit]:
+    """``k`` splits by scene: every labelled scene is held out in exactly one fold.
+
+    Scenes are dealt round-robin in a seeded order, so fold sizes differ by at most one. Raises
+    :class:`ConfigError` when ``k`` is under 2 or above the number of labelled scenes.
+    """
+    labelled = sorted(dict.fromkeys(labelled))
+    if k < 2:
+        raise ConfigError(f"--folds must be at least 2, got {k}")
+    if k > len(labelled):
+        raise ConfigError(f"--folds {k} is more than the {len(labelled)} labelled scene(s)")
+    order = _order(labelled, seed)
+    folds = [set(order[i::k]) for i in range(k)]
+    return [SceneSplit(tuple(s for s in labelled if s not in f), tuple(s for s in labelled if s in f))
+            for f in folds]
