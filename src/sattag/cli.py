@@ -12,10 +12,11 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sattag.classes import DSTL_CLASSES, ClassTable, read_class_table
-from sattag.config import Config, load_config
+from sattag.config import Config, check_classes, load_config
 from sattag.errors import ConfigError, SattagError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -60,7 +61,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except SattagError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(1)
 
 
@@ -68,7 +69,8 @@ def _errors() -> Iterator[None]:
 def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, workers: Optional[int],
                  quiet: bool, classes: Optional[Path] = None, labels: Optional[Path] = None,
                  class_column: Optional[str] = None, unlabelled_is_empty: bool = False,
-                 holdout: Optional[float] = None, holdout_scenes: Optional[str] = None):
+                 holdout: Optional[float] = None, holdout_scenes: Optional[str] = None,
+                 config_path: Optional[Path] = None):
     """The scenes of ``data`` (optionally a subset) and an open engine session over them.
 
     The label source is resolved here, once, for the whole run. On leaving, notes and failures are
@@ -78,13 +80,19 @@ def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, w
     from sattag.engine.progress import rich_progress
     from sattag.labels import LabelSource
 
+    table = _classes(classes)
+    # Rules or thresholds naming a class the table lacks stop the run before any scene is touched.
+    check_classes(config, table, config_path)
     found = select_scenes(data, _scene_ids(scenes))
     source = LabelSource.resolve(data, labels, class_column, unlabelled_is_empty)
     held = tuple(_scene_ids(holdout_scenes) or ())
     if held and holdout is not None:
         raise ConfigError("give --holdout or --holdout-scenes, not both")
+    missing = sorted(set(held) - {s.id for s in found})
+    if missing:
+        raise ConfigError(f"--holdout-scenes: no scene {', '.join(missing)} in {data}")
     with rich_progress(not quiet) as progress, open_session(
-            data, run, config, _classes(classes), progress=progress, local=(workers == 0),
+            data, run, config, table, progress=progress, local=(workers == 0),
             labels=source, holdout=holdout, holdout_scenes=held) as session:
         yield session, found
         _finish(session)
@@ -93,7 +101,7 @@ def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, w
 def _finish(session) -> None:
     """Print the run's notes, then failures (if any); exit non-zero when a scene failed."""
     for note in dict.fromkeys(session.notes):
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if not session.failures:
         return
     t = Table(title=f"{len(session.failures)} failure(s) — {session.run.failures_csv}", show_lines=False)
@@ -176,7 +184,7 @@ def ingest(data: Path = typer.Argument(..., help="DSTL-layout folder, or a folde
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        with _over_scenes(data, run, scenes, cfg, workers, quiet) as (session, found):
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, config_path=config) as (session, found):
             res = engine.ingest(session, found)
             out.print(f"{len(res.results)} of {len(found)} scenes stacked in {session.run.root / 'stacks'}")
 
@@ -193,7 +201,7 @@ def explore(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column) as (session, found):
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column, config_path=config) as (session, found):
             engine.ingest(session, found)
             res = engine.explore(session, found, figure_scene=scene)
             out.print(f"{len(res['labelled'])} labelled scene(s) ({session.labels.describe()}); "
@@ -223,7 +231,7 @@ def train(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out
         if samples:
             cfg = cfg.replace("sample", n_in=samples, n_out=samples)
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
-                          unlabelled_is_empty, holdout, holdout_scenes) as (session, found):
+                          unlabelled_is_empty, holdout, holdout_scenes, config_path=config) as (session, found):
             engine.ingest(session, found)
             explored = engine.explore(session, found)
             engine.split(session, explored)
@@ -247,7 +255,7 @@ def predict(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes) as (session, found):
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, config_path=config) as (session, found):
             if models is not None and models.resolve() != session.run.models.resolve():
                 if not (models / "card.json").exists():
                     raise SattagError("no card.json: not a sattag models folder", models)
@@ -302,7 +310,7 @@ def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
     with _errors():
         cfg = _config(config, scheduler, workers)
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
-                          unlabelled_is_empty, holdout, holdout_scenes) as (session, found):
+                          unlabelled_is_empty, holdout, holdout_scenes, config_path=config) as (session, found):
             result = engine.run_all(session, found)
             if session.run.auc_csv.exists():
                 _print_auc(session.run.auc_csv)
@@ -325,7 +333,7 @@ def evaluate(data: Path = typer.Argument(..., help="DSTL-layout folder, or a fol
     with _errors():
         cfg = _config(config, scheduler, workers)
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
-                          unlabelled_is_empty) as (session, found):
+                          unlabelled_is_empty, config_path=config) as (session, found):
             summary = engine.cross_validate(session, found, folds)
             _print_table(f"held-out Jaccard over {folds} folds by scene (mean, spread = standard deviation; "
                          "pooled = sums over all folds)", summary,

@@ -251,7 +251,7 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
         asked = dataclasses.replace(n, n_in=min(n.n_in, HELD_OUT_AUC_PIXELS), n_out=min(n.n_out, HELD_OUT_AUC_PIXELS))
         quotas = allocate_quotas({s: explored["counts"][s] for s in held}, asked)
         with session.timed("held-out AUC"):
-            held_table = samples_auc(model_set, _sample(session, scenes, quotas))
+            held_table = samples_auc(model_set, _sample(session, scenes, quotas, "sample held-out"))
         table = pd.concat([table, held_table.assign(split=HELD_OUT, measured_on="held-out scenes")],
                           ignore_index=True)
     model_set.save(models_dir)
@@ -265,12 +265,12 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
 HELD_OUT_AUC_PIXELS = 50_000
 
 
-def _sample(session: Session, scenes: Sequence[Scene], quotas: dict) -> dict:
+def _sample(session: Session, scenes: Sequence[Scene], quotas: dict, stage: str = "sample") -> dict:
     """Balanced samples of the scenes in ``quotas`` (drawn on the workers), joined per class."""
     from sattag.learn import concat_samples
 
     chosen = [s for s in scenes if s.id in quotas]
-    res = session.record(map_scenes(session.client, "sample", tasks.sample_task, chosen,
+    res = session.record(map_scenes(session.client, stage, tasks.sample_task, chosen,
                                     session.run, session.config.sample.seed, per_scene=quotas,
                                     progress=session.progress))
     return concat_samples([res.results[s] for s in sorted(res.results)])

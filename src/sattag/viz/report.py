@@ -81,6 +81,7 @@ tr.mean td { font-weight: 700; background: #eef2f7 !important; border-top: 2px s
 .card .k { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .4px; }
 .card.bad { border-color: var(--bad); background: var(--badbg); }
 .card.bad .v { color: var(--bad); }
+.card.dim .v { color: var(--muted); }
 .cols { display: flex; flex-wrap: wrap; gap: 10px 28px; align-items: flex-start; }
 .cols > div { min-width: 0; }
 code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12.5px; }
@@ -406,6 +407,22 @@ def _is_mean_row(row: dict) -> bool:
     return str(row.get("class_id") or "").strip().lower() in {"", "mean", "all"}
 
 
+#: How each side of a split is named in the report: held-out first, it is the figure to trust.
+_SPLITS = {
+    "held-out": "held-out scenes (never seen by the models)",
+    "in-sample": "in-sample: the models' training scenes",
+}
+
+
+def _by_split(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Rows grouped by their ``split`` column, held-out first (rows without one: a single group)."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r.get("split") or "", []).append(r)
+    order = [k for k in _SPLITS if k in groups] + [k for k in groups if k not in _SPLITS]
+    return [(k, groups[k]) for k in order]
+
+
 def _auc_html(run: RunFolder, classes: ClassTable) -> str:
     path = run.auc_csv
     if not path.is_file():
@@ -415,9 +432,18 @@ def _auc_html(run: RunFolder, classes: ClassTable) -> str:
         header, rows = _read_csv(path)
         if not rows:
             return _note("auc.csv holds no rows")
-        return _table(header, rows, classes=classes, bar_column="auc")
+        cols = [c for c in header if c not in ("split", "measured_on")]
+        out = []
+        for split, srows in _by_split(rows):
+            how = srows[0].get("measured_on") or ""
+            title = {"held-out": "held-out scenes: a balanced sample of scenes the models never saw",
+                     "in-sample": "in-sample: 90/10 split of the training scenes' sampled pixels "
+                                  "(neighbouring pixels leak: flatters the models)"}.get(split, how or split)
+            out.append(f"<div><h3>{_e(title)}</h3>"
+                       f"{_table(cols, srows, classes=classes, bar_column='auc')}</div>")
+        return f'<div class="cols">{"".join(out)}</div>'
 
-    return _section("auc", "Model AUC (validation pixels)", _guard(path, build), _src(path, run))
+    return _section("auc", "Model AUC", _guard(path, build), _src(path, run))
 
 
 def _scores_html(run: RunFolder, classes: ClassTable) -> str:
@@ -432,20 +458,28 @@ def _scores_html(run: RunFolder, classes: ClassTable) -> str:
         if "kind" not in header:
             means = [i for i, r in enumerate(rows) if _is_mean_row(r)]
             return _table(header, rows, classes=classes, mean_rows=means, bar_column="jaccard")
-        # One table per kind (polygon / pixel), the kind column then says nothing new.
-        cols = [c for c in header if c != "kind"]
-        kinds: dict[str, list[dict]] = {}
-        for r in rows:
-            kinds.setdefault(r.get("kind") or "", []).append(r)
+        # One table per split and kind (polygon / pixel); those columns then say nothing new.
+        cols = [c for c in header if c not in ("kind", "split", "scenes")]
         out = []
-        for kind, krows in kinds.items():
-            means = [i for i, r in enumerate(krows) if _is_mean_row(r)]
-            title = {"polygon": "polygon Jaccard (DSTL metric)", "pixel": "pixel Jaccard"}.get(kind, kind)
-            out.append(
-                f"<div><h3>{_e(title or 'scores')}</h3>"
-                f"{_table(cols, krows, classes=classes, mean_rows=means, bar_column='jaccard')}</div>"
-            )
-        return f'<div class="cols">{"".join(out)}</div>'
+        for split, srows in _by_split(rows):
+            kinds: dict[str, list[dict]] = {}
+            for r in srows:
+                kinds.setdefault(r.get("kind") or "", []).append(r)
+            n = srows[0].get("scenes")
+            tables = []
+            for kind, krows in kinds.items():
+                means = [i for i, r in enumerate(krows) if _is_mean_row(r)]
+                title = {"polygon": "polygon Jaccard (DSTL metric)", "pixel": "pixel Jaccard"}.get(kind, kind)
+                tables.append(
+                    f"<div><h3>{_e(title or 'scores')}</h3>"
+                    f"{_table(cols, krows, classes=classes, mean_rows=means, bar_column='jaccard')}</div>"
+                )
+            heading = _SPLITS.get(split, split) + (f", {n} scene(s)" if n else "")
+            out.append((f"<h3>{_e(heading)}</h3>" if split else "") + f'<div class="cols">{"".join(tables)}</div>')
+        if not any(split == "held-out" for split, _ in _by_split(rows)) and any(split for split, _ in _by_split(rows)):
+            out.insert(0, _note("no scene was held out: every score below is in-sample (scenes the models "
+                                "trained on) and says little about scenes they have not seen"))
+        return "".join(out)
 
     return _section("jaccard", "Jaccard scores", _guard(path, build), _src(path, run))
 
@@ -584,12 +618,22 @@ def _figures_html(run: RunFolder) -> tuple[str, int]:
     return _section("figures", "Figures", "".join(out), _src(root, run)), n
 
 
+def _mean_of(rows: list[dict], col: str) -> float | None:
+    """The table's mean row value, else the mean of its class rows (NaN ignored); None if none."""
+    means = [r for r in rows if _is_mean_row(r)]
+    if means and _number(means[-1].get(col)) is not None:
+        return _number(means[-1].get(col))
+    vals = [_number(r.get(col)) for r in rows if not _is_mean_row(r)]
+    vals = [v for v in vals if v is not None and not math.isnan(v)]
+    return sum(vals) / len(vals) if vals else None
+
+
 def _cards_html(info: dict | None, run: RunFolder, n_failures: int | None, n_figures: int) -> str:
     """A row of headline numbers: scenes, mean Jaccard, mean AUC, failures, figures."""
     cards = []
     if info and isinstance(info.get("scenes"), list):
         cards.append(("scenes", str(len(info["scenes"])), ""))
-    for path, col, label in ((run.scores_csv, "jaccard", "mean Jaccard"), (run.auc_csv, "auc", "mean AUC")):
+    for path, col, label in ((run.scores_csv, "jaccard", "Jaccard"), (run.auc_csv, "auc", "AUC")):
         if not path.is_file():
             continue
         try:
@@ -600,15 +644,11 @@ def _cards_html(info: dict | None, run: RunFolder, n_failures: int | None, n_fig
             continue
         if "kind" in header:
             rows = [r for r in rows if (r.get("kind") or "polygon") == "polygon"] or rows
-        means = [r for r in rows if _is_mean_row(r)]
-        if means and _number(means[-1].get(col)) is not None:
-            value = _number(means[-1].get(col))
-        else:
-            vals = [_number(r.get(col)) for r in rows if not _is_mean_row(r)]
-            vals = [v for v in vals if v is not None and not math.isnan(v)]
-            value = sum(vals) / len(vals) if vals else None
-        if value is not None:
-            cards.append((label, _fmt(value), ""))
+        for split, srows in _by_split(rows):
+            value = _mean_of(srows, col)
+            if value is not None:
+                side = {"held-out": "held-out", "in-sample": "in-sample"}.get(split, "")
+                cards.append((f"{side} mean {label}".strip(), _fmt(value), "" if side != "in-sample" else "dim"))
     if n_failures is not None:
         cards.append(("failures", str(n_failures), "bad" if n_failures else ""))
     cards.append(("figures", str(n_figures), ""))
@@ -620,7 +660,7 @@ def _cards_html(info: dict | None, run: RunFolder, n_failures: int | None, n_fig
 
 # ---------------------------------------------------------------- the page
 
-def render_report(run_dir: str | Path, classes: ClassTable = DSTL_CLASSES) -> str:
+def render_report(run_dir: str | Path, classes: ClassTable | None = None) -> str:
     """The report of the run folder ``run_dir`` as one self-contained HTML string.
 
     Reads (each optional) ``run.json``, ``auc.csv``, ``scores.csv``, ``timings.csv``, ``failures.csv``,
@@ -631,6 +671,10 @@ def render_report(run_dir: str | Path, classes: ClassTable = DSTL_CLASSES) -> st
     run = RunFolder(Path(run_dir))
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     info, reason = _load_run_json(run)
+    if classes is None:
+        # The run's own class table (run.json); DSTL's for runs that predate that record.
+        records = (info or {}).get("classes")
+        classes = ClassTable.from_records(records) if records else DSTL_CLASSES
     failures, n_failures = _failures_html(run)
     figures, n_figures = _figures_html(run)
     sections = [
@@ -661,7 +705,7 @@ def render_report(run_dir: str | Path, classes: ClassTable = DSTL_CLASSES) -> st
     )
 
 
-def write_report(run_dir: str | Path, classes: ClassTable = DSTL_CLASSES) -> Path:
+def write_report(run_dir: str | Path, classes: ClassTable | None = None) -> Path:
     """Write ``RUN/report.html``: one self-contained page describing the run folder ``run_dir``.
 
     Every section (run config, AUC, Jaccard, figures, offsets, timings, failures, class legend) is
