@@ -19,8 +19,9 @@ def small_dstl(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def paris_dir() -> Path:
-    """The real WorldView chips over Paris shipped in shared/ (skips when absent)."""
+def rotterdam_dir() -> Path:
+    """The real WorldView chips over Rotterdam (SpaceNet 6) shipped in shared/, in a folder named
+    worldview-paris for historical reasons (skips when absent)."""
     if not REAL_DATA.is_dir():
         pytest.skip(f"real sample imagery not found at {REAL_DATA}")
     return REAL_DATA

@@ -1,4 +1,4 @@
-"""Alignment: known offsets recovered (own arrays, generated DSTL data, real Paris chips with a shift
+"""Alignment: known offsets recovered (own arrays, generated DSTL data, real Rotterdam chips (SpaceNet 6) with a shift
 applied by us), failed fits refused."""
 from __future__ import annotations
 
@@ -139,16 +139,16 @@ def _shifted_copy(src: Path, dst: Path, dx_ref: float, dy_ref: float, ref_res: f
     return dst
 
 
-def test_paris_applied_shift_recovered(paris_dir, tmp_path):
+def test_rotterdam_applied_shift_recovered(rotterdam_dir, tmp_path):
     cfg = IngestConfig()
-    base = scene_from_files("paris", {"ms": paris_dir / "ms1.tif", "pan": paris_dir / "pan1.tif"},
+    base = scene_from_files("rotterdam", {"ms": rotterdam_dir / "ms1.tif", "pan": rotterdam_dir / "pan1.tif"},
                             bit_depths={"ms": 11, "pan": 11})
     b = build_stack(base, cfg)
-    with rasterio.open(paris_dir / "pan1.tif") as pan:
+    with rasterio.open(rotterdam_dir / "pan1.tif") as pan:
         res = pan.transform.a
     d = (3.3, -2.6)
-    moved = _shifted_copy(paris_dir / "ms1.tif", tmp_path / "ms1_shifted.tif", *d, res)
-    shifted = scene_from_files("paris", {"ms": moved, "pan": paris_dir / "pan1.tif"},
+    moved = _shifted_copy(rotterdam_dir / "ms1.tif", tmp_path / "ms1_shifted.tif", *d, res)
+    shifted = scene_from_files("rotterdam", {"ms": moved, "pan": rotterdam_dir / "pan1.tif"},
                                bit_depths={"ms": 11, "pan": 11})
     s = build_stack(shifted, cfg)
     got = np.subtract(s.offsets["ms"][:2], b.offsets["ms"][:2])

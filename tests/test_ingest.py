@@ -228,31 +228,31 @@ def test_stack_round_trip_and_skip(small_dstl, tmp_path):
 # ---------------------------------------------------------------------------------- user layout
 
 
-def test_user_layout_paris(paris_dir, tmp_path):
+def test_user_layout_rotterdam(rotterdam_dir, tmp_path):
     (tmp_path / "scenes.csv").write_text(
         "scene,group,path,bit_depth,bands\n"
-        f"paris,MS,{paris_dir / 'ms1.tif'},11,B G R N\n"
-        f"paris,PAN,{paris_dir / 'pan1.tif'},11,\n")
+        f"rotterdam,MS,{rotterdam_dir / 'ms1.tif'},11,B G R N\n"
+        f"rotterdam,PAN,{rotterdam_dir / 'pan1.tif'},11,\n")
     scenes = discover_scenes(tmp_path)
     assert len(scenes) == 1
     scene = scenes[0]
     assert scene.reference.group == "PAN"  # the finest grid, whatever the CSV order
     assert scene.bands == ("PAN", "B", "G", "R", "N")
     stack = build_stack(scene, CFG)
-    with rasterio.open(paris_dir / "pan1.tif") as pan:
+    with rasterio.open(rotterdam_dir / "pan1.tif") as pan:
         assert stack.grid.shape == (pan.height, pan.width)
         assert stack.grid.transform == pan.transform
         assert rasterio.crs.CRS.from_string(stack.grid.crs) == pan.crs
     assert "MS" in stack.offsets and stack.offsets["MS"][2] > 0.5
-    out = tmp_path / "paris.tif"
+    out = tmp_path / "rotterdam.tif"
     write_stack(stack, out)
     back = read_stack(out)
     assert back.grid.crs and rasterio.crs.CRS.from_string(back.grid.crs).to_epsg() == 32631
     assert back.grid.transform.almost_equals(stack.grid.transform)
 
 
-def test_scene_from_files_python_api(paris_dir):
-    scene = scene_from_files("p", {"ms": paris_dir / "ms1.tif", "pan": paris_dir / "pan1.tif"},
+def test_scene_from_files_python_api(rotterdam_dir):
+    scene = scene_from_files("p", {"ms": rotterdam_dir / "ms1.tif", "pan": rotterdam_dir / "pan1.tif"},
                              bit_depths={"ms": 11, "pan": 11})
     assert [f.group for f in scene.files] == ["pan", "ms"]
     assert scene.bands == ("pan", "ms1", "ms2", "ms3", "ms4")
