@@ -54,3 +54,20 @@ def test_score_against_itself_is_one(small_dstl, tmp_path):
         rows = list(csv.DictReader(f))
     mean = [r for r in rows if r["class"] == "mean"][0]
     assert abs(float(mean["jaccard"]) - 1.0) < 1e-12  # areas of A∩A and A∪A differ by rounding only
+
+
+def test_unexpected_exception_is_one_line_and_a_traceback_file(capsys):
+    import pytest
+    import typer
+
+    from sattag.cli import _errors
+
+    with pytest.raises(typer.Exit):
+        with _errors():
+            raise RuntimeError("boom\nsecond line")
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "unexpected RuntimeError: boom" in err and "second line" not in err
+    path = Path(err.split("full traceback: ")[1].split(")")[0].strip())
+    text = path.read_text()
+    assert "Traceback" in text and "RuntimeError: boom" in text
+    path.unlink()

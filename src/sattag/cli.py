@@ -57,12 +57,37 @@ def _classes(path: Optional[Path]) -> ClassTable:
 
 @contextlib.contextmanager
 def _errors() -> Iterator[None]:
-    """One line per error, non-zero exit."""
+    """One line per error, non-zero exit.
+
+    A :class:`SattagError` is the user's to fix: its one line says what and where. Anything else is a
+    bug of sattag's or of a library: one line with its type and message, and the path of a file
+    holding the full traceback (for a bug report), not 40 lines of it.
+    """
     try:
         yield
     except SattagError as e:
         console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(1)
+    except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # the last resort: never a bare traceback on the terminal
+        where = _write_traceback(e)
+        first = (str(e).strip().splitlines() or [""])[0]
+        console.print(f"[bold red]error:[/] unexpected {type(e).__name__}: {escape(first)} "
+                      f"(full traceback: {where})", highlight=False)
+        raise typer.Exit(1)
+
+
+def _write_traceback(exc: BaseException) -> Path:
+    """Write ``exc``'s traceback to a new file in the temporary folder; return its path."""
+    import tempfile
+    import traceback
+
+    fd, name = tempfile.mkstemp(prefix="sattag-traceback-", suffix=".txt")
+    with open(fd, "w") as f:
+        f.write(f"sattag {' '.join(sys.argv[1:])}\n\n")
+        f.write("".join(traceback.format_exception(exc)))
+    return Path(name)
 
 
 @contextlib.contextmanager
@@ -91,9 +116,10 @@ def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, w
     missing = sorted(set(held) - {s.id for s in found})
     if missing:
         raise ConfigError(f"--holdout-scenes: no scene {', '.join(missing)} in {data}")
+    if held or holdout is not None:
+        config = config.replace("split", holdout=holdout, holdout_scenes=held)
     with rich_progress(not quiet) as progress, open_session(
-            data, run, config, table, progress=progress, local=(workers == 0),
-            labels=source, holdout=holdout, holdout_scenes=held) as session:
+            data, run, config, table, progress=progress, local=(workers == 0), labels=source) as session:
         yield session, found
         _finish(session)
 

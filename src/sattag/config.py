@@ -259,6 +259,32 @@ class VectorizeConfig:
 
 
 @dataclass(frozen=True)
+class SplitConfig:
+    """Which labelled scenes train and which are held out to measure quality on unseen scenes.
+
+    ``holdout``: share of the labelled scenes held out; None means ``default_holdout`` when there
+    are at least ``min_scenes`` labelled scenes, else none. ``holdout_scenes`` names them instead.
+    ``auc_pixels``: pixels in and out of each class drawn from the held-out scenes for their AUC.
+    """
+
+    holdout: float | None = field(default=None, metadata=within("[0, 1)"))
+    holdout_scenes: tuple[str, ...] = ()
+    default_holdout: float = field(default=0.2, metadata=within("(0, 1)"))
+    min_scenes: int = field(default=4, metadata=within("[2, inf)"))
+    auc_pixels: int = field(default=50_000, metadata=within("[1, inf)"))
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FiguresConfig:
+    """What the exploration figures and the report show."""
+
+    histogram_bins: int = field(default=256, metadata=within("[2, 65536]"))
+    # Scenes (the first ones of a run) whose cluster images are drawn; each costs ~1 s.
+    cluster_figure_scenes: int = field(default=2, metadata=within("[0, inf)"))
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """Where the work runs: an embedded LocalCluster (default) or an existing scheduler."""
 
@@ -278,6 +304,8 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     vectorize: VectorizeConfig = field(default_factory=VectorizeConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    figures: FiguresConfig = field(default_factory=FiguresConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     def replace(self, section: str, **changes: Any) -> "Config":

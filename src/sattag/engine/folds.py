@@ -39,7 +39,7 @@ def cross_validate(session: Session, scenes: Sequence[Scene], folds: int):
     if not labelled:
         raise SattagError("no labelled scene to cross-validate on", session.labels.path or session.data_dir)
     rows = []
-    for k, split in enumerate(kfold_scenes(labelled, folds, seed=session.config.sample.seed), start=1):
+    for k, split in enumerate(kfold_scenes(labelled, folds, seed=session.config.split.seed), start=1):
         fold = dataclasses.replace(
             session, run=RunFolder(session.run.root / "folds" / f"fold_{k}", shared=session.run.inputs),
             split=split, failures=[], timings=[], notes=[])

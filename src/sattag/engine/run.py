@@ -27,11 +27,10 @@ from sattag.engine.progress import NULL_PROGRESS, Progress
 from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes, peak_rss_mib
 from sattag.engine import tasks
 from sattag.labels.source import LabelSource
-from sattag.learn.split import HELD_OUT, IN_SAMPLE, SceneSplit, split_scenes
+from sattag.learn.split import HELD_OUT, IN_SAMPLE, SceneSplit, split_for
 from sattag.runfolder import RunFolder
 from sattag.scene import Scene
 
-HISTOGRAM_BINS = 256
 
 
 @dataclass
@@ -40,9 +39,8 @@ class Session:
 
     ``client``: a dask.distributed Client, or None to run every task here, one after another.
     ``labels``: the run's one label source (resolved from ``data_dir`` when not given).
-    ``holdout`` / ``holdout_scenes``: how the labelled scenes split into training and held-out
-    scenes (:func:`sattag.learn.split.split_scenes`; ``holdout`` None = its default).
-    ``split``: the split, once :func:`explore` has found the labelled scenes.
+    ``split``: the training / held-out scenes (``config.split`` says how), set by :func:`split`
+    once :func:`explore` has found the labelled scenes.
     ``notes``: things said once to the user (e.g. scenes the labels do not cover).
     """
 
@@ -53,8 +51,6 @@ class Session:
     client: object | None = None
     progress: Progress = NULL_PROGRESS
     labels: LabelSource | None = None
-    holdout: float | None = None
-    holdout_scenes: tuple[str, ...] = ()
     split: SceneSplit | None = None
     failures: list[Failure] = field(default_factory=list)
     timings: list[Timing] = field(default_factory=list)
@@ -96,12 +92,10 @@ def _client_timing(session: Session, stage: str) -> Iterator[None]:
 @contextlib.contextmanager
 def open_session(data_dir: str | Path, out: str | Path, config: Config | None = None,
                  classes: ClassTable = DSTL_CLASSES, progress: Progress = NULL_PROGRESS,
-                 local: bool = False, labels: LabelSource | None = None,
-                 holdout: float | None = None, holdout_scenes: Sequence[str] = ()) -> Iterator[Session]:
+                 local: bool = False, labels: LabelSource | None = None) -> Iterator[Session]:
     """Open a run: its folder, and a Dask client (``local=True``: no Dask, tasks run in-process).
 
     ``labels``: the run's label source (default: the DSTL labels of ``data_dir``, if any).
-    ``holdout``, ``holdout_scenes``: the split of labelled scenes (see :class:`Session`).
     Paths are made absolute here, before anything is sent to a worker.
     """
     config = config or Config()
@@ -111,8 +105,7 @@ def open_session(data_dir: str | Path, out: str | Path, config: Config | None = 
     sweep_temporaries(run.root)
     data_dir = Path(data_dir).expanduser().resolve()
     common = dict(data_dir=data_dir, run=run, config=config, classes=classes, progress=progress,
-                  labels=labels or LabelSource.resolve(data_dir), holdout=holdout,
-                  holdout_scenes=tuple(holdout_scenes))
+                  labels=labels or LabelSource.resolve(data_dir))
     if local:
         yield Session(client=None, **common)
         return
@@ -158,7 +151,7 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
         return out
     res = session.record(map_scenes(
         session.client, "labels", tasks.labels_task, scenes, session.run, session.labels,
-        session.classes, HISTOGRAM_BINS, progress=session.progress))
+        session.classes, session.config.figures.histogram_bins, progress=session.progress))
     labelled = {sid: r for sid, r in res.results.items() if r is not None}
     out["labelled"] = sorted(labelled)
     out["unlabelled"] = sorted(sid for sid, r in res.results.items() if r is None)
@@ -195,7 +188,7 @@ def split(session: Session, explored: dict) -> SceneSplit:
     """Split the labelled scenes (of those that did not fail) into training and held-out scenes.
 
     Uses the split of the models' card when models exist (a resumed run keeps its split), else
-    ``session.holdout`` / ``session.holdout_scenes``. Sets and returns ``session.split``.
+    the configuration's ``[split]``. Sets and returns ``session.split``.
     """
     from sattag.learn import read_card_split
 
@@ -203,8 +196,7 @@ def split(session: Session, explored: dict) -> SceneSplit:
     if (session.run.models / "card.json").exists():
         session.split = read_card_split(session.run.models, labelled)
     else:
-        session.split = split_scenes(labelled, session.holdout, session.holdout_scenes,
-                                     seed=session.config.sample.seed)
+        session.split = split_for(labelled, session.config.split)
     if labelled and not session.split.held_out:
         session.notes.append(f"all {len(labelled)} labelled scene(s) train the models: every score is "
                              "in-sample (hold scenes out with --holdout or --holdout-scenes)")
@@ -247,8 +239,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     table = auc_table(model_set).assign(split=IN_SAMPLE, measured_on="90/10 pixel split of training scenes")
     held = [s for s in session.split.held_out if not session.failed(s)]
     if held:
-        n = session.config.sample
-        asked = dataclasses.replace(n, n_in=min(n.n_in, HELD_OUT_AUC_PIXELS), n_out=min(n.n_out, HELD_OUT_AUC_PIXELS))
+        n, most = session.config.sample, session.config.split.auc_pixels
+        asked = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
         quotas = allocate_quotas({s: explored["counts"][s] for s in held}, asked)
         with session.timed("held-out AUC"):
             held_table = samples_auc(model_set, _sample(session, scenes, quotas, "sample held-out"))
@@ -259,10 +251,6 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     with atomic_path(session.run.auc_csv) as tmp:
         table[first + [c for c in table.columns if c not in first]].to_csv(tmp, index=False)
     return model_set
-
-
-#: Pixels in and out of each class drawn from the held-out scenes to measure their AUC.
-HELD_OUT_AUC_PIXELS = 50_000
 
 
 def _sample(session: Session, scenes: Sequence[Scene], quotas: dict, stage: str = "sample") -> dict:
@@ -276,8 +264,11 @@ def _sample(session: Session, scenes: Sequence[Scene], quotas: dict, stage: str 
     return concat_samples([res.results[s] for s in sorted(res.results)])
 
 
-def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int = 2) -> dict:
+def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None = None) -> dict:
     """Clusters, probabilities, masks and polygons of every scene; the submission CSV and GeoParquet.
+
+    Cluster figures are drawn for the first ``figure_scenes`` scenes (default: the configuration's
+    ``[figures] cluster_figure_scenes``).
 
     Returns ``{"polygons": {(scene, class_id): geometry}, "pixel": {scene: counts}}``.
     """
@@ -289,6 +280,8 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int = 2) -
     if not (models_dir / "card.json").exists():
         raise SattagError("no trained models (card.json missing): run `sattag train` first", models_dir)
     scenes = _ok(session, scenes)
+    if figure_scenes is None:
+        figure_scenes = session.config.figures.cluster_figure_scenes
     with_figures = {s.id for s in scenes[:figure_scenes]}
     res = session.record(map_scenes(
         session.client, "predict", tasks.predict_task, scenes, session.run, session.config,

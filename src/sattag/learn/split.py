@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from sattag.config import SplitConfig
 from sattag.errors import ConfigError
 
 #: Names of the two sides of a split, as written in ``scores.csv``, ``auc.csv`` and the report.
@@ -49,25 +50,27 @@ def _order(scene_ids: Sequence[str], seed: int) -> list[str]:
     return sorted(dict.fromkeys(scene_ids), key=key)
 
 
-def holdout_count(n_labelled: int, fraction: float | None, min_scenes: int) -> int:
+def holdout_count(n_labelled: int, fraction: float | None, min_scenes: int = SplitConfig.min_scenes,
+                  default: float = SplitConfig.default_holdout) -> int:
     """How many of ``n_labelled`` scenes to hold out.
 
-    ``fraction`` None is the default: 20 % (at least one) when there are at least ``min_scenes``
-    labelled scenes, none otherwise (too few to spare one). 0 holds none out (every figure in-sample).
+    ``fraction`` None is the default: ``default`` of them (at least one) when there are at least
+    ``min_scenes`` labelled scenes, none otherwise (too few to spare one). 0 holds none out.
     """
     if fraction is None:
-        return max(1, round(0.2 * n_labelled)) if n_labelled >= min_scenes else 0
+        return max(1, round(default * n_labelled)) if n_labelled >= min_scenes else 0
     if not 0 <= fraction < 1:
         raise ConfigError(f"--holdout must be in [0, 1), got {fraction}")
     return int(math.ceil(fraction * n_labelled - 1e-9)) if fraction > 0 else 0
 
 
 def split_scenes(labelled: Sequence[str], fraction: float | None = None,
-                 held_out: Sequence[str] | None = None, seed: int = 0, min_scenes: int = 4) -> SceneSplit:
+                 held_out: Sequence[str] | None = None, seed: int = 0,
+                 min_scenes: int = SplitConfig.min_scenes, default: float = SplitConfig.default_holdout) -> SceneSplit:
     """Split the labelled scenes into training and held-out scenes.
 
     ``held_out`` names the held-out scenes (wins over ``fraction``); else :func:`holdout_count` of
-    them are drawn with ``seed``. Raises :class:`ConfigError` (naming the option) for a named scene
+    them are drawn with ``seed``. :func:`split_for` takes these from a :class:`SplitConfig`. Raises :class:`ConfigError` (naming the option) for a named scene
     that is not labelled, or a split that leaves no training scene.
     """
     labelled = sorted(dict.fromkeys(labelled))
@@ -78,12 +81,18 @@ def split_scenes(labelled: Sequence[str], fraction: float | None = None,
                               f"(labelled: {', '.join(labelled) or 'none'})")
         chosen = set(held_out)
     else:
-        n = holdout_count(len(labelled), fraction, min_scenes)
+        n = holdout_count(len(labelled), fraction, min_scenes, default)
         chosen = set(_order(labelled, seed)[:n])
     train = tuple(s for s in labelled if s not in chosen)
     if labelled and not train:
         raise ConfigError(f"the holdout leaves no training scene (all {len(labelled)} labelled scenes held out)")
     return SceneSplit(train, tuple(s for s in labelled if s in chosen))
+
+
+def split_for(labelled: Sequence[str], config: SplitConfig) -> SceneSplit:
+    """:func:`split_scenes` with the settings of ``config`` (``[split]`` of a run's configuration)."""
+    return split_scenes(labelled, config.holdout, config.holdout_scenes, config.seed, config.min_scenes,
+                        config.default_holdout)
 
 
 def kfold_scenes(labelled: Sequence[str], k: int, seed: int = 0) -> list[SceneSplit]:

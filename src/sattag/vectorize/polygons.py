@@ -308,7 +308,7 @@ def _polygon_parts(geoms: np.ndarray) -> np.ndarray:
     return parts[(types == 3) & ~shapely.is_empty(parts)]
 
 
-def pixel_polygons(mask: np.ndarray, tile_px: int = 2048,
+def pixel_polygons(mask: np.ndarray, tile_px: int = VectorizeConfig.tile_px,
                    progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Valid polygons of a 2-D mask in pixel-edge coordinates (x = column, y = row, unit pixels).
 
