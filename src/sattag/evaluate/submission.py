@@ -1,8 +1,6 @@
 """Read DSTL WKT CSVs (submissions and ``train_wkt_v4.csv``) strictly, and score one against another."""
 from __future__ import annotations
 
-import csv
-import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -10,6 +8,7 @@ import pandas as pd
 import shapely
 
 from sattag.classes import DSTL_CLASSES, ClassTable
+from sattag.dstl import wkt_csv_reader
 from sattag.errors import InputError
 from sattag.evaluate.jaccard import dstl_jaccard
 
@@ -20,7 +19,6 @@ _HEADER = ["ImageId", "ClassType", "MultipolygonWKT"]
 
 def _read_rows(path: Path, classes: ClassTable):
     """(geometries by key, first row number by scene); row n = n-th data row (file line n + 1)."""
-    csv.field_size_limit(sys.maxsize)  # real DSTL rows hold WKT strings of several MB
     try:
         f = open(path, newline="")
     except OSError as e:
@@ -29,7 +27,7 @@ def _read_rows(path: Path, classes: ClassTable):
     first_row: dict[str, int] = {}
     ids = set(classes.ids)
     with f:
-        reader = csv.reader(f)
+        reader = wkt_csv_reader(f)  # real DSTL rows hold WKT strings of several MB
         header = next(reader, None)
         if header is None or [h.strip().lstrip("\ufeff") for h in header] != _HEADER:
             raise InputError(f"header must be {','.join(_HEADER)}, got {header}", path)

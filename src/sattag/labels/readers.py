@@ -8,10 +8,8 @@ faults that make the labels unusable are :class:`sattag.errors.LabelError`.
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 from sattag.classes import DSTL_CLASSES, ClassTable
-from sattag.dstl import LAYER_CLASS
+from sattag.dstl import LAYER_CLASS, wkt_csv_reader
 from sattag.errors import LabelError
 
 log = logging.getLogger("sattag.labels")
@@ -147,12 +145,10 @@ def read_wkt_csv(
     report = report if report is not None else LabelReport()
     report.files.append(path)
     wanted = set(scene_ids) if scene_ids is not None else None
-    # WKT fields of the real file are far larger than csv's default 128 KiB field limit.
-    csv.field_size_limit(sys.maxsize)
     out: dict[str, dict[int, MultiPolygon]] = {}
     try:
         with open(path, newline="") as f:
-            reader = csv.reader(f)
+            reader = wkt_csv_reader(f)  # WKT fields of the real file run to megabytes
             header = next(reader, None)
             if header is None or [h.strip() for h in header[:3]] != ["ImageId", "ClassType", "MultipolygonWKT"]:
                 raise LabelError(f"expected header ImageId,ClassType,MultipolygonWKT, got {header}", path)
@@ -403,9 +399,8 @@ def labelled_scene_ids(data_dir: str | Path) -> list[str]:
     ids: set[str] = set()
     csv_path = data_dir / WKT_CSV
     if csv_path.is_file():
-        csv.field_size_limit(sys.maxsize)
         with open(csv_path, newline="") as f:
-            reader = csv.reader(f)
+            reader = wkt_csv_reader(f)
             next(reader, None)
             ids.update(row[0] for row in reader if row)
     gj = data_dir / GEOJSON_DIR

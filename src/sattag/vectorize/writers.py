@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -16,6 +15,7 @@ import shapely
 
 from sattag._files import atomic_path
 from sattag.classes import DSTL_CLASSES, ClassTable
+from sattag.dstl import wkt_csv_reader
 from sattag.errors import InputError
 from sattag.vectorize.polygons import as_multipolygon
 
@@ -95,10 +95,9 @@ def wkt_precision(geoms: Iterable, resolution: float = 1e-6) -> int:
 
 def _submission_rows(sample_submission: str | Path) -> list[tuple[str, int]]:
     sample_submission = Path(sample_submission)
-    csv.field_size_limit(sys.maxsize)
     try:
         with open(sample_submission, newline="") as f:
-            reader = csv.reader(f)
+            reader = wkt_csv_reader(f)
             header = next(reader, None)
             if header is None or [h.strip() for h in header[:2]] != list(SUBMISSION_HEADER[:2]):
                 raise InputError(f"header must start with {','.join(SUBMISSION_HEADER[:2])}, got {header}",
