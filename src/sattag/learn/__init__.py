@@ -17,7 +17,7 @@ from sattag.learn.sample import (
     sample_counts,
     sample_scene,
     sample_scenes,
-    scene_seed,
+    scene_entropy,
 )
 from sattag.learn.split import HELD_OUT, IN_SAMPLE, SceneSplit, kfold_scenes, split_scenes
 from sattag.learn.train import auc_table, check_device, roc_auc, samples_auc, split_train_valid, train_models
@@ -43,7 +43,7 @@ __all__ = [
     "sample_counts",
     "sample_scene",
     "sample_scenes",
-    "scene_seed",
+    "scene_entropy",
     "split_train_valid",
     "train_models",
 ]

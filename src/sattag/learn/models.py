@@ -141,7 +141,7 @@ class ModelSet:
                 }
                 for cid, r in sorted(self.results.items())
             ],
-            "versions": versions(),
+            "versions": card_versions(),
         }
         path = directory / CARD_NAME
         with atomic_path(path) as tmp:
@@ -153,7 +153,11 @@ def model_file_name(class_id: int) -> str:
     return f"class_{class_id:02d}.ubj"
 
 
-def versions() -> dict[str, str]:
+def card_versions() -> dict[str, str]:
+    """Versions of what a model file depends on (sattag, xgboost, numpy), recorded in ``card.json``.
+
+    (A run's ``run.json`` records more: ``sattag.engine.run.library_versions``.)
+    """
     import xgboost
 
     import sattag

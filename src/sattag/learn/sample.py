@@ -99,7 +99,7 @@ def allocate_quotas(counts_per_scene: Mapping[str, np.ndarray], config: SampleCo
     return {s: quotas[i] for i, s in enumerate(scene_ids)}
 
 
-def scene_seed(seed: int, scene_id: str | None) -> list[int]:
+def scene_entropy(seed: int, scene_id: str | None) -> list[int]:
     """Entropy for a scene's random draws: ``seed`` mixed with a stable hash of the scene id.
 
     Python's ``hash`` changes between processes; blake2b does not, so a scene gets the same draw on any
@@ -162,7 +162,7 @@ def sample_scene(
         int (C, 2): this scene's (in, out) pixels per class, from :func:`allocate_quotas`. A quota above
         what the scene has is clipped to it.
     seed:
-        Base seed (``SampleConfig.seed``); mixed with ``scene_id`` when given (see :func:`scene_seed`),
+        Base seed (``SampleConfig.seed``); mixed with ``scene_id`` when given (see :func:`scene_entropy`),
         and with the class index, so each class's draw is reproducible on its own.
     scene_id:
         The scene's id, for per-scene random streams.
@@ -186,7 +186,7 @@ def sample_scene(
     if class_ids is None:
         class_ids = range(1, n_classes + 1)
     class_ids = [int(c) for c in class_ids]
-    entropy = scene_seed(seed, scene_id)
+    entropy = scene_entropy(seed, scene_id)
     out: dict[int, Sample] = {}
     for i, cid in enumerate(class_ids):
         inside = masks[i].reshape(-1) != 0
