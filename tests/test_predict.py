@@ -13,7 +13,7 @@ from sattag.config import (DSTL_OVERLAP_RULES, DSTL_SIZE_RULES, Config, OverlapR
                            check_classes, rules_for)
 from sattag.errors import ConfigError, SattagError
 from sattag.predict import (RULE_COLUMNS, PredictResult, apply_rules, class_masks, cluster_probabilities,
-                            neighbour_any, paint, predict_scene, write_prediction)
+                            neighbour_any, paint, predict_clusters, write_prediction)
 from sattag.runfolder import RunFolder
 from sattag.scene import Grid, dstl_grid
 from sattag.segment import cluster_pixels
@@ -56,6 +56,12 @@ def probs_for(*classes: int | str, p: float = 0.9) -> np.ndarray:
 def col(c: int | str, table: ClassTable = DSTL_CLASSES) -> int:
     """Column of a class, by id or name."""
     return table.index(c if isinstance(c, int) else table.by_name(c).id)
+
+
+def cluster_and_predict(data: np.ndarray, models, config: Config, classes: ClassTable) -> PredictResult:
+    """What the engine does with a scene: the segment stage's clusters, then the prediction on them."""
+    cluster_ids, cluster_table = cluster_pixels(data, config.cluster.tolerance, config.cluster.min_size)
+    return predict_clusters(cluster_ids, cluster_table, models, config, classes)
 
 
 # ------------------------------------------------------------------------------------------- basics
@@ -140,10 +146,10 @@ def test_every_default_rule_changes_a_mask(rule):
     only = PredictConfig(size_rules=(rule,) if is_size else (), overlap_rules=() if is_size else (rule,))
     none = PredictConfig(size_rules=(), overlap_rules=())
     base = Config()
-    with_rule = predict_scene(data, model, base.replace("predict", **only.__dict__).replace("cluster", min_size=1),
-                              DSTL_CLASSES)
-    without = predict_scene(data, model, base.replace("predict", **none.__dict__).replace("cluster", min_size=1),
-                            DSTL_CLASSES)
+    with_rule = cluster_and_predict(data, model, base.replace("predict", **only.__dict__).replace("cluster", min_size=1),
+                                    DSTL_CLASSES)
+    without = cluster_and_predict(data, model, base.replace("predict", **none.__dict__).replace("cluster", min_size=1),
+                                  DSTL_CLASSES)
     t = col(rule.target)
     left = data[0] == np.float32(0.2)
     assert without.masks[t][left].all()  # predicted before the rule
@@ -164,13 +170,13 @@ def test_neighbour_scope_rule():
     model = TableModel({0.2: probs_for(8), 0.5: probs_for(8), 0.8: probs_for(7)})
     rule = OverlapRule("Standing water", "Waterway", "neighbours", "water beside a waterway belongs to it")
     cfg = Config().replace("predict", overlap_rules=(rule,), size_rules=()).replace("cluster", min_size=1)
-    res = predict_scene(data, model, cfg, DSTL_CLASSES)
+    res = cluster_and_predict(data, model, cfg, DSTL_CLASSES)
     assert res.masks[DSTL_CLASSES.index(8)].sum() == 0
     assert res.masks[DSTL_CLASSES.index(7)].sum() == 30 * 30 - 200
     assert res.rule_counts.loc[0, "clusters"] == 2
     # without a waterway neighbour the water stays
     model2 = TableModel({0.2: probs_for(8), 0.5: probs_for(8), 0.8: probs_for(1)})
-    res2 = predict_scene(data, model2, cfg, DSTL_CLASSES)
+    res2 = cluster_and_predict(data, model2, cfg, DSTL_CLASSES)
     assert res2.masks[DSTL_CLASSES.index(8)].sum() == 200
 
 
@@ -209,19 +215,19 @@ def user_case():
 
 def test_dstl_rules_do_not_fire_on_a_user_table_with_the_same_ids():
     data, model, cfg = user_case()
-    res = predict_scene(data, model, cfg, USER)
+    res = cluster_and_predict(data, model, cfg, USER)
     left = data[0] == np.float32(0.2)
     # the DSTL defaults would drop ids 9, 10, 5, 6, 8 (and size-limit 6, 9, 10) on a DSTL table
     assert all(res.masks[j][left].all() for j in range(C))
     assert res.rule_counts["skipped"].all()
-    dstl = predict_scene(data, model, cfg, DSTL_CLASSES)
+    dstl = cluster_and_predict(data, model, cfg, DSTL_CLASSES)
     assert not dstl.masks[DSTL_CLASSES.index(9)][left].any()  # the same ids on DSTL's table: they fire
 
 
 def test_user_rule_by_name_fires_on_the_named_class():
     data, model, cfg = user_case()
     rule = OverlapRule("Snow", "Lake", reason="snow on a lake is ice")
-    res = predict_scene(data, model, cfg.replace("predict", overlap_rules=(rule,)), USER)
+    res = cluster_and_predict(data, model, cfg.replace("predict", overlap_rules=(rule,)), USER)
     left = data[0] == np.float32(0.2)
     snow = col("Snow", USER)
     assert not res.masks[snow][left].any()
@@ -244,7 +250,7 @@ def test_user_rule_by_name_fires_on_the_named_class():
 def test_a_configured_rule_naming_an_unknown_class_is_a_config_error(rules, fault):
     data, model, cfg = user_case()
     with pytest.raises(ConfigError, match=re.escape(fault)) as e:
-        predict_scene(data, model, cfg.replace("predict", **rules), USER)
+        cluster_and_predict(data, model, cfg.replace("predict", **rules), USER)
     assert "\n" not in str(e.value) and str(e.value).startswith("configuration: [predict] rule")
 
 
@@ -275,7 +281,7 @@ def test_shape_misuse_is_a_value_error():
     assert not isinstance(e.value, SattagError)
     with pytest.raises(ValueError, match="flags of shape"):
         class_masks(np.zeros((2, 2), np.int32), np.zeros(2, bool))
-    with pytest.raises(ValueError, match=r"labels in 0\.\.1"):
+    with pytest.raises(ValueError, match=r"cluster ids in 0\.\.1"):
         paint(np.full((2, 2), 5, np.int32), np.zeros(2))
 
 
@@ -285,7 +291,7 @@ def test_write_prediction_files(tmp_path):
 
     data = two_regions(40, 50)
     model = TableModel({0.2: probs_for(5), 0.8: probs_for(3, 6)})
-    res = predict_scene(data, model, Config(), DSTL_CLASSES)
+    res = cluster_and_predict(data, model, Config(), DSTL_CLASSES)
     assert isinstance(res, PredictResult)
     grid = dstl_grid(0.009, -0.009, 40, 50)
     run = RunFolder(tmp_path / "run")
@@ -299,7 +305,7 @@ def test_write_prediction_files(tmp_path):
     np.testing.assert_array_equal(masks, res.masks)
     with rasterio.open(out["clusters"]) as src:
         assert src.dtypes[0] == "int32"
-        np.testing.assert_array_equal(src.read(1), res.labels)
+        np.testing.assert_array_equal(src.read(1), res.cluster_ids)
     df = pd.read_parquet(out["probabilities"])
     assert list(df.columns[:2]) == ["cluster", "size"] and f"p_{DSTL_CLASSES.ids[-1]}" in df
     assert df["size"].sum() == 40 * 50
@@ -326,12 +332,12 @@ def test_cluster_figures(tmp_path):
         def predict_proba(self, X):
             return np.eye(C, dtype=np.float32)[np.minimum((X[:, 0] * C).astype(int), C - 1)]
 
-    res = predict_scene(data, Bright(), Config().replace("predict", size_rules=()), DSTL_CLASSES)
+    res = cluster_and_predict(data, Bright(), Config().replace("predict", size_rules=()), DSTL_CLASSES)
     assert res.flags.any(axis=1).all()
     stack = Stack("s1", data, ("R", "G", "B"), Grid(120, 150, dstl_grid(1, -1, 120, 150).transform))
     paths = write_cluster_figures(tmp_path, "s1", stack, res, DSTL_CLASSES)
     assert paths[0].exists() and paths[0].stat().st_size > 5000
-    r0, c0, r1, c1 = busiest_crop(res.labels, 50)
+    r0, c0, r1, c1 = busiest_crop(res.cluster_ids, 50)
     assert (r1 - r0, c1 - c0) == (50, 50) and r1 <= 120 and c1 <= 150
 
 
@@ -376,21 +382,21 @@ def test_cluster_masks_agree_with_pixel_masks_on_a_generated_scene(small_dstl):
 
     scene = next(s for s in discover_scenes(small_dstl) if scene_labels(small_dstl, s.id, DSTL_CLASSES))
     stack = build_stack(scene, Config().ingest)
-    truth = rasterize_classes(scene_labels(small_dstl, scene.id, DSTL_CLASSES), stack.grid, DSTL_CLASSES)
-    models = XgbModels(stack.data, truth)
+    truth_masks = rasterize_classes(scene_labels(small_dstl, scene.id, DSTL_CLASSES), stack.grid, DSTL_CLASSES)
+    models = XgbModels(stack.data, truth_masks)
     cfg = Config()
-    res = predict_scene(stack.data, models, cfg, DSTL_CLASSES)
+    res = cluster_and_predict(stack.data, models, cfg, DSTL_CLASSES)
     b, h, w = stack.data.shape
     per_pixel = threshold_flags(models.predict_proba(stack.data.reshape(b, -1).T), cfg.predict, DSTL_CLASSES)
     per_pixel = per_pixel.T.reshape(C, h, w)
-    per_cluster = class_masks(res.labels, threshold_flags(res.probabilities, cfg.predict, DSTL_CLASSES))
+    per_cluster = class_masks(res.cluster_ids, threshold_flags(res.probabilities, cfg.predict, DSTL_CLASSES))
     agree = (per_cluster == per_pixel).mean()  # over classes x pixels, rules left out on both sides
     agree_all = (per_cluster == per_pixel).all(axis=0).mean()  # pixels where all 10 classes agree
     print(f"per-cluster vs per-pixel masks: {agree:.4f} of class-pixels, {agree_all:.4f} of pixels all classes; "
-          f"{len(res.table)} clusters for {h * w} px")
+          f"{len(res.cluster_table)} clusters for {h * w} px")
     assert agree > 0.97
     assert agree_all > 0.85
-    assert len(res.table) < h * w / 50
+    assert len(res.cluster_table) < h * w / 50
 
 
 def test_size_rule_measures_groups_of_adjacent_clusters():
@@ -403,6 +409,6 @@ def test_size_rule_measures_groups_of_adjacent_clusters():
     for scope, min_px, kept in (("group", 800, True), ("group", 1000, False), ("cluster", 800, False)):
         rule = SizeRule("Crops", min_px=min_px, scope=scope)
         cfg = Config().replace("predict", size_rules=(rule,), overlap_rules=()).replace("cluster", min_size=1)
-        res = predict_scene(data, model, cfg, DSTL_CLASSES)
+        res = cluster_and_predict(data, model, cfg, DSTL_CLASSES)
         assert res.masks[DSTL_CLASSES.index(6)].all() == kept, (scope, min_px)
         assert res.masks[DSTL_CLASSES.index(6)].any() == kept

@@ -75,11 +75,13 @@ def sample_task(scene: Scene, quotas: np.ndarray, run: RunFolder, seed: int) -> 
 
 
 def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, classes: ClassTable) -> dict:
-    """Cluster, predict, apply the rules, write masks and polygons; return polygons and pixel counts."""
+    """Cluster (segment), predict on the clusters, apply the rules, write masks and polygons; return
+    polygons and pixel counts."""
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
     from sattag.learn import load_models
-    from sattag.predict import predict_scene, write_prediction
+    from sattag.predict import predict_clusters, write_prediction
+    from sattag.segment import cluster_pixels
     from sattag.vectorize import masks_to_polygons, read_geojson_polygons, write_geojson
 
     geojson = run.polygons_geojson(scene.id)
@@ -90,7 +92,8 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
     else:
         stack = read_stack(run.stack(scene.id))
         models = load_models(run.models, stack.bands, classes)
-        result = predict_scene(stack.data, models, config, classes)
+        cluster_ids, cluster_table = cluster_pixels(stack.data, config.cluster.tolerance, config.cluster.min_size)
+        result = predict_clusters(cluster_ids, cluster_table, models, config, classes)
         write_prediction(run, scene.id, result, stack.grid, classes)
         if figures:
             from sattag.viz.clusters import write_cluster_figures

@@ -1,10 +1,14 @@
-"""predict stage: per-cluster class probabilities, thresholds and overlap/size rules, class masks."""
-from sattag.predict.masks import (PredictResult, class_masks, predict_scene, probability_frame, read_labels,
-                                  write_cluster_table, write_labels, write_masks, write_prediction,
+"""predict stage: per-cluster class probabilities, thresholds and overlap/size rules, class masks.
+
+It predicts on the clusters of the segment stage: ``sattag.segment.cluster_pixels`` first, then
+:func:`predict_clusters`.
+"""
+from sattag.predict.masks import (PredictResult, class_masks, predict_clusters, probability_frame,
+                                  write_cluster_ids, write_cluster_table, write_masks, write_prediction,
                                   write_probabilities)
 from sattag.predict.probabilities import cluster_probabilities, paint
 from sattag.predict.rules import RULE_COLUMNS, apply_rules, group_sizes, neighbour_any, threshold_flags
 
 __all__ = ["PredictResult", "RULE_COLUMNS", "apply_rules", "class_masks", "cluster_probabilities",
-           "group_sizes", "neighbour_any", "paint", "predict_scene", "probability_frame", "read_labels", "threshold_flags",
-           "write_cluster_table", "write_labels", "write_masks", "write_prediction", "write_probabilities"]
+           "group_sizes", "neighbour_any", "paint", "predict_clusters", "probability_frame", "threshold_flags",
+           "write_cluster_ids", "write_cluster_table", "write_masks", "write_prediction", "write_probabilities"]

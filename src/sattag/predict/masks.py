@@ -1,4 +1,8 @@
-"""Class masks from cluster flags, the whole per-scene prediction, and its files."""
+"""Class masks from cluster flags, the prediction of a scene's clusters, and its files.
+
+The clusters come from the segment stage (``sattag.segment.cluster_pixels``): the caller (the engine,
+a notebook) clusters a stack, then :func:`predict_clusters` predicts on the clusters.
+"""
 from __future__ import annotations
 
 import warnings
@@ -12,77 +16,71 @@ import pandas as pd
 from sattag._files import atomic_path
 from sattag.classes import DSTL_CLASSES, ClassTable
 from sattag.config import Config
-from sattag.errors import InputError
 from sattag.predict.probabilities import ProbabilityModel, cluster_probabilities, paint
 from sattag.predict.rules import apply_rules
 from sattag.scene import Grid
-from sattag.segment.cluster import ClusterTable, cluster_pixels
+from sattag.segment import ClusterTable
 
 
-def class_masks(labels: np.ndarray, flags: np.ndarray) -> np.ndarray:
+def class_masks(cluster_ids: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """uint8 (C, H, W) masks: pixel is 1 in mask ``j`` when its cluster has class ``j`` flagged.
 
-    ``labels``: int (H, W) cluster ids 0..K-1; ``flags``: bool (K, C).
+    ``cluster_ids``: int (H, W) cluster ids 0..K-1; ``flags``: bool (K, C).
     """
     flags = np.ascontiguousarray(flags, dtype=np.uint8)
     if flags.ndim != 2:
         raise ValueError(f"class_masks needs flags of shape (K, C), got {flags.shape}")
-    return paint(labels, flags)
+    return paint(cluster_ids, flags)
 
 
 @dataclass
 class PredictResult:
-    """Everything ``predict_scene`` found for one scene.
+    """Everything :func:`predict_clusters` found for one scene.
 
-    ``labels`` int32 (H, W); ``table`` the clusters; ``probabilities`` float32 (K, C); ``flags`` bool
-    (K, C) after thresholds and rules; ``masks`` uint8 (C, H, W); ``rule_counts`` one row per rule with
-    the clusters and pixels it changed (``sattag.predict.rules.RULE_COLUMNS``).
+    ``cluster_ids`` int32 (H, W) and ``cluster_table``: the scene's clusters (``sattag.segment``);
+    ``probabilities`` float32 (K, C); ``flags`` bool (K, C) after thresholds and rules; ``masks`` uint8
+    (C, H, W); ``rule_counts`` one row per rule with the clusters and pixels it changed
+    (``sattag.predict.rules.RULE_COLUMNS``).
     """
 
-    labels: np.ndarray
-    table: ClusterTable
+    cluster_ids: np.ndarray
+    cluster_table: ClusterTable
     probabilities: np.ndarray
     flags: np.ndarray
     masks: np.ndarray
     rule_counts: pd.DataFrame
 
-    def most_probable(self) -> np.ndarray:
-        """int (K,): index of the most probable *flagged* class of each cluster, -1 where none is."""
-        p = np.where(self.flags, self.probabilities, -1.0)
-        best = p.argmax(axis=1) if p.size else np.zeros(len(self.table), np.int64)
-        return np.where(self.flags.any(axis=1), best, -1)
 
-
-def predict_scene(stack_data: np.ndarray, models: ProbabilityModel, config: Config, classes: ClassTable,
-                  progress: Callable[[int], None] | None = None) -> PredictResult:
-    """Cluster a scene, predict each cluster from its mean spectrum, apply the rules, build masks.
+def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, models: ProbabilityModel,
+                     config: Config, classes: ClassTable,
+                     progress: Callable[[int], None] | None = None) -> PredictResult:
+    """Predict each cluster of a scene from its mean spectrum, apply the rules, build class masks.
 
     Parameters
     ----------
-    stack_data:
-        float32 (B, H, W) band stack in [0, 1], bands in the models' order.
+    cluster_ids, cluster_table:
+        the scene's clusters, as ``sattag.segment.cluster_pixels`` returns them (mean spectra in the
+        models' band order).
     models:
         ``sattag.learn.ModelSet`` (or anything with ``predict_proba``), columns in ``classes`` order.
     config:
-        the run's configuration (``config.cluster`` and ``config.predict`` are used).
+        the run's configuration (``config.predict`` is used).
     classes:
         the class table.
     progress:
-        called with 1 after each of the 4 steps (clusters, probabilities, rules, masks).
+        called with 1 after each of the 3 steps (probabilities, rules, masks).
     """
     step = progress or (lambda n: None)
-    labels, table = cluster_pixels(stack_data, config.cluster.tolerance, config.cluster.min_size)
-    step(1)
-    probs = cluster_probabilities(models, table)
+    probs = cluster_probabilities(models, cluster_table)
     if probs.shape[1] != len(classes):
-        raise ValueError(f"predict_scene: the models give {probs.shape[1]} class columns, "
+        raise ValueError(f"predict_clusters: the models give {probs.shape[1]} class columns, "
                          f"the class table has {len(classes)} classes")
     step(1)
-    flags, counts = apply_rules(probs, table, config.predict, classes)
+    flags, counts = apply_rules(probs, cluster_table, config.predict, classes)
     step(1)
-    masks = class_masks(labels, flags)
+    masks = class_masks(cluster_ids, flags)
     step(1)
-    return PredictResult(labels, table, probs, flags, masks, counts)
+    return PredictResult(cluster_ids, cluster_table, probs, flags, masks, counts)
 
 
 # -------------------------------------------------------------------------------------------- files
@@ -95,16 +93,18 @@ def _profile(grid: Grid, count: int, dtype: str) -> dict:
     return prof
 
 
-def write_labels(path: str | Path, labels: np.ndarray, grid: Grid) -> Path:
-    """Write the cluster label image (int32, 1 band) as a compressed GeoTIFF on ``grid``."""
+def write_cluster_ids(path: str | Path, cluster_ids: np.ndarray, grid: Grid) -> Path:
+    """Write the cluster-id image (int32, 1 band) as a compressed GeoTIFF on ``grid``
+    (``RunFolder.clusters``)."""
     import rasterio
 
-    if labels.shape != grid.shape:
-        raise ValueError(f"write_labels: labels of shape {labels.shape} do not fit the {grid.shape} grid")
+    if cluster_ids.shape != grid.shape:
+        raise ValueError(f"write_cluster_ids: cluster ids of shape {cluster_ids.shape} do not fit "
+                         f"the {grid.shape} grid")
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # DSTL grids have no CRS
         with rasterio.open(tmp, "w", **_profile(grid, 1, "int32")) as dst:
-            dst.write(labels.astype(np.int32, copy=False), 1)
+            dst.write(cluster_ids.astype(np.int32, copy=False), 1)
     return Path(path)
 
 
@@ -117,19 +117,6 @@ def write_masks(path: str | Path, masks: np.ndarray, grid: Grid, classes: ClassT
     from sattag.labels import write_masks as _write
 
     return _write(path, masks, grid, classes)
-
-
-def read_labels(path: str | Path) -> np.ndarray:
-    """Read a cluster label image written by :func:`write_labels` (int32 (H, W))."""
-    import rasterio
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                return src.read(1)
-    except rasterio.errors.RasterioIOError as e:
-        raise InputError(f"cannot read cluster labels: {e}", path) from e
 
 
 def probability_frame(table: ClusterTable, probs: np.ndarray, classes: ClassTable,
@@ -163,13 +150,13 @@ def write_cluster_table(path: str | Path, table: ClusterTable, bands: tuple[str,
 
 def write_prediction(run, scene_id: str, result: PredictResult, grid: Grid, classes: ClassTable,
                      bands: tuple[str, ...] | None = None) -> dict[str, Path]:
-    """Write a scene's prediction into a run folder (``sattag.runfolder.RunFolder``): cluster labels,
+    """Write a scene's prediction into a run folder (``sattag.runfolder.RunFolder``): cluster ids,
     cluster table, probabilities (with flags), masks and the rule record (CSV beside the probabilities).
     Masks are written last, so their presence means the scene's prediction is complete."""
     out = {
-        "clusters": write_labels(run.clusters(scene_id), result.labels, grid),
-        "cluster_table": write_cluster_table(run.cluster_table(scene_id), result.table, bands),
-        "probabilities": write_probabilities(run.probabilities(scene_id), result.table,
+        "clusters": write_cluster_ids(run.clusters(scene_id), result.cluster_ids, grid),
+        "cluster_table": write_cluster_table(run.cluster_table(scene_id), result.cluster_table, bands),
+        "probabilities": write_probabilities(run.probabilities(scene_id), result.cluster_table,
                                              result.probabilities, classes, result.flags),
     }
     rules_csv = run.probabilities(scene_id).with_name(f"{scene_id}_rules.csv")

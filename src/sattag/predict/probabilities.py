@@ -45,30 +45,30 @@ def cluster_probabilities(models: ProbabilityModel, table: ClusterTable, batch: 
 
 
 @njit(parallel=True, cache=True)
-def _paint2(labels, values, out):
-    h, w = labels.shape
+def _paint2(cluster_ids, values, out):
+    h, w = cluster_ids.shape
     for r in prange(h):
         for c in range(w):
-            out[r, c] = values[labels[r, c]]
+            out[r, c] = values[cluster_ids[r, c]]
 
 
 @njit(parallel=True, cache=True)
-def _paint3(labels, values, out):
-    h, w = labels.shape
+def _paint3(cluster_ids, values, out):
+    h, w = cluster_ids.shape
     nc = values.shape[1]
     for r in prange(h):
         for c in range(w):
-            lab = labels[r, c]
+            lab = cluster_ids[r, c]
             for j in range(nc):
                 out[j, r, c] = values[lab, j]
 
 
-def paint(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+def paint(cluster_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Per-cluster values painted onto the pixels of each cluster.
 
     Parameters
     ----------
-    labels:
+    cluster_ids:
         int (H, W) cluster ids 0..K-1.
     values:
         (K,) or (K, C) array, one row per cluster (any numeric or bool dtype).
@@ -77,19 +77,19 @@ def paint(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
     -------
     (H, W) for (K,) values, or (C, H, W) (band-first, like masks) for (K, C) values; same dtype.
     """
-    labels = np.ascontiguousarray(labels)
+    cluster_ids = np.ascontiguousarray(cluster_ids)
     values = np.ascontiguousarray(values)
-    if labels.ndim != 2:
-        raise ValueError(f"paint needs labels of shape (H, W), got {labels.shape}")
+    if cluster_ids.ndim != 2:
+        raise ValueError(f"paint needs cluster_ids of shape (H, W), got {cluster_ids.shape}")
     if values.ndim not in (1, 2):
         raise ValueError(f"paint needs values of shape (K,) or (K, C), got {values.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= values.shape[0]):
-        raise ValueError(f"paint needs labels in 0..{values.shape[0] - 1} (one per cluster value), "
-                         f"got {labels.min()}..{labels.max()}")
+    if cluster_ids.size and (cluster_ids.min() < 0 or cluster_ids.max() >= values.shape[0]):
+        raise ValueError(f"paint needs cluster ids in 0..{values.shape[0] - 1} (one per cluster value), "
+                         f"got {cluster_ids.min()}..{cluster_ids.max()}")
     if values.ndim == 1:
-        out = np.empty(labels.shape, values.dtype)
-        _paint2(labels, values, out)
+        out = np.empty(cluster_ids.shape, values.dtype)
+        _paint2(cluster_ids, values, out)
     else:
-        out = np.empty((values.shape[1],) + labels.shape, values.dtype)
-        _paint3(labels, values, out)
+        out = np.empty((values.shape[1],) + cluster_ids.shape, values.dtype)
+        _paint3(cluster_ids, values, out)
     return out

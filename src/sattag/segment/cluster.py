@@ -31,12 +31,12 @@ The result is bitwise the same whatever the number of numba threads:
 * the parallel parts are pure per-element maps (quantising (1) and relabelling (4): each output
   element is written by exactly one iteration from inputs nobody writes) and per-cluster reductions
   in a fixed order: the mean spectra are summed with ``prange`` over *bands*, each band by one thread
-  summing its pixels sequentially in raster order (runs of one label along a row first), so every float64 sum has the same order of
-  additions with 1 or 16 threads. Sizes and bounding boxes are integer counts and min/max, computed
+  summing its pixels sequentially in raster order (runs of one cluster id along a row first), so
+  every float64 sum has the same order of additions with 1 or 16 threads. Sizes and bounding boxes are integer counts and min/max, computed
   sequentially.
 
 Memory: besides the input stack, the uint16 copy (B*H*W*2 bytes, 0.45 GiB for a 20-band DSTL scene),
-the label image and the FIFO queue (4 bytes/px each) and per-cluster arrays.
+the cluster-id image and the FIFO queue (4 bytes/px each) and per-cluster arrays.
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class ClusterTable:
     Attributes
     ----------
     ids:
-        int32 (K,), ``0..K-1``: the values in the label image; row ``k`` of every array is cluster ``k``.
+        int32 (K,), ``0..K-1``: the values in the cluster-id image; row ``k`` of every array is cluster ``k``.
     sizes:
         int64 (K,), pixels per cluster.
     means:
@@ -124,12 +124,12 @@ def _quantise(data):
 def _grow(q, h, w, tol):
     """Region growing in raster order; see the module docstring.
 
-    Returns labels (H*W,) int32, k (clusters), means (k, B) float64 in quantised units, sizes (k,)
+    Returns cluster_ids (H*W,) int32, k (clusters), means (k, B) float64 in quantised units, sizes (k,)
     int64, edges (e, 2) int32 pairs (earlier, later) of adjacent clusters.
     """
     n_px = h * w
     nb = q.shape[1]
-    labels = np.full(n_px, -1, np.int32)
+    cluster_ids = np.full(n_px, -1, np.int32)
     queue = np.empty(n_px, np.int32)
     sums = np.zeros(nb, np.int64)
     cap = 4096
@@ -141,7 +141,7 @@ def _grow(q, h, w, tol):
     ne = 0
     k = 0
     for seed in range(n_px):
-        if labels[seed] >= 0:
+        if cluster_ids[seed] >= 0:
             continue
         if k == cap:  # grow the per-cluster arrays (amortised doubling)
             cap *= 2
@@ -154,7 +154,7 @@ def _grow(q, h, w, tol):
             k2 = np.full(cap, -1, np.int32)
             k2[:k] = mark[:k]
             mark = k2
-        labels[seed] = k
+        cluster_ids[seed] = k
         for b in range(nb):
             sums[b] = q[seed, b]
         n = 1
@@ -184,7 +184,7 @@ def _grow(q, h, w, tol):
                     if r == h - 1:
                         continue
                     nbp = p + w
-                lab = labels[nbp]
+                lab = cluster_ids[nbp]
                 if lab == k:
                     continue
                 if lab >= 0:  # an earlier, finished cluster: record the adjacency once per pair
@@ -206,7 +206,7 @@ def _grow(q, h, w, tol):
                         ok = False
                         break
                 if ok:
-                    labels[nbp] = k
+                    cluster_ids[nbp] = k
                     for b in range(nb):
                         sums[b] += q[nbp, b]
                     n += 1
@@ -217,7 +217,7 @@ def _grow(q, h, w, tol):
         for b in range(nb):
             means[k, b] = sums[b] / n
         k += 1
-    return labels, k, means[:k].copy(), sizes[:k].copy(), edges[:ne].copy()
+    return cluster_ids, k, means[:k].copy(), sizes[:k].copy(), edges[:ne].copy()
 
 
 @njit(cache=True)
@@ -322,14 +322,14 @@ def _new_ids(parent):
 
 
 @njit(parallel=True, cache=True)
-def _relabel(labels, new):
-    n = labels.shape[0]
+def _relabel(cluster_ids, new):
+    n = cluster_ids.shape[0]
     for i in prange(n):
-        labels[i] = new[labels[i]]
+        cluster_ids[i] = new[cluster_ids[i]]
 
 
 @njit(cache=True)
-def _size_bbox(labels, h, w, k):
+def _size_bbox(cluster_ids, h, w, k):
     sizes = np.zeros(k, np.int64)
     bbox = np.empty((k, 4), np.int32)
     bbox[:, 0] = h
@@ -338,7 +338,7 @@ def _size_bbox(labels, h, w, k):
     bbox[:, 3] = 0
     for r in range(h):
         for c in range(w):
-            lab = labels[r * w + c]
+            lab = cluster_ids[r * w + c]
             sizes[lab] += 1
             if r < bbox[lab, 0]:
                 bbox[lab, 0] = r
@@ -352,18 +352,18 @@ def _size_bbox(labels, h, w, k):
 
 
 @njit(parallel=True, cache=True)
-def _band_sums(data, labels, k):
+def _band_sums(data, cluster_ids, k):
     """float64 (B, K) per-cluster sums; one band per prange iteration, raster order inside."""
     nb, h, w = data.shape
     sums = np.zeros((nb, k), np.float64)
     for b in prange(nb):
         for r in range(h):
             base = r * w
-            # runs of one label along a row are summed in a register first: no store->load chain
-            cur = labels[base]
+            # runs of one cluster id along a row are summed in a register first: no store->load chain
+            cur = cluster_ids[base]
             acc = 0.0
             for c in range(w):
-                lab = labels[base + c]
+                lab = cluster_ids[base + c]
                 if lab != cur:
                     sums[b, cur] += acc
                     cur = lab
@@ -392,7 +392,7 @@ def cluster_pixels(data: np.ndarray, tolerance: float = 0.03, min_size: int = 50
 
     Returns
     -------
-    labels:
+    cluster_ids:
         int32 (H, W), cluster id 0..K-1 of every pixel (ids in raster order of first pixel).
     table:
         :class:`ClusterTable` with sizes, exact mean spectra, bounding boxes and adjacency.
@@ -404,11 +404,11 @@ def cluster_pixels(data: np.ndarray, tolerance: float = 0.03, min_size: int = 50
     if not 0.0 <= tolerance <= 1.0:
         raise InputError(f"cluster tolerance must be in [0, 1], got {tolerance}")
     if data.shape[1] * data.shape[2] >= 2**31 - 1:
-        raise InputError(f"scene of {data.shape[1]}x{data.shape[2]} px is too large for int32 labels")
+        raise InputError(f"scene of {data.shape[1]}x{data.shape[2]} px is too large for int32 cluster ids")
     data = np.ascontiguousarray(data, dtype=np.float32)  # no copy for a float32 C-ordered stack
     nb, h, w = data.shape
     q = _quantise(data)
-    labels, k0, qmeans, sizes, edges = _grow(q, h, w, float(tolerance) * _QMAX)
+    cluster_ids, k0, qmeans, sizes, edges = _grow(q, h, w, float(tolerance) * _QMAX)
     del q
     ptr0, idx0 = _csr(k0, edges[:, 0], edges[:, 1])
     if min_size > 1 and k0 > 1:
@@ -417,11 +417,11 @@ def cluster_pixels(data: np.ndarray, tolerance: float = 0.03, min_size: int = 50
         parent = np.arange(k0, dtype=np.int32)
     del qmeans
     new, k = _new_ids(parent)
-    _relabel(labels, new)
+    _relabel(cluster_ids, new)
     ptr, idx = _csr(k, new[edges[:, 0]], new[edges[:, 1]])
-    sizes, bbox = _size_bbox(labels, h, w, k)
-    sums = _band_sums(data, labels, k)
+    sizes, bbox = _size_bbox(cluster_ids, h, w, k)
+    sums = _band_sums(data, cluster_ids, k)
     means = (sums / sizes[None, :]).T.astype(np.float32)
     table = ClusterTable(ids=np.arange(k, dtype=np.int32), sizes=sizes, means=np.ascontiguousarray(means),
                          bbox=bbox, neighbour_ptr=ptr, neighbour_ids=idx, initial_clusters=int(k0))
-    return labels.reshape(h, w), table
+    return cluster_ids.reshape(h, w), table

@@ -44,13 +44,13 @@ def most_probable_class(probabilities: np.ndarray, flags: np.ndarray | None = No
     return np.where(flags.any(axis=1), best, -1)
 
 
-def busiest_crop(labels: np.ndarray, size: int = 400) -> Crop:
+def busiest_crop(cluster_ids: np.ndarray, size: int = 400) -> Crop:
     """A ``size`` x ``size`` window where the clusters are smallest (most cluster ids per area):
     where the detail is."""
-    h, w = labels.shape
+    h, w = cluster_ids.shape
     size = min(size, h, w)
     s = max(1, size // 8)
-    sub = labels[::s, ::s]
+    sub = cluster_ids[::s, ::s]
     # boundaries between sampled pixels, counted per window-sized block
     edges = np.zeros(sub.shape, np.int32)
     edges[:, 1:] += sub[:, 1:] != sub[:, :-1]
@@ -65,9 +65,9 @@ def busiest_crop(labels: np.ndarray, size: int = 400) -> Crop:
     return (int(r0), int(c0), int(r0 + size), int(c0 + size))
 
 
-def cluster_figure(red: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, flags: np.ndarray | None,
-                   classes: ClassTable, crop: Crop | None = None, title: str = "", max_px: int = 1000,
-                   seed: int = 0) -> Figure:
+def cluster_figure(red: np.ndarray, cluster_ids: np.ndarray, probabilities: np.ndarray,
+                   flags: np.ndarray | None, classes: ClassTable, crop: Crop | None = None, title: str = "",
+                   max_px: int = 1000, seed: int = 0) -> Figure:
     """Two rows of three panels (full scene, then ``crop``): brightened R band, clusters in random
     grey levels, clusters coloured by most probable predicted class (``NO_CLASS_COLOUR`` for none).
 
@@ -75,7 +75,7 @@ def cluster_figure(red: np.ndarray, labels: np.ndarray, probabilities: np.ndarra
     ----------
     red:
         (H, W) R band in [0, 1] (stretched here for display).
-    labels:
+    cluster_ids:
         int (H, W) cluster ids 0..K-1.
     probabilities, flags:
         (K, C) per-cluster probabilities and (optional) predicted flags.
@@ -85,23 +85,25 @@ def cluster_figure(red: np.ndarray, labels: np.ndarray, probabilities: np.ndarra
         the full-scene panels are subsampled to at most this many pixels on the longer side.
     """
     if crop is None:
-        crop = busiest_crop(labels)
+        crop = busiest_crop(cluster_ids)
     r0, c0, r1, c1 = crop
     greys = grey_levels(probabilities.shape[0], seed)
     palette = class_palette(classes)
     best = most_probable_class(probabilities, flags)
 
-    s = stride_for(labels.shape, max_px)
-    views = [("full scene" + (f" (every {s}th px)" if s > 1 else ""), red[::s, ::s], labels[::s, ::s], s, 0, 0),
-             (f"crop rows {r0}-{r1}, cols {c0}-{c1}", red[r0:r1, c0:c1], labels[r0:r1, c0:c1], 1, r0, c0)]
-    h, w = labels.shape
+    s = stride_for(cluster_ids.shape, max_px)
+    views = [("full scene" + (f" (every {s}th px)" if s > 1 else ""), red[::s, ::s], cluster_ids[::s, ::s],
+              s, 0, 0),
+             (f"crop rows {r0}-{r1}, cols {c0}-{c1}", red[r0:r1, c0:c1], cluster_ids[r0:r1, c0:c1],
+              1, r0, c0)]
+    h, w = cluster_ids.shape
     aspect = h / max(w, 1)
     fig = new_figure(15, 10 * aspect + 1.2)
     axes = fig.subplots(2, 3)
-    for row, (name, band, lab, step, rr, cc) in enumerate(views):
+    for row, (name, band, ids, step, rr, cc) in enumerate(views):
         panels = [(stretch(band), "gray", "R band (brightened)"),
-                  (greys[lab], "gray", f"clusters ({probabilities.shape[0]} in scene)"),
-                  (palette[best[lab]], None, "most probable class")]
+                  (greys[ids], "gray", f"clusters ({probabilities.shape[0]} in scene)"),
+                  (palette[best[ids]], None, "most probable class")]
         for ax, (img, cmap, what) in zip(axes[row], panels):
             ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
             ax.set_title(f"{what} - {name}", fontsize=PANEL_TITLE_SIZE)
@@ -119,11 +121,11 @@ def cluster_figure(red: np.ndarray, labels: np.ndarray, probabilities: np.ndarra
     return fig
 
 
-def write_cluster_figure(path: str | Path, red: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                         flags: np.ndarray | None, classes: ClassTable, crop: Crop | None = None,
-                         title: str = "", dpi: int = 100) -> tuple[Figure, Path]:
+def write_cluster_figure(path: str | Path, red: np.ndarray, cluster_ids: np.ndarray,
+                         probabilities: np.ndarray, flags: np.ndarray | None, classes: ClassTable,
+                         crop: Crop | None = None, title: str = "", dpi: int = 100) -> tuple[Figure, Path]:
     """:func:`cluster_figure`, saved as PNG at ``path``; returns (figure, path)."""
-    fig = cluster_figure(red, labels, probabilities, flags, classes, crop=crop, title=title)
+    fig = cluster_figure(red, cluster_ids, probabilities, flags, classes, crop=crop, title=title)
     return fig, save_figure(fig, path, dpi=dpi)
 
 
@@ -134,7 +136,7 @@ def write_cluster_figures(out_dir: str | Path, scene_id: str, stack, result, cla
     names = tuple(bands or getattr(stack, "bands", ()) or ())
     data = stack.data if hasattr(stack, "data") else stack
     red = data[names.index("R")] if "R" in names else data[0]
-    _, path = write_cluster_figure(Path(out_dir) / f"{scene_id}_clusters.png", red, result.labels,
+    _, path = write_cluster_figure(Path(out_dir) / f"{scene_id}_clusters.png", red, result.cluster_ids,
                                    result.probabilities, result.flags, classes, crop=crop,
                                    title=f"{scene_id}: spectral clusters and predicted classes")
     return [path]
