@@ -1,4 +1,5 @@
-"""viz.explore: per-class histograms and the exploration figures, on a generated DSTL scene."""
+"""Per-class histograms (labels), thumbnails (ingest) and the exploration figures (viz), on a generated
+DSTL scene."""
 from __future__ import annotations
 
 import csv
@@ -12,22 +13,19 @@ from rasterio.enums import Resampling
 
 from sattag.classes import DSTL_CLASSES
 from sattag.config import DSTL_BANDS
-from sattag.labels import rasterize_classes, scene_labels
+from sattag.ingest import scene_thumbnail
+from sattag.labels import (band_histograms, rasterize_classes, read_histograms, scene_histograms, scene_labels,
+                           write_histograms)
 from sattag.scene import dstl_grid
 from sattag.viz import (
-    band_histograms,
     bands_figure,
     choose_window,
     histogram_figure,
     masks_figure,
     overlay_figure,
-    read_histograms,
-    scene_histograms,
-    scene_thumbnail,
     stretch,
     thumbnails_figure,
     write_explore_figures,
-    write_histograms,
 )
 
 
@@ -114,7 +112,11 @@ def test_choose_window_finds_the_labelled_corner():
 def test_figures_of_a_generated_scene(scene, tmp_path):
     stacks = scene["stacks"]
     thumbs = {sid: scene_thumbnail(stacks[sid][0], DSTL_BANDS, size=128) for sid in scene["ids"]}
-    assert all(t.ndim == 3 and max(t.shape[:2]) <= 128 for t in thumbs.values())
+    assert all(t.shape[0] == 3 and max(t.shape[1:]) <= 128 and t.dtype == np.float32 for t in thumbs.values())
+    r, g, b = (DSTL_BANDS.index(n) for n in "RGB")
+    sid = scene["ids"][0]
+    step = -(-max(stacks[sid][0].shape[1:]) // 128)
+    assert np.array_equal(thumbs[sid], stacks[sid][0][[r, g, b], ::step, ::step])  # the values, not a picture
     # As the engine does it: one partial histogram per scene, summed with +.
     hist = sum(scene_histograms(stacks[sid][0], rasterize_classes(scene_labels(scene["dir"], sid), stacks[sid][1]),
                                 bins=64)
@@ -150,7 +152,7 @@ def test_figure_functions_return_figures(scene):
     zoom = f.axes[1]
     assert zoom.collections  # polygons drawn
     assert zoom.get_legend() is not None
-    f = thumbnails_figure({"a": np.zeros((10, 10, 3)), "b": np.ones((10, 12))})
+    f = thumbnails_figure({"a": np.zeros((3, 10, 10)), "b": np.ones((10, 12))})
     assert sum(1 for a in f.axes if a.images) == 2
     hist = scene_histograms(scene["data"], scene["masks"], bins=32)
     f = histogram_figure(hist, DSTL_BANDS, DSTL_CLASSES, show_bands=[f"M{i}" for i in range(1, 9)])

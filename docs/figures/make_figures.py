@@ -18,10 +18,9 @@ from sattag.config import IngestConfig
 from sattag.errors import AlignmentError
 from sattag.ingest.discover import discover_scenes
 from sattag.synth import generate_dataset
-from sattag.ingest.stack import build_stack
-from sattag.labels import rasterize_classes, scene_labels
-from sattag.viz import (band_histograms, bands_figure, histogram_figure, masks_figure, overlay_figure,
-                        save_figure, scene_histograms, scene_thumbnail, thumbnails_figure)
+from sattag.ingest import build_stack, scene_thumbnail
+from sattag.labels import band_histograms, rasterize_classes, scene_histograms, scene_labels
+from sattag.viz import bands_figure, histogram_figure, masks_figure, overlay_figure, save_figure, thumbnails_figure
 
 HERE = Path(__file__).resolve().parent
 

@@ -143,7 +143,8 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
     in ``session.notes``). Resumable: a scene whose truth files exist is read, not rewritten, and
     figures that exist are kept.
     """
-    from sattag.viz.explore import write_explore_figures, write_histograms
+    from sattag.labels import write_histograms
+    from sattag.viz.explore import write_explore_figures
 
     scenes = _ok(session, scenes)
     out = {"labelled": [], "unlabelled": [], "counts": {}, "histograms": None}

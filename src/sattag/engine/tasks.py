@@ -34,10 +34,10 @@ def labels_task(scene: Scene, run: RunFolder, source: LabelSource, classes: Clas
     None when the label source does not cover the scene (it is then neither trained on nor scored).
     A scene whose truth files exist is read back, not rewritten (a resumed run).
     """
-    from sattag.ingest import read_stack, read_stack_metadata
-    from sattag.labels import rasterize_classes, read_masks, write_masks, write_truth_polygons
+    from sattag.ingest import read_stack, read_stack_metadata, scene_thumbnail
+    from sattag.labels import (band_histograms, rasterize_classes, read_masks, scene_histograms, write_masks,
+                               write_truth_polygons)
     from sattag.learn import class_pixel_counts
-    from sattag.viz.explore import band_histograms, scene_histograms, scene_thumbnail
 
     masks_path, polygons_path = run.truth_masks(scene.id), run.truth_polygons(scene.id)
     if masks_path.exists() and polygons_path.exists():

@@ -1,5 +1,5 @@
 """labels stage: read vector labels (DSTL WKT CSV / GeoJSON, any OGR file), map them onto a scene's
-grid, and burn them into uint8 class masks (classes, H, W)."""
+grid, burn them into uint8 class masks (classes, H, W), and per-class band histograms under them."""
 from sattag.labels.rasterize import check_overlap, rasterize_classes, read_masks, write_masks
 from sattag.labels.readers import (
     DSTL_LAYERS,
@@ -16,6 +16,7 @@ from sattag.labels.readers import (
     scene_labels,
 )
 from sattag.labels.source import LabelSource, clip_to_bounds
+from sattag.labels.stats import band_histograms, histogram_edges, read_histograms, scene_histograms, write_histograms
 from sattag.labels.truth import read_truth_polygons, write_truth_polygons
 from sattag.labels.transform import (
     dstl_to_pixel,
@@ -30,6 +31,11 @@ from sattag.labels.transform import (
 __all__ = [
     "LabelSource",
     "clip_to_bounds",
+    "band_histograms",
+    "histogram_edges",
+    "read_histograms",
+    "scene_histograms",
+    "write_histograms",
     "read_truth_polygons",
     "write_truth_polygons",
     "DSTL_LAYERS",

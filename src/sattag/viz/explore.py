@@ -2,17 +2,16 @@
 per-class histograms of every band.
 
 Each ``*_figure`` function returns a ``matplotlib.figure.Figure`` (shown inline in a notebook);
-:func:`write_explore_figures` writes them as PNGs. The heavy per-scene work is split off into small
-functions whose results are cheap to ship between processes, so the engine can run them scene by
-scene on workers: :func:`scene_thumbnail` (a small RGB image) and :func:`scene_histograms`
-(counts (C, B, bins), summed over scenes with ``+``).
+:func:`write_explore_figures` writes them as PNGs. This module only draws: what it draws is computed
+by the stages that own the data, scene by scene on the engine's workers --
+``sattag.ingest.scene_thumbnail`` (a small view of a stack) and ``sattag.labels.scene_histograms``
+(per-class counts (C, B, bins), summed over scenes with ``+``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numba
 import numpy as np
 from matplotlib.collections import PatchCollection
 from matplotlib.colors import ListedColormap, to_rgb
@@ -23,6 +22,8 @@ from matplotlib.path import Path as MplPath
 from scipy.ndimage import binary_dilation
 
 from sattag.classes import DSTL_CLASSES, ClassTable
+from sattag.ingest import display_bands
+from sattag.labels import geometry_to_pixel, histogram_edges, polygonal_parts, rasterize_classes
 from sattag.scene import Grid
 from sattag.viz._style import (
     PANEL_TITLE_SIZE,
@@ -46,15 +47,6 @@ def _title(scene_id: str, what: str) -> str:
     return f"Scene {scene_id}: {what}" if scene_id else what[:1].upper() + what[1:]
 
 
-def _display_bands(bands: Sequence[str]) -> tuple[list[int], str]:
-    """Indices of the bands shown as red, green, blue, and their name for titles."""
-    bands = list(bands)
-    for trio in (("R", "G", "B"), ("M5", "M3", "M2")):
-        if all(b in bands for b in trio):
-            return [bands.index(b) for b in trio], "RGB" if trio[0] == "R" else "M5-M3-M2"
-    return [0, 0, 0], f"band {bands[0]}" if bands else "image"
-
-
 def rgb_image(stack_data: np.ndarray, bands: Sequence[str], max_px: int | None = None,
               window: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """A brightened colour image (h, w, 3) float32 in [0, 1] of a stack (B, H, W).
@@ -63,7 +55,7 @@ def rgb_image(stack_data: np.ndarray, bands: Sequence[str], max_px: int | None =
     percentile-stretched per channel. ``window`` = (col0, row0, width, height) crops first;
     ``max_px`` subsamples so the longer side is at most that many pixels.
     """
-    idx, _ = _display_bands(bands)
+    idx, _ = display_bands(bands)
     img = stack_data[idx]
     if window is not None:
         c0, r0, w, h = window
@@ -72,18 +64,13 @@ def rgb_image(stack_data: np.ndarray, bands: Sequence[str], max_px: int | None =
     return stretch_rgb(img)
 
 
-def scene_thumbnail(stack_data: np.ndarray, bands: Sequence[str], size: int = 256) -> np.ndarray:
-    """A small brightened RGB image (h, w, 3) float32 of one scene, longer side <= ``size`` px.
-
-    Cheap to send from a worker: the engine makes one per training scene and passes them all to
-    :func:`thumbnails_figure`.
-    """
-    return rgb_image(stack_data, bands, max_px=size).astype(np.float32)
-
-
 def thumbnails_figure(thumbnails: Mapping[str, np.ndarray], ncols: int | None = None,
                       title: str = "Training scenes") -> Figure:
-    """All scenes side by side: ``thumbnails`` is {scene_id: (h, w, 3) or (h, w) image in [0, 1]}."""
+    """All scenes side by side, each brightened on its own.
+
+    ``thumbnails`` is {scene_id: (3, h, w) red, green, blue band values (``sattag.ingest.scene_thumbnail``)
+    or (h, w) one band}.
+    """
     n = max(1, len(thumbnails))
     rows, cols = grid_shape(n, ncols)
     fig = new_figure(2.6 * cols, 2.8 * rows + 0.5)
@@ -94,7 +81,8 @@ def thumbnails_figure(thumbnails: Mapping[str, np.ndarray], ncols: int | None = 
         ax.set_axis_off()
         if k < len(items):
             sid, img = items[k]
-            ax.imshow(img, cmap="gray" if np.ndim(img) == 2 else None, interpolation="antialiased")
+            img = stretch(img) if np.ndim(img) == 2 else stretch_rgb(img)
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="antialiased")
             ax.set_title(sid, fontsize=PANEL_TITLE_SIZE + 1)
     return fig
 
@@ -233,18 +221,13 @@ def overlay_figure(
     """
     from shapely import clip_by_rect
 
-    from sattag.labels.readers import polygonal_parts
-    from sattag.labels.transform import geometry_to_pixel
-
     if window is None:
         if masks is None:
-            from sattag.labels.rasterize import rasterize_classes
-
             masks = rasterize_classes(polygons, grid, classes)
         window = choose_window(masks, crop_px)
     c0, r0, w, h = window
     fig = new_figure(13.5, 6.6)
-    fig.suptitle(_title(scene_id, f"labels over {_display_bands(bands)[1]}"),
+    fig.suptitle(_title(scene_id, f"labels over {display_bands(bands)[1]}"),
                  fontsize=TITLE_SIZE, fontweight="bold")
     ax_all, ax_zoom = fig.subplots(1, 2, width_ratios=[1, 1.45])
 
@@ -290,112 +273,6 @@ def overlay_figure(
 # --------------------------------------------------------------------------------------------------
 
 
-def histogram_edges(bins: int = 256, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
-    """Bin edges (bins + 1,) that :func:`scene_histograms` uses."""
-    return np.linspace(value_range[0], value_range[1], bins + 1)
-
-
-def _bin_index(band: np.ndarray, bins: int, value_range: tuple[float, float]) -> np.ndarray:
-    """Bin of each pixel (flat, int32); non-finite pixels go to the overflow bin ``bins``."""
-    lo, hi = value_range
-    x = band.ravel()
-    idx = ((x - lo) * (bins / (hi - lo))).astype(np.float32)
-    bad = ~np.isfinite(idx)
-    any_bad = bool(bad.any())
-    if any_bad:
-        idx[bad] = 0  # NaN has no integer value; these pixels go to the overflow bin below
-    np.clip(idx, 0, bins - 1, out=idx)
-    out = idx.astype(np.int32)
-    if any_bad:
-        out[bad] = bins
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _histogram_kernel(data, masks, bins, lo, scale, out):  # pragma: no cover - compiled
-    """Add each pixel's bin of every band to ``out[c, b]`` for each class c whose mask is set there.
-
-    One pass over the scene, row by row: the classes at a pixel are packed into a 64-bit set first,
-    so each band's row is then read once, contiguously, whatever the number of classes.
-    """
-    n_bands, h, w = data.shape
-    n_cls = masks.shape[0]
-    sets = np.zeros(w, dtype=np.uint64)
-    one = np.uint64(1)
-    for r in range(h):
-        any_set = False
-        for col in range(w):
-            m = np.uint64(0)
-            for c in range(n_cls):
-                if masks[c, r, col]:
-                    m |= one << np.uint64(c)
-            sets[col] = m
-            if m:
-                any_set = True
-        if not any_set:
-            continue
-        for b in range(n_bands):
-            for col in range(w):
-                m = sets[col]
-                if m == 0:
-                    continue
-                v = data[b, r, col]
-                if not np.isfinite(v):
-                    continue
-                x = (v - lo) * scale
-                i = int(x) if x > 0 else 0
-                if i > bins - 1:
-                    i = bins - 1
-                c = 0
-                while m:
-                    if m & one:
-                        out[c, b, i] += 1
-                    m >>= one
-                    c += 1
-
-
-def scene_histograms(stack_data: np.ndarray, masks: np.ndarray, bins: int = 256,
-                     value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
-    """Per-class histograms of every band of one scene: int64 counts (C, B, bins).
-
-    ``stack_data`` float (B, H, W), ``masks`` uint8/bool (C, H, W) on the same grid. ``bins`` equal
-    bins over ``value_range``; values outside it fall into the first/last bin; non-finite values are
-    not counted. Counts of several scenes add up with ``+`` (same ``bins`` and ``value_range``), so
-    the engine can compute them scene by scene on workers and sum. One compiled pass over the scene
-    (~1 s for a full DSTL scene of 20 bands); releases the GIL.
-    """
-    stack_data = np.asarray(stack_data)
-    masks = np.asarray(masks)
-    if stack_data.ndim != 3 or masks.ndim != 3 or stack_data.shape[1:] != masks.shape[1:]:
-        raise ValueError(f"stack {stack_data.shape} and masks {masks.shape} are not (B|C, H, W) on one grid")
-    n_cls, n_bands = masks.shape[0], stack_data.shape[0]
-    out = np.zeros((n_cls, n_bands, bins), dtype=np.int64)
-    lo, hi = value_range
-    if n_cls <= 64:
-        if stack_data.dtype not in (np.float32, np.float64):
-            stack_data = stack_data.astype(np.float32)
-        ftype = stack_data.dtype.type
-        _histogram_kernel(stack_data, masks.view(np.uint8) if masks.dtype == bool else masks, bins,
-                          ftype(lo), ftype(bins / (hi - lo)), out)
-        return out
-    # More classes than a 64-bit set holds: numpy, one class at a time.
-    where = [np.flatnonzero(masks[c]) for c in range(n_cls)]
-    for b in range(n_bands):
-        idx = _bin_index(stack_data[b], bins, value_range)
-        for c in range(n_cls):
-            if where[c].size:
-                out[c, b] = np.bincount(idx[where[c]], minlength=bins + 1)[:bins]
-    return out
-
-
-def band_histograms(stack_data: np.ndarray, bins: int = 256,
-                    value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
-    """Histograms of every band over all pixels: int64 counts (B, bins), the background reference of
-    :func:`histogram_figure`; add up over scenes with ``+`` like :func:`scene_histograms`."""
-    everywhere = np.ones((1, *np.shape(stack_data)[1:]), dtype=np.uint8)
-    return scene_histograms(stack_data, everywhere, bins, value_range)[0]
-
-
 def histogram_figure(
     hist: np.ndarray,
     bands: Sequence[str],
@@ -409,7 +286,7 @@ def histogram_figure(
 ) -> Figure:
     """Per-class histograms of each band, normalised per class (each curve sums to 1).
 
-    ``hist``: counts (C, B, bins) from :func:`scene_histograms` (summed over scenes). ``background``:
+    ``hist``: counts (C, B, bins) from ``sattag.labels.scene_histograms`` (summed over scenes). ``background``:
     optional (B, bins) all-pixel counts drawn as a grey area. ``show_bands``: the bands to draw (default
     all). Each panel's x axis is zoomed to where the values lie (0.5-99.5 % of all counts), since
     scaled sensor counts fill only part of [0, 1]. Classes with fewer than ``rare_px`` pixels (per
@@ -494,39 +371,6 @@ def _count(n: float) -> str:
 # --------------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------------
-
-
-def write_histograms(path: str | Path, hist: np.ndarray, bands: Sequence[str], classes: ClassTable = DSTL_CLASSES,
-                     background: np.ndarray | None = None,
-                     value_range: tuple[float, float] = (0.0, 1.0)) -> Path:
-    """Save summed histograms (``RunFolder.histograms``, ``.npz``) with what is needed to draw them:
-    ``hist`` (C, B, bins), optional ``background`` (B, bins), band names, class table, value range."""
-    import json
-
-    from sattag._files import atomic_path
-
-    path = Path(path)
-    arrays = {"hist": np.asarray(hist, dtype=np.int64), "bands": np.asarray(list(bands), dtype=str),
-              "value_range": np.asarray(value_range, dtype=np.float64),
-              "classes": np.asarray(json.dumps(classes.to_records()))}
-    if background is not None:
-        arrays["background"] = np.asarray(background, dtype=np.int64)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:  # a file object: np.savez would otherwise append ".npz" to the name
-            np.savez_compressed(f, **arrays)
-    return path
-
-
-def read_histograms(path: str | Path) -> dict:
-    """Read :func:`write_histograms`' file: {hist, background (or None), bands, classes, value_range}."""
-    import json
-
-    with np.load(Path(path)) as z:
-        return {"hist": z["hist"], "background": z["background"] if "background" in z.files else None,
-                "bands": tuple(str(b) for b in z["bands"]),
-                "classes": ClassTable.from_records(json.loads(str(z["classes"]))),
-                "value_range": tuple(float(v) for v in z["value_range"])}
-
 
 
 def write_explore_figures(
