@@ -74,20 +74,13 @@ def test_recovers_generator_offsets(generated):
 def test_polish_beats_a_linear_mix_on_swir(generated):
     """A without the spectral-class polish (its pixel threshold raised out of reach) is further off
     than with it: the polish is what brings A within 0.1 px, not luck."""
-    import sattag.ingest.align as align
-
     truth = {(r["scene"], r["group"]): (float(r["dx"]), float(r["dy"]))
              for r in csv.DictReader(open(generated / "generator_truth.csv"))}
     scene = discover_scenes(generated)[0]
     tx, ty = truth[(scene.id, "A")]
     errs = {}
-    for name, threshold in (("polish", align.POLISH_MIN_SCALE), ("ecc only", 1e9)):
-        old = align.POLISH_MIN_SCALE
-        align.POLISH_MIN_SCALE = threshold
-        try:
-            dx, dy, _ = build_stack(scene, IngestConfig()).offsets["A"]
-        finally:
-            align.POLISH_MIN_SCALE = old
+    for name, threshold in (("polish", None), ("ecc only", 1e9)):
+        dx, dy, _ = build_stack(scene, IngestConfig(), polish_min_scale=threshold).offsets["A"]
         errs[name] = max(abs(dx - tx), abs(dy - ty))
     assert errs["polish"] < errs["ecc only"], errs
 

@@ -12,10 +12,10 @@ import rasterio
 from affine import Affine
 
 from sattag.config import DSTL_BANDS, IngestConfig
+from sattag.engine.run import write_offsets_csv
 from sattag.errors import InputError
 from sattag.ingest import (build_stack, discover_scenes, dstl_grid_sizes, ingest_scene, offsets_rows,
-                           read_stack, scene_from_files, stack_is_complete, write_offsets_csv,
-                           write_stack)
+                           read_stack, scene_from_files, stack_is_complete, write_stack)
 from sattag.ingest.bands import to_unit_float
 from sattag.ingest.resample import resample_axis_aligned, resample_rasterio
 from sattag.scene import dstl_transform
@@ -221,8 +221,11 @@ def test_stack_round_trip_and_skip(small_dstl, tmp_path):
     assert not stack_is_complete(broken)
     rows = offsets_rows(stack)
     assert [r[1] for r in rows] == ["P", "M", "A"] and all(r[0] == scene.id for r in rows)
-    csv_path = write_offsets_csv(tmp_path / "run" / "offsets.csv", rows)
-    assert csv_path.read_text().splitlines()[0] == "scene,group,dx,dy,correlation"
+    # offsets.csv (the engine writes it from these rows): a group left unaligned has an empty correlation
+    rows.append((scene.id, "X", 0.0, 0.0, float("nan")))
+    lines = write_offsets_csv(tmp_path / "run" / "offsets.csv", rows).read_text().splitlines()
+    assert lines[0] == "scene,group,dx,dy,correlation"
+    assert lines[-1] == f"{scene.id},X,0.000,0.000,"
 
 
 # ---------------------------------------------------------------------------------- user layout

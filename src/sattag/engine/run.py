@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -129,10 +130,19 @@ def ingest(session: Session, scenes: Sequence[Scene]) -> StageResult:
     """Aligned stacks for every scene, plus ``offsets.csv``."""
     res = session.record(map_scenes(session.client, "ingest", tasks.ingest_task, scenes,
                                     session.run, session.config, progress=session.progress))
-    rows = [r for sid in sorted(res.results) for r in res.results[sid]]
-    write_csv(session.run.offsets_csv, ["scene", "group", "dx", "dy", "correlation"],
-              [(s, g, f"{dx:.3f}", f"{dy:.3f}", f"{c:.4f}") for s, g, dx, dy, c in rows])
+    write_offsets_csv(session.run.offsets_csv, [r for sid in sorted(res.results) for r in res.results[sid]])
     return res
+
+
+def write_offsets_csv(path: Path, rows: Sequence[tuple[str, str, float, float, float]]) -> Path:
+    """Write ``offsets.csv`` atomically: rows ``(scene, group, dx, dy, correlation)``
+    (``sattag.ingest.offsets_rows``) under ``sattag.ingest.OFFSETS_HEADER``; offsets to 1/1000 px,
+    and an empty correlation for a group left unaligned (NaN)."""
+    from sattag.ingest import OFFSETS_HEADER
+
+    return write_csv(path, OFFSETS_HEADER,
+                     [(s, g, f"{dx:.3f}", f"{dy:.3f}", f"{c:.4f}" if math.isfinite(c) else "")
+                      for s, g, dx, dy, c in rows])
 
 
 def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None = None) -> dict:

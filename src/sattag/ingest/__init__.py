@@ -11,15 +11,14 @@ from sattag.ingest.bands import read_band_file
 from sattag.ingest.discover import (DstlScene, discover_scenes, dstl_grid_sizes, dstl_scene,
                                     read_scenes_csv, scene_from_files)
 from sattag.ingest.stack import (OFFSETS_HEADER, build_stack, ingest_scene, offsets_rows, read_stack,
-                                 read_stack_metadata,
-                                 stack_is_complete, write_offsets_csv, write_stack)
+                                 read_stack_metadata, stack_is_complete, write_stack)
 from sattag.ingest.thumbnail import display_bands, scene_thumbnail
 
 __all__ = [
     "DstlScene", "GroupGeometry", "OFFSETS_HEADER", "build_stack", "discover_scenes", "display_bands",
     "dstl_grid_sizes", "dstl_scene", "estimate_offset", "generate_dataset", "ingest_scene", "offsets_rows",
     "read_band_file", "read_scenes_csv", "read_stack", "read_stack_metadata", "scene_from_files",
-    "scene_thumbnail", "stack_is_complete", "write_offsets_csv", "write_stack",
+    "scene_thumbnail", "stack_is_complete", "write_stack",
 ]
 
 

@@ -51,8 +51,8 @@ from sattag.errors import AlignmentError
 #: A group image smaller than this (either side) holds too little structure for a sub-pixel fit.
 MIN_ALIGN_PX = 40
 
-__all__ = ["MIN_ALIGN_PX", "GroupGeometry", "render_on_group_grid", "estimate_offset", "central_window",
-           "spectral_class_features"]
+__all__ = ["MIN_ALIGN_PX", "POLISH_MIN_SCALE", "GroupGeometry", "render_on_group_grid", "estimate_offset",
+           "central_window", "spectral_class_features"]
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def render_on_group_grid(partner: np.ndarray | list[np.ndarray], geom: GroupGeom
     a separable footprint average of a Lanczos-3 interpolant (two 1-D passes over only the rows and
     columns the window needs; cheap even at full size).
     """
-    from sattag.ingest.resample import _cols_pass, _rows_pass
+    from sattag.ingest.resample import resample_last_axis, resample_middle_axis
 
     flat = isinstance(partner, np.ndarray) and partner.ndim == 2
     bands = [partner] if flat else list(partner)
@@ -152,8 +152,8 @@ def render_on_group_grid(partner: np.ndarray | list[np.ndarray], geom: GroupGeom
         rows = band[lo:hi]  # a view, strided when the caller cropped columns: no copy
         if rows.dtype != np.float32:
             rows = rows.astype(np.float32)
-        _cols_pass(rows[None], iy, wy, tmp)
-        _rows_pass(tmp, ix, wx, out[k:k + 1])
+        resample_middle_axis(rows[None], iy, wy, tmp)
+        resample_last_axis(tmp, ix, wx, out[k:k + 1])
     return out[0] if flat else out
 
 
@@ -366,16 +366,17 @@ def _polish(feats: np.ndarray, target: np.ndarray, geom: GroupGeometry, cell: fl
 def estimate_offset(partner: np.ndarray | list[np.ndarray], target: np.ndarray, geom: GroupGeometry,
                     config: IngestConfig | None = None, *, scene: str | None = None,
                     group: str = "?", window_px: int = 512,
-                    target_bands: np.ndarray | None = None) -> tuple[float, float, float]:
+                    polish_min_scale: float | None = None) -> tuple[float, float, float]:
     """Offset (dx, dy) in reference pixels of ``target`` (the group's own image, (h, w) float32,
     a band or band mean on the group's grid) against ``partner``: (H, W) on the reference grid, or
     candidate bands (a list of (H, W)) of which the best linear mix is used (fitted at the coarse
-    offset). ``target_bands`` (k, h, w): the group's bands; when given, after the partner mix is
-    fitted the target becomes the mix of these bands that best matches it (fewer noise, same
-    structures), and the partner mix is fitted once more.
+    offset).
 
     Returns ``(dx, dy, correlation)``; the fit uses a central window of at most ``window_px`` group
-    pixels. Raises :class:`AlignmentError` on a failed or implausible fit (see module docstring).
+    pixels. The polish (step 5 of the module docstring) runs when the group's pixel spans at least
+    ``polish_min_scale`` reference pixels (None: :data:`POLISH_MIN_SCALE`) and there are several
+    candidate bands. Raises :class:`AlignmentError` on a failed or implausible fit (see module
+    docstring).
     """
     config = config or IngestConfig()
     h, w = target.shape
@@ -421,17 +422,14 @@ def estimate_offset(partner: np.ndarray | list[np.ndarray], target: np.ndarray, 
     if not (math.isfinite(dx) and math.isfinite(dy)) or math.hypot(dx, dy) > config.max_shift_px * 1.5:
         raise fail(f"coarse shift ({dx:.1f}, {dy:.1f}) px beyond max_shift_px={config.max_shift_px}")
     mix, rend = fit(dx, dy, tgt)  # refit (and re-render) now that the images overlap
-    if target_bands is not None and len(target_bands) > 1:
-        tb = target_bands[:, r0:r0 + wh, c0:c0 + ww]
-        coef = _lstsq_mix(tb, rend)
-        tgt = _standardise(np.tensordot(coef.astype(np.float32), tb, axes=1))
-        mix, rend = fit(dx, dy, tgt)
 
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, config.ecc_iterations, config.ecc_epsilon)
     # ECC smooths both images with this Gaussian; tiny images (A: ~136 px) keep their detail.
     gauss = 5 if min(wh, ww) >= 256 else 1
     corr = float("nan")
-    polish = min(geom.sx, geom.sy) >= POLISH_MIN_SCALE and len(cands) > 1
+    if polish_min_scale is None:
+        polish_min_scale = POLISH_MIN_SCALE
+    polish = min(geom.sx, geom.sy) >= polish_min_scale and len(cands) > 1
     # With a polish to follow, ECC need only come within its own noise (A: a few 0.01 px).
     ecc_tol = 0.05 if polish else 0.005
     for it in range(6):

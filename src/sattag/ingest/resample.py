@@ -19,7 +19,8 @@ import numba
 import numpy as np
 from affine import Affine
 
-__all__ = ["axis_weights", "resample_axis_aligned", "resample_rasterio", "bspline_kernel"]
+__all__ = ["axis_weights", "resample_axis_aligned", "resample_last_axis", "resample_middle_axis", "resample_rasterio",
+           "bspline_kernel"]
 
 
 def bspline_kernel(x: np.ndarray) -> np.ndarray:
@@ -62,8 +63,12 @@ def axis_weights(n_out: int, n_in: int, a: float, b: float) -> tuple[np.ndarray,
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _rows_pass(src, idx, w, out):  # pragma: no cover - compiled
-    # out[b, r, j] = sum_t w[j, t] * src[b, r, idx[j, t]]  (resample along the last axis)
+def resample_last_axis(src, idx, w, out):  # pragma: no cover - compiled
+    """1-D resampling of every row: ``out[b, r, j] = sum_t w[j, t] * src[b, r, idx[j, t]]``.
+
+    ``src`` float32 (B, R, w); ``idx``, ``w``: the taps of :func:`axis_weights` (n_out, T);
+    ``out`` float32 (B, R, n_out), written in place. Parallel over bands x rows.
+    """
     nb, nr, _ = src.shape
     n_out, nt = idx.shape
     for k in numba.prange(nb * nr):
@@ -78,9 +83,13 @@ def _rows_pass(src, idx, w, out):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _cols_pass(src, idx, w, out):  # pragma: no cover - compiled
-    # out[b, i, :] = sum_t w[i, t] * src[b, idx[i, t], :]  (resample along the middle axis; the
-    # inner loop runs over contiguous columns, so it vectorises)
+def resample_middle_axis(src, idx, w, out):  # pragma: no cover - compiled
+    """1-D resampling of every column: ``out[b, i, :] = sum_t w[i, t] * src[b, idx[i, t], :]``.
+
+    ``src`` float32 (B, h, C); ``idx``, ``w``: the taps of :func:`axis_weights` (n_out, T);
+    ``out`` float32 (B, n_out, C), written in place. The inner loop runs over contiguous columns,
+    so it vectorises. Parallel over bands x output rows.
+    """
     nb, _, nc = src.shape
     n_out, nt = idx.shape
     for k in numba.prange(nb * n_out):
@@ -114,12 +123,12 @@ def resample_axis_aligned(src: np.ndarray, out: np.ndarray, ax: tuple[float, flo
     ix, wx = axis_weights(W, w, *ax)
     iy, wy = axis_weights(H, h, *ay)
     tmp = np.empty((nb, h, W), np.float32)
-    _rows_pass(src, ix, wx, tmp)
+    resample_last_axis(src, ix, wx, tmp)
     if out.flags.c_contiguous or (out[0].flags.c_contiguous):
-        _cols_pass(tmp, iy, wy, out)
+        resample_middle_axis(tmp, iy, wy, out)
     else:  # pragma: no cover - callers pass contiguous slices
         res = np.empty((nb, H, W), np.float32)
-        _cols_pass(tmp, iy, wy, res)
+        resample_middle_axis(tmp, iy, wy, res)
         out[...] = res
     return out
 

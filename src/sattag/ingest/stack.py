@@ -19,7 +19,6 @@ Band descriptions are the band names; tags ``SATTAG_FORMAT``, ``SATTAG_SCENE``, 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -30,7 +29,7 @@ import rasterio
 from affine import Affine
 from rasterio.errors import RasterioError
 
-from sattag._files import atomic_path, write_csv
+from sattag._files import atomic_path
 from sattag.config import IngestConfig
 from sattag.errors import InputError
 from sattag.ingest.align import MIN_ALIGN_PX, GroupGeometry, estimate_offset
@@ -40,7 +39,7 @@ from sattag.ingest.resample import resample_axis_aligned, resample_rasterio
 from sattag.scene import Grid, Scene, Stack, dstl_grid
 
 __all__ = ["build_stack", "write_stack", "read_stack", "stack_is_complete", "ingest_scene",
-           "offsets_rows", "write_offsets_csv", "OFFSETS_HEADER", "STACK_FORMAT"]
+           "offsets_rows", "OFFSETS_HEADER", "STACK_FORMAT"]
 
 STACK_FORMAT = "sattag-stack-1"
 OFFSETS_HEADER = ("scene", "group", "dx", "dy", "correlation")
@@ -108,13 +107,16 @@ def _processing_order(scene: Scene, dstl: bool) -> list[int]:
 
 
 def build_stack(scene: Scene, config: IngestConfig | None = None,
-                progress: Callable[[int], None] | None = None) -> Stack:
+                progress: Callable[[int], None] | None = None, *,
+                polish_min_scale: float | None = None) -> Stack:
     """All bands of ``scene`` as one aligned float32 (bands, H, W) stack in [0, 1] on the reference grid.
 
     DSTL scenes: every file covers the scene's footprint (georeferencing ignored), the grid is
     ``dstl_grid(Xmax, Ymin, H, W)`` of the R file. User scenes: the reference file's transform and
     CRS; other groups are placed by their own transforms. With ``config.align`` each non-reference
     group's offset is found and removed (``Stack.offsets``). ``progress(1)`` after each band group.
+    ``polish_min_scale``: groups whose pixel spans at least this many reference pixels get the
+    alignment's polish step (:func:`sattag.ingest.align.estimate_offset`; None: its default).
 
     Raises :class:`InputError` (missing/corrupt file, wrong band count, bit depth contradicted, id
     not in grid_sizes.csv) or :class:`AlignmentError` (failed fit) naming file/scene and fault.
@@ -180,10 +182,8 @@ def build_stack(scene: Scene, config: IngestConfig | None = None,
                 target, geom_fit = on_ref, GroupGeometry(0.0, 0.0, 1.0, 1.0)
             else:
                 geom_fit = geom
-            # (estimate_offset's target_bands, a mix on the target side too, measured no better on
-            # four full-size generated scenes and costs a fit: not used.)
             dx, dy, corr = estimate_offset(cands, target, geom_fit, config, scene=scene.id,
-                                           group=bf.group)
+                                           group=bf.group, polish_min_scale=polish_min_scale)
             offsets[bf.group] = (dx, dy, corr)
             del target, cands
         if fast:
@@ -323,10 +323,3 @@ def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = N
 def offsets_rows(stack: Stack) -> list[tuple[str, str, float, float, float]]:
     """Rows ``(scene, group, dx, dy, correlation)`` of ``offsets.csv`` (header ``OFFSETS_HEADER``)."""
     return [(stack.scene_id, g, float(v[0]), float(v[1]), float(v[2])) for g, v in stack.offsets.items()]
-
-
-def write_offsets_csv(path: str | Path, rows) -> Path:
-    """Write offsets rows (see :func:`offsets_rows`) to ``path`` atomically, 4 decimals."""
-    fmt = [(s, g, f"{dx:.4f}", f"{dy:.4f}", f"{c:.4f}" if math.isfinite(c) else "")
-           for s, g, dx, dy, c in rows]
-    return write_csv(path, OFFSETS_HEADER, fmt)
