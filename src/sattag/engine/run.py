@@ -77,17 +77,13 @@ class Session:
         write_csv(self.run.timings_csv, ["stage", "scene", "seconds", "peak_mib"],
                   [(t.stage, t.scene, f"{t.seconds:.3f}", f"{t.peak_mib:.0f}") for t in self.timings])
 
-    def timed(self, stage: str):
-        """Context manager recording a client-side step (training, scoring, report) in timings."""
-        return _client_timing(self, stage)
-
-
-@contextlib.contextmanager
-def _client_timing(session: Session, stage: str) -> Iterator[None]:
-    t0 = time.perf_counter()
-    yield
-    session.timings.append(Timing(stage, "*", time.perf_counter() - t0, peak_rss_mib()))
-    session.write_records()
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Record a client-side step (training, scoring, report) in the timings when it ends."""
+        t0 = time.perf_counter()
+        yield
+        self.timings.append(Timing(stage, "*", time.perf_counter() - t0, peak_rss_mib()))
+        self.write_records()
 
 
 @contextlib.contextmanager
@@ -408,7 +404,7 @@ def write_run_json(session: Session, scenes: Sequence[Scene], started: str, fini
         "classes": session.classes.to_records(),
         "labels": session.labels.to_dict(),
         "split": session.split.to_dict() if session.split else None,
-        "versions": versions(),
+        "versions": library_versions(),
         "scenes": [s.id for s in scenes],
         "data": str(session.data_dir),
         "started": started,
@@ -420,8 +416,8 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def versions() -> dict[str, str]:
-    """Versions of sattag and the libraries whose behaviour shapes a run's results."""
+def library_versions() -> dict[str, str]:
+    """Versions of sattag and the libraries whose behaviour shapes a run's results (``run.json``)."""
     import importlib.metadata as md
 
     out = {"sattag": __version__, "python": platform.python_version()}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import resource
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -122,8 +121,6 @@ def map_scenes(
             result, seconds, peak = fut.result()
         except Exception as exc:
             out.failures.append(Failure(scene_id, stage, _one_line(exc)))
-            # Keep the worker-side traceback for debugging without flooding the terminal.
-            out.failures[-1].detail = "".join(traceback.format_exception(exc))[-2000:]  # type: ignore[attr-defined]
         else:
             out.results[scene_id] = result
             out.timings.append(Timing(stage, scene_id, seconds, peak))
