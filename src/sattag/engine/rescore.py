@@ -73,8 +73,8 @@ def score_run(run_dir: str | Path, source: LabelSource | None = None, classes: C
             if not run.truth_polygons(sid).exists():
                 continue
             truth[sid] = read_truth_polygons(run.truth_polygons(sid), classes)
-            true_masks = read_masks(run.truth_masks(sid))[0] if run.truth_masks(sid).exists() else None
-            pred_masks = read_masks(masks_path)[0] if masks_path.exists() and true_masks is not None else None
+            truth_masks = read_masks(run.truth_masks(sid))[0] if run.truth_masks(sid).exists() else None
+            pred_masks = read_masks(masks_path)[0] if masks_path.exists() and truth_masks is not None else None
         else:
             if not masks_path.exists():
                 continue
@@ -83,9 +83,9 @@ def score_run(run_dir: str | Path, source: LabelSource | None = None, classes: C
             if found is None:
                 continue
             truth[sid] = found
-            true_masks = rasterize_classes(found, grid, classes, source=source.path, scene_id=sid)
-        if pred_masks is not None and true_masks is not None:
-            pixel[sid] = pixel_counts(pred_masks, true_masks)
+            truth_masks = rasterize_classes(found, grid, classes, source=source.path, scene_id=sid)
+        if pred_masks is not None and truth_masks is not None:
+            pixel[sid] = pixel_counts(pred_masks, truth_masks)
     if not truth:
         raise InputError("none of the predicted scenes has truth labels",
                          source.path if source is not None else run.root)

@@ -41,7 +41,7 @@ def labels_task(scene: Scene, run: RunFolder, source: LabelSource, classes: Clas
 
     masks_path, polygons_path = run.truth_masks(scene.id), run.truth_polygons(scene.id)
     if masks_path.exists() and polygons_path.exists():
-        masks = read_masks(masks_path)[0]
+        truth_masks = read_masks(masks_path)[0]
         stack = read_stack(run.stack(scene.id))
     else:
         # Most scenes of a dataset have no labels (425 of DSTL's 450): find out before reading pixels.
@@ -50,13 +50,13 @@ def labels_task(scene: Scene, run: RunFolder, source: LabelSource, classes: Clas
         if polygons is None:
             return None
         stack = read_stack(run.stack(scene.id))
-        masks = rasterize_classes(polygons, stack.grid, classes, source=source.path, scene_id=scene.id)
-        write_masks(masks_path, masks, stack.grid, classes)
+        truth_masks = rasterize_classes(polygons, stack.grid, classes, source=source.path, scene_id=scene.id)
+        write_masks(masks_path, truth_masks, stack.grid, classes)
         # Polygons last: both files present means the scene's truth is complete.
         write_truth_polygons(polygons_path, polygons, classes, crs=stack.grid.crs)
     return {
-        "counts": class_pixel_counts(masks),
-        "histograms": scene_histograms(stack.data, masks, bins),
+        "counts": class_pixel_counts(truth_masks),
+        "histograms": scene_histograms(stack.data, truth_masks, bins),
         "background": band_histograms(stack.data, bins),
         "thumbnail": scene_thumbnail(stack.data, stack.bands),
         "bands": stack.bands,
@@ -70,8 +70,8 @@ def sample_task(scene: Scene, quotas: np.ndarray, run: RunFolder, seed: int) -> 
     from sattag.learn import sample_scene
 
     stack = read_stack(run.stack(scene.id))
-    masks = read_masks(run.truth_masks(scene.id))[0]
-    return sample_scene(stack.data, masks, quotas, seed=seed, scene_id=scene.id)
+    truth_masks = read_masks(run.truth_masks(scene.id))[0]
+    return sample_scene(stack.data, truth_masks, quotas, seed=seed, scene_id=scene.id)
 
 
 def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, classes: ClassTable) -> dict:
@@ -103,11 +103,11 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
         write_geojson(geojson, scene.id, polygons, classes, crs=stack.grid.crs)
         masks = result.masks
     out = {"polygons": {cid: g.wkb for cid, g in polygons.items()}, "pixel": None}
-    truth = run.truth_masks(scene.id)
-    if truth.exists():
+    truth_path = run.truth_masks(scene.id)
+    if truth_path.exists():
         from sattag.evaluate import pixel_counts
 
-        out["pixel"] = pixel_counts(masks, read_masks(truth)[0])
+        out["pixel"] = pixel_counts(masks, read_masks(truth_path)[0])
     return out
 
 
@@ -119,9 +119,9 @@ def explore_figures_task(scene: Scene, run: RunFolder, classes: ClassTable) -> l
     from sattag.viz.explore import write_explore_figures
 
     stack = read_stack(run.stack(scene.id))
-    masks = read_masks(run.truth_masks(scene.id))[0]
+    truth_masks = read_masks(run.truth_masks(scene.id))[0]
     polygons = read_truth_polygons(run.truth_polygons(scene.id), classes)
     written = write_explore_figures(run.figures / "explore", classes=classes, stack_data=stack.data,
-                                    bands=stack.bands, scene_id=scene.id, masks=masks, polygons=polygons,
+                                    bands=stack.bands, scene_id=scene.id, masks=truth_masks, polygons=polygons,
                                     grid=stack.grid)
     return [str(p) for p in written.values()]

@@ -93,25 +93,25 @@ def dstl_jaccard(pred: Mapping[tuple[str, int], object], truth: Mapping[tuple[st
     return score_table(classes, inter_c, uni_c)
 
 
-def pixel_counts(pred_masks: np.ndarray, true_masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pixel_counts(pred_masks: np.ndarray, truth_masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per class (intersection, union) pixel counts of two (C, H, W) masks (nonzero = inside)."""
     pred_masks = np.asarray(pred_masks)
-    true_masks = np.asarray(true_masks)
-    if pred_masks.shape != true_masks.shape or pred_masks.ndim != 3:
-        raise ValueError(f"masks must both be (C, H, W); got {pred_masks.shape} and {true_masks.shape}")
+    truth_masks = np.asarray(truth_masks)
+    if pred_masks.shape != truth_masks.shape or pred_masks.ndim != 3:
+        raise ValueError(f"masks must both be (C, H, W); got {pred_masks.shape} and {truth_masks.shape}")
     c = pred_masks.shape[0]
     p = pred_masks.reshape(c, -1) != 0
-    t = true_masks.reshape(c, -1) != 0
+    t = truth_masks.reshape(c, -1) != 0
     return (p & t).sum(axis=1), (p | t).sum(axis=1)
 
 
-def pixel_jaccard(pred_masks: np.ndarray, true_masks: np.ndarray, classes: ClassTable) -> pd.DataFrame:
+def pixel_jaccard(pred_masks: np.ndarray, truth_masks: np.ndarray, classes: ClassTable) -> pd.DataFrame:
     """Pixel Jaccard per class and the mean, for one scene's (C, H, W) masks (index i = classes[i]).
 
     ``intersection`` and ``union`` are pixel counts, so tables of several scenes add up exactly
     with :func:`combine_scores` (the DSTL way: sums over scenes, then the ratio).
     """
-    inter, uni = pixel_counts(pred_masks, true_masks)
+    inter, uni = pixel_counts(pred_masks, truth_masks)
     if len(inter) != len(classes):
         raise ValueError(f"masks have {len(inter)} classes, the class table {len(classes)}")
     return score_table(classes, inter, uni)
