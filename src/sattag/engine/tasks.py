@@ -7,8 +7,6 @@ which is what makes an interrupted run resumable.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from sattag.classes import ClassTable
