@@ -26,8 +26,11 @@ demo: $(STAMP)
 	$(VENV)/bin/sattag run demo-data --out demo-run --workers 2
 	@echo "Report: $(abspath demo-run/report.html)"
 
+# The fast tier by default (under 3 minutes on 2 cores); SLOW=1 adds the slow tier (CI runs both).
+TIER := $(if $(SLOW),,-m "not slow")
+
 test: $(VENV)/.installed-test
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(TIER) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py $(BENCH_ARGS)

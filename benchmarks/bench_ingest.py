@@ -132,7 +132,7 @@ def alignment_errors(n_scenes: int, seed: int) -> dict:
     import cv2
     from skimage.registration import phase_cross_correlation
 
-    import sattag.ingest.align as align
+    from sattag.config import IngestConfig
     from sattag.ingest import build_stack, discover_scenes
     from sattag.synth import generate_dataset
 
@@ -150,12 +150,7 @@ def alignment_errors(n_scenes: int, seed: int) -> dict:
             stack = build_stack(scene)
             for g, (dx, dy, _) in stack.offsets.items():
                 errs.setdefault(g, []).append(err(scene.id, g, dx, dy))
-            old = align.POLISH_MIN_SCALE
-            align.POLISH_MIN_SCALE = float("inf")
-            try:
-                dx, dy, _ = build_stack(scene).offsets["A"]
-            finally:
-                align.POLISH_MIN_SCALE = old
+            dx, dy, _ = build_stack(scene, IngestConfig(polish_min_scale=float("inf"))).offsets["A"]
             errs.setdefault("A, ECC alone", []).append(err(scene.id, "A", dx, dy))
             # peer: A1 (native) against the aligned band of the stack that best matches it, area-
             # averaged onto A's grid; the shift found there is in A px (the offset with A's scale)

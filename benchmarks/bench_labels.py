@@ -101,7 +101,7 @@ def _fake_stack(h: int, w: int, n_bands: int = 20, seed: int = 0) -> np.ndarray:
 
 def sattag_histograms(data_dir: str, scene_id: str, bins: int = 256) -> dict:
     from sattag.labels import rasterize_classes
-    from sattag.viz import scene_histograms
+    from sattag.labels import scene_histograms
 
     grid = _grid(Path(data_dir), scene_id)
     masks = rasterize_classes(_labels(Path(data_dir), scene_id)[0], grid)

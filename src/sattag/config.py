@@ -113,6 +113,16 @@ class IngestConfig:
     ecc_epsilon: float = field(default=1e-6, metadata=within("(0, inf)"))
     # Values above 2**bits - 1 by more than this share of pixels mean the bit depth is wrong.
     max_out_of_range_share: float = field(default=0.001, metadata=within("[0, 1]"))
+    # The alignment's polish (a Gauss-Newton fit after ECC) runs for groups whose pixel spans at least
+    # polish_min_scale reference px: there ECC's 1/32-pixel warp tables are > 0.1 reference px and a
+    # linear band mix is off by several hundredths of a pixel (A: ~25 px); P and M fit to ~0.02 px
+    # without it and would pay ~0.4 s each for nothing. inf turns it off.
+    polish_min_scale: float = field(default=8.0, metadata=within("[1, inf]"))
+    # Spectral classes of the polish model, and the grid it is built on (reference px per cell).
+    polish_classes: int = field(default=8, metadata=within("[1, 64]"))
+    polish_cell_px: int = field(default=4, metadata=within("[1, 64]"))
+    # Threads GDAL may use to (de)compress and warp, per process (a worker holds one core by default).
+    gdal_threads: int = field(default=2, metadata=within("[1, 256]"))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ before the offset is known (each group is then resampled once, with the offset f
 4. fine: ``cv2.findTransformECC`` (MOTION_TRANSLATION) gives the residual in group pixels; the partner
    is re-rendered at the updated offset and ECC repeated until the update is < 0.005 reference px
    (0.05 when step 5 follows), so ECC's own interpolation only ever handles a small residual;
-5. polish, for coarse groups (pixel >= ``POLISH_MIN_SCALE`` reference px: A): Gauss-Newton on the
+5. polish, for coarse groups (pixel >= ``IngestConfig.polish_min_scale`` reference px: A): Gauss-Newton on the
    model itself, ``target ~ model_d + b + ux * d/dx + uy * d/dy + l * Laplacian``, model and shift in
    one linear system per step. The model is piecewise linear in the partner bands: k-means classes of
    spectral shape, each with its own gain on brightness, plus the global mix, built on a 4-px grid
@@ -51,7 +51,7 @@ from sattag.errors import AlignmentError
 #: A group image smaller than this (either side) holds too little structure for a sub-pixel fit.
 MIN_ALIGN_PX = 40
 
-__all__ = ["MIN_ALIGN_PX", "POLISH_MIN_SCALE", "GroupGeometry", "render_on_group_grid", "estimate_offset",
+__all__ = ["MIN_ALIGN_PX", "GroupGeometry", "render_on_group_grid", "estimate_offset",
            "central_window", "spectral_class_features"]
 
 
@@ -218,14 +218,6 @@ def _standardise(img: np.ndarray) -> np.ndarray:
     return (img - float(img.mean())) / (sd if sd > 0 else 1.0)
 
 
-#: The polish (step 5) runs for groups whose pixel is at least this many reference pixels: there
-#: ECC's 1/32-pixel warp tables are > 0.1 reference px and the spectral mismatch of a linear mix
-#: moves the fit by several hundredths of a pixel (A: ~25 px). Finer groups (P, M) fit to ~0.02 px
-#: without it, and would pay ~0.4 s each for nothing.
-POLISH_MIN_SCALE = 8.0
-#: Spectral classes of the polish model, and the grid it is built on (reference px per cell).
-POLISH_CLASSES = 8
-POLISH_CELL_PX = 4
 
 
 @numba.njit(cache=True)
@@ -281,7 +273,7 @@ def _class_features(bands, centres, out):  # pragma: no cover - compiled
                 out[2 * k + i, r, col] = bands[i, r, col]
 
 
-def spectral_class_features(bands: np.ndarray, k: int = POLISH_CLASSES, seed: int = 0,
+def spectral_class_features(bands: np.ndarray, k: int = IngestConfig.polish_classes, seed: int = 0,
                             sample: int = 20_000, iterations: int = 15) -> np.ndarray:
     """Features of a piecewise-linear spectral model: ``bands`` (n, H, W) float32 ->
     (2k + n, H, W) float32: per spectral class c (k-means on brightness-normalised spectra, k-means++
@@ -365,8 +357,7 @@ def _polish(feats: np.ndarray, target: np.ndarray, geom: GroupGeometry, cell: fl
 
 def estimate_offset(partner: np.ndarray | list[np.ndarray], target: np.ndarray, geom: GroupGeometry,
                     config: IngestConfig | None = None, *, scene: str | None = None,
-                    group: str = "?", window_px: int = 512,
-                    polish_min_scale: float | None = None) -> tuple[float, float, float]:
+                    group: str = "?", window_px: int = 512) -> tuple[float, float, float]:
     """Offset (dx, dy) in reference pixels of ``target`` (the group's own image, (h, w) float32,
     a band or band mean on the group's grid) against ``partner``: (H, W) on the reference grid, or
     candidate bands (a list of (H, W)) of which the best linear mix is used (fitted at the coarse
@@ -374,8 +365,8 @@ def estimate_offset(partner: np.ndarray | list[np.ndarray], target: np.ndarray, 
 
     Returns ``(dx, dy, correlation)``; the fit uses a central window of at most ``window_px`` group
     pixels. The polish (step 5 of the module docstring) runs when the group's pixel spans at least
-    ``polish_min_scale`` reference pixels (None: :data:`POLISH_MIN_SCALE`) and there are several
-    candidate bands. Raises :class:`AlignmentError` on a failed or implausible fit (see module
+    ``config.polish_min_scale`` reference pixels and there are several candidate bands. Raises
+    :class:`AlignmentError` on a failed or implausible fit (see module
     docstring).
     """
     config = config or IngestConfig()
@@ -427,9 +418,7 @@ def estimate_offset(partner: np.ndarray | list[np.ndarray], target: np.ndarray, 
     # ECC smooths both images with this Gaussian; tiny images (A: ~136 px) keep their detail.
     gauss = 5 if min(wh, ww) >= 256 else 1
     corr = float("nan")
-    if polish_min_scale is None:
-        polish_min_scale = POLISH_MIN_SCALE
-    polish = min(geom.sx, geom.sy) >= polish_min_scale and len(cands) > 1
+    polish = min(geom.sx, geom.sy) >= config.polish_min_scale and len(cands) > 1
     # With a polish to follow, ECC need only come within its own noise (A: a few 0.01 px).
     ecc_tol = 0.05 if polish else 0.005
     for it in range(6):
@@ -462,11 +451,11 @@ def estimate_offset(partner: np.ndarray | list[np.ndarray], target: np.ndarray, 
         valid[:2] = valid[-2:] = False
         valid[:, :2] = valid[:, -2:] = False
         if valid.sum() >= 0.25 * valid.size:
-            cell = POLISH_CELL_PX
+            cell = config.polish_cell_px
             hc, wc = H // cell, W // cell
             small = np.stack([cv2.resize(np.ascontiguousarray(c[:hc * cell, :wc * cell]), (wc, hc),
                                          interpolation=cv2.INTER_AREA) for c in cands])
-            feats = spectral_class_features(small)
+            feats = spectral_class_features(small, config.polish_classes)
             geom_c = GroupGeometry(geom.ox / cell, geom.oy / cell, geom.sx / cell, geom.sy / cell)
             dx, dy = _polish(feats, target[r0:r0 + wh, c0:c0 + ww], geom_c, cell, window, dx, dy, valid)
     return dx, dy, float(corr)

@@ -19,7 +19,6 @@ Band descriptions are the band names; tags ``SATTAG_FORMAT``, ``SATTAG_SCENE``, 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -44,8 +43,6 @@ __all__ = ["build_stack", "write_stack", "read_stack", "stack_is_complete", "ing
 STACK_FORMAT = "sattag-stack-1"
 OFFSETS_HEADER = ("scene", "group", "dx", "dy", "correlation")
 _SCALE = 65535.0
-#: Threads GDAL may use for (de)compression and warps: the target machine has 2 cores.
-GDAL_THREADS = int(os.environ.get("SATTAG_GDAL_THREADS", "2"))
 
 
 # ----------------------------------------------------------------------------------------- geometry
@@ -107,16 +104,13 @@ def _processing_order(scene: Scene, dstl: bool) -> list[int]:
 
 
 def build_stack(scene: Scene, config: IngestConfig | None = None,
-                progress: Callable[[int], None] | None = None, *,
-                polish_min_scale: float | None = None) -> Stack:
+                progress: Callable[[int], None] | None = None) -> Stack:
     """All bands of ``scene`` as one aligned float32 (bands, H, W) stack in [0, 1] on the reference grid.
 
     DSTL scenes: every file covers the scene's footprint (georeferencing ignored), the grid is
     ``dstl_grid(Xmax, Ymin, H, W)`` of the R file. User scenes: the reference file's transform and
     CRS; other groups are placed by their own transforms. With ``config.align`` each non-reference
     group's offset is found and removed (``Stack.offsets``). ``progress(1)`` after each band group.
-    ``polish_min_scale``: groups whose pixel spans at least this many reference pixels get the
-    alignment's polish step (:func:`sattag.ingest.align.estimate_offset`; None: its default).
 
     Raises :class:`InputError` (missing/corrupt file, wrong band count, bit depth contradicted, id
     not in grid_sizes.csv) or :class:`AlignmentError` (failed fit) naming file/scene and fault.
@@ -178,12 +172,12 @@ def build_stack(scene: Scene, config: IngestConfig | None = None,
             if geom is None:  # rotated / other CRS: compare on the reference grid (GDAL warp first)
                 on_ref = np.empty((H, W), np.float32)
                 resample_rasterio(target, src_t, src_crs, on_ref, ref_t, dst_crs, config.resampling,
-                                  GDAL_THREADS)
+                                  config.gdal_threads)
                 target, geom_fit = on_ref, GroupGeometry(0.0, 0.0, 1.0, 1.0)
             else:
                 geom_fit = geom
             dx, dy, corr = estimate_offset(cands, target, geom_fit, config, scene=scene.id,
-                                           group=bf.group, polish_min_scale=polish_min_scale)
+                                           group=bf.group)
             offsets[bf.group] = (dx, dy, corr)
             del target, cands
         if fast:
@@ -191,7 +185,7 @@ def build_stack(scene: Scene, config: IngestConfig | None = None,
             resample_axis_aligned(native, data[sl], ax, ay)
         else:
             resample_rasterio(native, _shifted_src_transform(ref_t, src_t, dx, dy), src_crs, data[sl],
-                              ref_t, dst_crs, config.resampling, GDAL_THREADS)
+                              ref_t, dst_crs, config.resampling, config.gdal_threads)
             np.clip(data[sl], 0.0, 1.0, out=data[sl])
         placed = sorted(placed + list(range(sl.start, sl.stop)))
         del native
@@ -222,7 +216,7 @@ def _to_u16(src, out):  # pragma: no cover - compiled
                 flat_out[i] = np.uint16(v * np.float32(_SCALE) + np.float32(0.5))
 
 
-def write_stack(stack: Stack, path: str | Path) -> Path:
+def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal_threads) -> Path:
     """Write ``stack`` as the cache GeoTIFF at ``path`` (temporary name, then rename); returns path.
 
     See the module docstring for the format.
@@ -233,12 +227,12 @@ def write_stack(stack: Stack, path: str | Path) -> Path:
         raise InputError(f"{len(stack.bands)} band names for {n} bands", path, stack.scene_id)
     profile = dict(driver="GTiff", width=W, height=H, count=n, dtype="uint16", tiled=True,
                    blockxsize=512, blockysize=512, interleave="band", compress="zstd", zstd_level=1,
-                   num_threads=GDAL_THREADS, bigtiff="IF_SAFER", transform=stack.grid.transform)
+                   num_threads=threads, bigtiff="IF_SAFER", transform=stack.grid.transform)
     if stack.grid.crs:
         profile["crs"] = stack.grid.crs
     buf = np.empty((H, W), np.uint16)
     with atomic_path(path) as tmp:
-        with rasterio.Env(GDAL_NUM_THREADS=GDAL_THREADS):
+        with rasterio.Env(GDAL_NUM_THREADS=threads):
             with rasterio.open(tmp, "w", **profile) as dst:
                 for i in range(n):
                     band = stack.data[i]
@@ -268,10 +262,10 @@ def stack_is_complete(path: str | Path) -> bool:
         return False
 
 
-def read_stack(path: str | Path) -> Stack:
+def read_stack(path: str | Path, threads: int = IngestConfig.gdal_threads) -> Stack:
     """Read a cache stack written by :func:`write_stack`: float32 (bands, H, W) in [0, 1], band names,
     grid (transform, CRS) and offsets. Raises :class:`InputError` when it is not one."""
-    return _read(Path(path), with_data=True)
+    return _read(Path(path), with_data=True, threads=threads)
 
 
 def read_stack_metadata(path: str | Path) -> Stack:
@@ -280,12 +274,12 @@ def read_stack_metadata(path: str | Path) -> Stack:
     return _read(Path(path), with_data=False)
 
 
-def _read(path: Path, with_data: bool) -> Stack:
+def _read(path: Path, with_data: bool, threads: int = IngestConfig.gdal_threads) -> Stack:
     if not path.is_file():
         raise InputError("stack file missing", path)
     data = None
     try:
-        with rasterio.Env(GDAL_NUM_THREADS=GDAL_THREADS):
+        with rasterio.Env(GDAL_NUM_THREADS=threads):
             with rasterio.open(path) as src:
                 tags = src.tags()
                 if tags.get("SATTAG_FORMAT") != STACK_FORMAT:
@@ -315,8 +309,9 @@ def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = N
     is already there."""
     if stack_is_complete(path):
         return None
+    config = config or IngestConfig()
     stack = build_stack(scene, config, progress)
-    write_stack(stack, path)
+    write_stack(stack, path, config.gdal_threads)
     return stack
 
 
