@@ -14,7 +14,6 @@ import rasterio
 import shapely
 from shapely import wkt as shapely_wkt
 
-from sattag.dstl import wkt_csv_reader
 from sattag.synth import (
     CLASS_LAYERS,
     MAT,
@@ -23,6 +22,7 @@ from sattag.synth import (
     generate_dataset,
     generate_scene,
 )
+from sattag.wkt_csv import wkt_csv_reader
 
 ID_RE = re.compile(r"^6(0[1-9]|1[0-8])0_[0-4]_[0-4]$")
 

@@ -264,7 +264,7 @@ def test_bad_wkt_names_file_row_scene(tmp_path):
     with pytest.raises(LabelError) as e:
         read_wkt_csv(path)
     msg = str(e.value)
-    assert "train_wkt_v4.csv" in msg and "row 3" in msg and "6120_2_2" in msg and "WKT" in msg
+    assert "train_wkt_v4.csv" in msg and "row 2 (line 3)" in msg and "6120_2_2" in msg and "WKT" in msg
 
 
 def test_unknown_class_type_in_wkt(tmp_path):

@@ -2,21 +2,17 @@
 
 Everything here is a fact of the real layout (``/work/shared/dstl-format.md``): band groups and their
 files, band names and order, bit depths, band wavelength ranges, the label layers of every class, the
-ImageIds, the ``grid_sizes.csv`` coordinate formula, and how its WKT CSVs must be read
-(:func:`wkt_csv_reader`). The readers (``sattag.ingest``, ``sattag.labels``, ``sattag.evaluate``) and
+ImageIds and the ``grid_sizes.csv`` coordinate formula (the format of its WKT CSVs is
+:mod:`sattag.wkt_csv`'s). The readers (``sattag.ingest``, ``sattag.labels``, ``sattag.evaluate``) and
 the generator (``sattag.synth``) take them from here.
 """
 from __future__ import annotations
-
-import csv
-import sys
-from typing import IO, Iterator
 
 from affine import Affine
 
 __all__ = [
     "ALL_IDS", "BAND_RANGES", "BIT_DEPTH", "CLASS_LAYERS", "DSTL_BANDS", "EXTRA_LAYERS", "GRID_SQUARES",
-    "GROUP_BANDS", "GROUP_FILES", "LAYER_CLASS", "REAL_TRAIN_IDS", "dstl_transform", "wkt_csv_reader",
+    "GROUP_BANDS", "GROUP_FILES", "LAYER_CLASS", "REAL_TRAIN_IDS", "dstl_transform",
 ]
 
 # --------------------------------------------------------------------------------------------- bands
@@ -100,18 +96,3 @@ def dstl_transform(xmax: float, ymin: float, height: int, width: int) -> Affine:
     w_ = width * width / (width + 1)
     h_ = height * height / (height + 1)
     return Affine(xmax / w_, 0.0, 0.0, 0.0, ymin / h_, 0.0)
-
-
-# ----------------------------------------------------------------------------------------- WKT CSVs
-
-
-def wkt_csv_reader(f: IO[str]) -> Iterator[list[str]]:
-    """``csv.reader`` over a DSTL CSV (``train_wkt_v4.csv``, a submission, ``sample_submission.csv``)
-    opened with ``newline=""``.
-
-    Their ``MultipolygonWKT`` fields run to megabytes, past the csv module's default 128 KiB field
-    limit. That limit is process-wide; this is the one place sattag raises it (to the largest size).
-    """
-    if csv.field_size_limit() < sys.maxsize:
-        csv.field_size_limit(sys.maxsize)
-    return csv.reader(f)

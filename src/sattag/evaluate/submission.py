@@ -1,4 +1,8 @@
-"""Read DSTL WKT CSVs (submissions and ``train_wkt_v4.csv``) strictly, and score one against another."""
+"""Read DSTL WKT CSVs (submissions and ``train_wkt_v4.csv``) strictly, and score one against another.
+
+The format (header, ClassType, row numbers) is :mod:`sattag.wkt_csv`'s; the strict policy is this
+module's: one row per scene and class, every WKT a (multi)polygon that parses.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,53 +12,30 @@ import pandas as pd
 import shapely
 
 from sattag.classes import DSTL_CLASSES, ClassTable
-from sattag.dstl import wkt_csv_reader
 from sattag.errors import InputError
 from sattag.evaluate.jaccard import dstl_jaccard
+from sattag.wkt_csv import read_wkt_rows
 
 __all__ = ["read_submission_csv", "score_files"]
 
-_HEADER = ["ImageId", "ClassType", "MultipolygonWKT"]
-
 
 def _read_rows(path: Path, classes: ClassTable):
-    """(geometries by key, first row number by scene); row n = n-th data row (file line n + 1)."""
-    try:
-        f = open(path, newline="")
-    except OSError as e:
-        raise InputError(f"cannot read WKT CSV: {e.strerror}", path) from e
+    """(geometries by key, first row number by scene), read strictly (the format: :mod:`sattag.wkt_csv`)."""
     out: dict[tuple[str, int], object] = {}
     first_row: dict[str, int] = {}
-    ids = set(classes.ids)
-    with f:
-        reader = wkt_csv_reader(f)  # real DSTL rows hold WKT strings of several MB
-        header = next(reader, None)
-        if header is None or [h.strip().lstrip("\ufeff") for h in header] != _HEADER:
-            raise InputError(f"header must be {','.join(_HEADER)}, got {header}", path)
-        for n, rec in enumerate(reader, start=1):
-            if not rec:
-                continue
-            where = f"row {n} (line {n + 1})"
-            if len(rec) != 3:
-                raise InputError(f"{where}: expected 3 fields, got {len(rec)}", path, rec[0])
-            scene, cls, wkt = rec
-            try:
-                cid = int(cls)
-            except ValueError:
-                raise InputError(f"{where}: ClassType {cls!r} is not an integer", path, scene) from None
-            if cid not in ids:
-                raise InputError(f"{where}: ClassType {cid} is not one of {sorted(ids)}", path, scene)
-            if (scene, cid) in out:
-                raise InputError(f"{where}: second row for class {cid}", path, scene)
-            try:
-                geom = shapely.from_wkt(wkt)
-            except shapely.errors.GEOSException as e:
-                raise InputError(f"{where}: unparsable WKT for class {cid}: {e}", path, scene) from None
-            if geom is None or (not geom.is_empty and geom.geom_type not in ("Polygon", "MultiPolygon")):
-                kind = "no geometry" if geom is None else geom.geom_type
-                raise InputError(f"{where}: class {cid} holds {kind}, not a (multi)polygon", path, scene)
-            out[(scene, cid)] = geom
-            first_row.setdefault(scene, n)
+    for row in read_wkt_rows(path, error=InputError, class_ids=classes.ids, strict=True):
+        scene, cid = row.scene, row.class_type
+        if (scene, cid) in out:
+            raise InputError(f"{row.where}: second row for class {cid}", path, scene)
+        try:
+            geom = shapely.from_wkt(row.wkt)
+        except shapely.errors.GEOSException as e:
+            raise InputError(f"{row.where}: unparsable WKT for class {cid}: {e}", path, scene) from None
+        if geom is None or (not geom.is_empty and geom.geom_type not in ("Polygon", "MultiPolygon")):
+            kind = "no geometry" if geom is None else geom.geom_type
+            raise InputError(f"{row.where}: class {cid} holds {kind}, not a (multi)polygon", path, scene)
+        out[(scene, cid)] = geom
+        first_row.setdefault(scene, row.row)
     return out, first_row
 
 

@@ -20,8 +20,9 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 from sattag.classes import DSTL_CLASSES, ClassTable
-from sattag.dstl import LAYER_CLASS, wkt_csv_reader
+from sattag.dstl import LAYER_CLASS
 from sattag.errors import LabelError
+from sattag.wkt_csv import read_wkt_rows
 
 log = logging.getLogger("sattag.labels")
 
@@ -136,54 +137,33 @@ def read_wkt_csv(
 ) -> dict[str, dict[int, MultiPolygon]]:
     """Read DSTL's ``train_wkt_v4.csv``: ``{ImageId: {ClassType: MultiPolygon}}`` in grid units.
 
-    ``scene_ids``: parse only these scenes' rows (the real file is ~140 MB of WKT, so one scene
-    should not pay for all of them). Every class of ``classes`` appears for every scene read, empty
-    when the CSV has no row for it. Raises :class:`LabelError` naming file, row and scene for a WKT
-    that does not parse, a bad header, or a ClassType not in ``classes``.
+    The format is :mod:`sattag.wkt_csv`'s; the policy here is the labels' own: an invalid polygon is
+    repaired (counted in ``report``) and a class given in two rows is merged. ``scene_ids``: parse
+    only these scenes' rows (the real file is ~140 MB of WKT, so one scene should not pay for all of
+    them). Every class of ``classes`` appears for every scene read, empty when the CSV has no row for
+    it. Raises :class:`LabelError` naming file, row and scene for a WKT that does not parse, a bad
+    header, or a ClassType not in ``classes``.
     """
     path = Path(path)
     report = report if report is not None else LabelReport()
     report.files.append(path)
-    wanted = set(scene_ids) if scene_ids is not None else None
     out: dict[str, dict[int, MultiPolygon]] = {}
-    try:
-        with open(path, newline="") as f:
-            reader = wkt_csv_reader(f)  # WKT fields of the real file run to megabytes
-            header = next(reader, None)
-            if header is None or [h.strip() for h in header[:3]] != ["ImageId", "ClassType", "MultipolygonWKT"]:
-                raise LabelError(f"expected header ImageId,ClassType,MultipolygonWKT, got {header}", path)
-            for rowno, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if len(row) < 3:
-                    raise LabelError(f"row {rowno}: expected 3 fields, got {len(row)}", path)
-                scene, ctype, wkt = row[0], row[1], row[2]
-                if wanted is not None and scene not in wanted:
-                    continue
-                try:
-                    cid = int(ctype)
-                except ValueError:
-                    raise LabelError(f"row {rowno}: ClassType {ctype!r} is not an integer", path, scene) from None
-                if cid not in classes.ids:
-                    raise LabelError(f"row {rowno}: ClassType {cid} is not in the class table", path, scene)
-                try:
-                    geom = shapely.from_wkt(wkt)
-                except Exception as e:  # shapely raises GEOSException with the parser's message
-                    raise LabelError(f"row {rowno}: WKT does not parse ({e})", path, scene) from e
-                per_scene = out.setdefault(scene, {})
-                repaired_before = report.n_repaired
-                parts = _clean(geom, report)
-                # A valid WKT multipolygon can be taken as it is; pieces of a repair may share edges,
-                # and a class given in two rows may overlap: those are unioned to stay valid.
-                if cid in per_scene and not per_scene[cid].is_empty:
-                    parts = list(per_scene[cid].geoms) + parts
-                    per_scene[cid] = _merge(parts, overlapping=True)
-                else:
-                    per_scene[cid] = _merge(parts, overlapping=report.n_repaired > repaired_before)
-    except OSError as e:
-        raise LabelError(f"cannot read label CSV: {e.strerror}", path) from e
-    except UnicodeDecodeError as e:
-        raise LabelError(f"not a text CSV file ({e.reason})", path) from e
+    for row in read_wkt_rows(path, error=LabelError, class_ids=classes.ids, scene_ids=scene_ids):
+        try:
+            geom = shapely.from_wkt(row.wkt)
+        except Exception as e:  # shapely raises GEOSException with the parser's message
+            raise LabelError(f"{row.where}: WKT does not parse ({e})", path, row.scene) from e
+        per_scene = out.setdefault(row.scene, {})
+        cid = row.class_type
+        repaired_before = report.n_repaired
+        parts = _clean(geom, report)
+        # A valid WKT multipolygon can be taken as it is; pieces of a repair may share edges,
+        # and a class given in two rows may overlap: those are unioned to stay valid.
+        if cid in per_scene and not per_scene[cid].is_empty:
+            parts = list(per_scene[cid].geoms) + parts
+            per_scene[cid] = _merge(parts, overlapping=True)
+        else:
+            per_scene[cid] = _merge(parts, overlapping=report.n_repaired > repaired_before)
     for per_scene in out.values():
         for cid in classes.ids:
             per_scene.setdefault(cid, MultiPolygon())
@@ -399,10 +379,7 @@ def labelled_scene_ids(data_dir: str | Path) -> list[str]:
     ids: set[str] = set()
     csv_path = data_dir / WKT_CSV
     if csv_path.is_file():
-        with open(csv_path, newline="") as f:
-            reader = wkt_csv_reader(f)
-            next(reader, None)
-            ids.update(row[0] for row in reader if row)
+        ids.update(row.scene for row in read_wkt_rows(csv_path, error=LabelError))
     gj = data_dir / GEOJSON_DIR
     if gj.is_dir():
         ids.update(p.name for p in gj.iterdir() if p.is_dir())

@@ -4,7 +4,6 @@ Every file is written to a temporary name and renamed (``sattag._files.atomic_pa
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -15,14 +14,11 @@ import shapely
 
 from sattag._files import atomic_path
 from sattag.classes import DSTL_CLASSES, ClassTable
-from sattag.dstl import wkt_csv_reader
 from sattag.errors import InputError
 from sattag.vectorize.polygons import as_multipolygon
+from sattag.wkt_csv import read_wkt_rows, write_wkt_csv
 
-__all__ = ["write_geojson", "write_submission_csv", "write_geoparquet", "wkt_precision",
-           "SUBMISSION_HEADER"]
-
-SUBMISSION_HEADER = ("ImageId", "ClassType", "MultipolygonWKT")
+__all__ = ["write_geojson", "write_submission_csv", "write_geoparquet", "wkt_precision"]
 
 
 def _crs_name(crs) -> str | None:
@@ -93,34 +89,12 @@ def wkt_precision(geoms: Iterable, resolution: float = 1e-6) -> int:
     return max(0, int(math.ceil(-math.log10(extent * resolution))))
 
 
-def _submission_rows(sample_submission: str | Path) -> list[tuple[str, int]]:
-    sample_submission = Path(sample_submission)
-    try:
-        with open(sample_submission, newline="") as f:
-            reader = wkt_csv_reader(f)
-            header = next(reader, None)
-            if header is None or [h.strip() for h in header[:2]] != list(SUBMISSION_HEADER[:2]):
-                raise InputError(f"header must start with {','.join(SUBMISSION_HEADER[:2])}, got {header}",
-                                 sample_submission)
-            rows = []
-            for i, rec in enumerate(reader, start=1):
-                if not rec:
-                    continue
-                try:
-                    rows.append((rec[0], int(rec[1])))
-                except (IndexError, ValueError):
-                    raise InputError(f"row {i} (line {i + 1}): bad ImageId/ClassType {rec[:2]}",
-                                     sample_submission, rec[0] if rec else None) from None
-    except OSError as e:
-        raise InputError(f"cannot read sample submission: {e.strerror}", sample_submission) from e
-    return rows
-
-
 def write_submission_csv(path: str | Path, polygons: Mapping[tuple[str, int], object],
                          sample_submission: str | Path | None = None,
                          scene_ids: Iterable[str] | None = None, classes: ClassTable = DSTL_CLASSES,
                          precision: int | None = None, strict: bool = False) -> Path:
-    """The DSTL submission CSV: ``ImageId,ClassType,MultipolygonWKT``, every scene x class row.
+    """The DSTL submission CSV: ``ImageId,ClassType,MultipolygonWKT`` (:mod:`sattag.wkt_csv`), every
+    scene x class row.
 
     ``polygons``: ``{(scene_id, class_id): geometry}`` in DSTL grid units. Rows: those of
     ``sample_submission`` in its order when given; else ``scene_ids`` (default: the scenes in
@@ -131,7 +105,7 @@ def write_submission_csv(path: str | Path, polygons: Mapping[tuple[str, int], ob
     ``strict``.
     """
     if sample_submission is not None:
-        rows = _submission_rows(sample_submission)
+        rows = [(r.scene, r.class_type) for r in read_wkt_rows(sample_submission, error=InputError)]
     else:
         ids = sorted({s for s, _ in polygons}) if scene_ids is None else list(scene_ids)
         rows = [(s, c) for s in ids for c in classes.ids]
@@ -145,12 +119,7 @@ def write_submission_csv(path: str | Path, polygons: Mapping[tuple[str, int], ob
     if precision is None:
         precision = wkt_precision(geoms)
     wkts = shapely.to_wkt(geoms, rounding_precision=precision, trim=True) if len(geoms) else []
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(SUBMISSION_HEADER)
-            w.writerows((s, c, t) for (s, c), t in zip(rows, wkts))
-    return Path(path)
+    return write_wkt_csv(path, ((s, c, t) for (s, c), t in zip(rows, wkts)))
 
 
 def write_geoparquet(path: str | Path, records, crs=None, classes: ClassTable = DSTL_CLASSES) -> Path:
