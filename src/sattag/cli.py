@@ -40,10 +40,15 @@ HoldoutOpt = typer.Option(None, "--holdout", min=0.0, max=0.99,
                                "(default: 20 % when there are 4 or more labelled scenes, else 0; 0: train on all).")
 HoldoutScenesOpt = typer.Option(None, "--holdout-scenes", help="Comma-separated labelled scenes to hold out (wins over --holdout).")
 QuietOpt = typer.Option(False, "--quiet", help="No progress bars.")
+FeaturesOpt = typer.Option(None, "--features", help="What the models see of a pixel: 'context' (default: bands, "
+                           "spectral indices, local statistics at several scales) or 'spectra' (the band values alone).")
 
 
-def _config(config: Optional[Path], scheduler: Optional[str], workers: Optional[int]) -> Config:
+def _config(config: Optional[Path], scheduler: Optional[str], workers: Optional[int],
+            features: Optional[str] = None) -> Config:
     cfg = load_config(config)
+    if features is not None:
+        cfg = cfg.replace("features", set=features)
     if scheduler is not None:
         cfg = cfg.replace("engine", scheduler=scheduler)
     if workers:
@@ -245,12 +250,12 @@ def train(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out
           classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
           class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
           holdout: Optional[float] = HoldoutOpt, holdout_scenes: Optional[str] = HoldoutScenesOpt,
-          quiet: bool = QuietOpt):
+          features: Optional[str] = FeaturesOpt, quiet: bool = QuietOpt):
     """One model per class from balanced pixel samples of the training scenes: RUN/models/, RUN/auc.csv."""
     from sattag import engine
 
     with _errors():
-        cfg = _config(config, scheduler, workers)
+        cfg = _config(config, scheduler, workers, features)
         model = {k: v for k, v in dict(n_trees=trees, max_depth=depth, device=device).items() if v is not None}
         if model:
             cfg = cfg.replace("model", **model)
@@ -325,7 +330,7 @@ def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
             classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
             class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
             holdout: Optional[float] = HoldoutOpt, holdout_scenes: Optional[str] = HoldoutScenesOpt,
-            quiet: bool = QuietOpt):
+            features: Optional[str] = FeaturesOpt, quiet: bool = QuietOpt):
     """The whole workflow: ingest, labels, split, train, predict, vectorize, score, report.
 
     The labelled scenes are split by scene: models train on some and the others are scored as unseen
@@ -334,7 +339,7 @@ def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
     from sattag import engine
 
     with _errors():
-        cfg = _config(config, scheduler, workers)
+        cfg = _config(config, scheduler, workers, features)
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
                           unlabelled_is_empty, holdout, holdout_scenes, config_path=config) as (session, found):
             result = engine.run_all(session, found)
@@ -352,12 +357,12 @@ def evaluate(data: Path = typer.Argument(..., help="DSTL-layout folder, or a fol
              workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
              classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
              class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
-             quiet: bool = QuietOpt):
+             features: Optional[str] = FeaturesOpt, quiet: bool = QuietOpt):
     """K-fold cross-validation by scene: each class's held-out Jaccard, mean and spread over folds."""
     from sattag import engine
 
     with _errors():
-        cfg = _config(config, scheduler, workers)
+        cfg = _config(config, scheduler, workers, features)
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
                           unlabelled_is_empty, config_path=config) as (session, found):
             summary = engine.cross_validate(session, found, folds)

@@ -136,6 +136,18 @@ class SampleConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """What the models see of each pixel (``sattag.features``).
+
+    ``set``: ``"spectra"`` (the band values alone, the seed's models) or ``"context"`` (bands, spectral
+    indices where the bands exist, and local statistics over windows of ``scales`` pixels).
+    """
+
+    set: Literal["spectra", "context"] = "context"
+    scales: tuple[int, ...] = field(default=(5, 15, 45), metadata=within("[1, 1001]"))
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """One-vs-all XGBoost models, one per class."""
 
@@ -310,6 +322,7 @@ class Config:
 
     ingest: IngestConfig = field(default_factory=IngestConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)

@@ -21,6 +21,7 @@ from sattag._files import atomic_path
 from sattag.classes import ClassTable
 from sattag.config import Config, config_from_dict
 from sattag.errors import ConfigError, ModelError
+from sattag.features import FeatureSet, feature_names
 from sattag.learn.split import SceneSplit
 
 CARD_NAME = "card.json"
@@ -49,7 +50,11 @@ class ClassResult:
 
 @dataclass
 class ModelSet:
-    """One binary XGBoost booster per class id, with the bands and class table they were made for."""
+    """One binary XGBoost booster per class id, with the bands, features and class table they were made for.
+
+    ``bands``: the stack's band names; ``feature_set``: what the models see of a pixel, computed from
+    those bands (:mod:`sattag.features`); ``columns``: the feature names, the models' input columns.
+    """
 
     boosters: dict[int, Any]  # class id -> xgboost.Booster
     bands: tuple[str, ...]
@@ -58,6 +63,12 @@ class ModelSet:
     results: dict[int, ClassResult]
     # The scenes the models learned from and those held out (a SceneSplit); None when unknown.
     split: SceneSplit | None = None
+    feature_set: FeatureSet = field(default_factory=lambda: FeatureSet("spectra"))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The models' input columns: the feature names of ``feature_set`` on ``bands``."""
+        return feature_names(self.bands, self.feature_set)
 
     # -- use -------------------------------------------------------------------------------------
     def predict_proba(self, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
@@ -66,7 +77,7 @@ class ModelSet:
         Parameters
         ----------
         X:
-            float32 (N, B) pixel (or cluster mean) spectra, columns in ``self.bands`` order.
+            float32 (N, F) pixel (or cluster mean) features, columns in ``self.columns`` order.
         n_threads:
             Threads XGBoost uses (None: as the boosters are set, all cores of this process); set 1 when
             several worker processes predict at once on one machine.
@@ -76,8 +87,8 @@ class ModelSet:
         float32 (N, C), columns in ``self.classes`` order; 0 for classes without a model.
         """
         X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != len(self.bands):
-            raise ModelError(f"expected (N, {len(self.bands)}) spectra in band order {list(self.bands)}, "
+        if X.ndim != 2 or X.shape[1] != len(self.columns):
+            raise ValueError(f"expected (N, {len(self.columns)}) features {list(self.columns)}, "
                              f"got shape {X.shape}")
         X = np.ascontiguousarray(X, dtype=np.float32)
         out = np.zeros((X.shape[0], len(self.classes)), dtype=np.float32)
@@ -120,6 +131,7 @@ class ModelSet:
             "format": CARD_FORMAT,
             "kind": "sattag one-vs-all XGBoost models",
             "bands": list(self.bands),
+            "features": {**self.feature_set.to_dict(), "columns": list(self.columns)},
             "classes": self.classes.to_records(),
             "config": self.config.to_dict(),
             "split": self.split.to_dict() if self.split is not None else None,
@@ -179,14 +191,19 @@ def _class_key(classes: ClassTable | Sequence[dict]) -> list[tuple[int, str]]:
     return [(int(r["id"]), str(r["name"])) for r in records]
 
 
-def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable) -> ModelSet:
+def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable,
+                feature_set: FeatureSet | None = None) -> ModelSet:
     """Load the models in ``directory`` for data with these ``bands`` (stack order) and ``classes``.
+
+    The models' feature set comes from their card (prediction computes the same features);
+    ``feature_set``, when given, is the one the caller asked for and must be the card's.
 
     Raises
     ------
     ModelError
         naming the file and the fault when the card or a model file is missing, unreadable or corrupt,
-        or when the band order or class table the models were trained on differs from the data's.
+        or when the band order, feature set or class table the models were trained on differs from
+        the data's (naming both).
     """
     import xgboost as xgb
 
@@ -204,6 +221,10 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
         raise ModelError("model card lacks bands/classes/models", card_path)
 
     bands = tuple(bands)
+    card_features = FeatureSet.from_dict(card.get("features") or {"name": "spectra"})
+    if feature_set is not None and feature_set != card_features:
+        raise ModelError(f"feature set mismatch: models were trained on {card_features.describe()}, "
+                         f"asked for {feature_set.describe()}", card_path)
     card_bands = tuple(card["bands"])
     if card_bands != bands:
         raise ModelError(
@@ -246,16 +267,18 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
         except xgb.core.XGBoostError as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else "unknown error"
             raise ModelError(f"not a readable XGBoost model: {first}", path) from e
-        if booster.num_features() != len(bands):
-            raise ModelError(f"model expects {booster.num_features()} bands, the data has {len(bands)}", path)
-        if booster.feature_names is not None and tuple(booster.feature_names) != bands:
-            raise ModelError(f"band order mismatch: model was trained on {booster.feature_names}, "
-                             f"the data has {list(bands)}", path)
+        columns = feature_names(bands, card_features)
+        if booster.num_features() != len(columns):
+            raise ModelError(f"model expects {booster.num_features()} features, {card_features.describe()} "
+                             f"on the data's bands gives {len(columns)}", path)
+        if booster.feature_names is not None and tuple(booster.feature_names) != columns:
+            raise ModelError(f"feature mismatch: model was trained on {booster.feature_names}, "
+                             f"{card_features.describe()} on the data's bands gives {list(columns)}", path)
         booster.set_param({"device": "cpu"})
         boosters[cid] = booster
     split = SceneSplit.from_dict(card["split"]) if card.get("split") else None
     return ModelSet(boosters=boosters, bands=bands, classes=classes, config=config, results=results,
-                    split=split)
+                    split=split, feature_set=card_features)
 
 
 def read_card_split(directory: str | Path, labelled: Sequence[str] | None = None) -> SceneSplit:

@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from sattag.config import SampleConfig
+from sattag.features import FeatureSet, pixel_features
 
 #: One class's sample: X float32 (n, bands) pixel spectra, y uint8 (n,) 1 = in the class, 0 = not.
 Sample = tuple[np.ndarray, np.ndarray]
@@ -149,6 +150,8 @@ def sample_scene(
     *,
     scene_id: str | None = None,
     class_ids: Sequence[int] | None = None,
+    bands: Sequence[str] | None = None,
+    feature_set: FeatureSet | None = None,
 ) -> dict[int, Sample]:
     """Draw one scene's share of every class's balanced sample.
 
@@ -168,10 +171,13 @@ def sample_scene(
         The scene's id, for per-scene random streams.
     class_ids:
         Class id of each mask layer; default ``1..C``.
+    bands, feature_set:
+        The stack's band names and the features to draw (:mod:`sattag.features`); default: the band
+        values themselves. The pixels drawn do not depend on the features.
 
     Returns
     -------
-    class id -> (X float32 (n, B), y uint8 (n,)): in-class rows first (y=1), then out-of-class (y=0).
+    class id -> (X float32 (n, F), y uint8 (n,)): in-class rows first (y=1), then out-of-class (y=0).
     Classes with a zero quota give empty arrays.
     """
     stack_data = np.asarray(stack_data)
@@ -187,7 +193,7 @@ def sample_scene(
         class_ids = range(1, n_classes + 1)
     class_ids = [int(c) for c in class_ids]
     entropy = scene_entropy(seed, scene_id)
-    out: dict[int, Sample] = {}
+    drawn: dict[int, tuple[np.ndarray, int]] = {}
     for i, cid in enumerate(class_ids):
         inside = masks[i].reshape(-1) != 0
         n_inside = int(np.count_nonzero(inside))
@@ -195,12 +201,22 @@ def sample_scene(
         rng = np.random.default_rng(np.random.SeedSequence(entropy + [i]))
         idx_in = _draw(inside, int(quotas[i, 0]), counts[0], rng)
         idx_out = _draw(~inside, int(quotas[i, 1]), counts[1], rng)
-        idx = np.concatenate([idx_in, idx_out])
-        # Read only the drawn pixels (sorted flat indices: memory order), never a whole-scene copy.
-        rows, cols = np.divmod(idx, w)
-        X = np.ascontiguousarray(stack_data[:, rows, cols].T, dtype=np.float32)
+        drawn[cid] = (np.concatenate([idx_in, idx_out]), idx_in.size)
+    # Features of every drawn pixel at once (each feature map is computed once per scene), then
+    # each class takes its rows; only drawn pixels are copied, never a whole-scene table.
+    every = np.unique(np.concatenate([idx for idx, _ in drawn.values()])) if drawn else np.zeros(0, np.int64)
+    if feature_set is None or feature_set.name == "spectra":
+        rows, cols = np.divmod(every, w)
+        X_all = np.ascontiguousarray(stack_data[:, rows, cols].T, dtype=np.float32)
+    else:
+        if bands is None or len(bands) != n_bands:
+            raise ValueError(f"features need the stack's {n_bands} band names, got {bands}")
+        X_all = pixel_features(stack_data, bands, feature_set, every)
+    out: dict[int, Sample] = {}
+    for cid, (idx, n_in) in drawn.items():
+        X = X_all[np.searchsorted(every, idx)]
         y = np.zeros(idx.size, dtype=np.uint8)
-        y[: idx_in.size] = 1
+        y[:n_in] = 1
         out[cid] = (X, y)
     return out
 

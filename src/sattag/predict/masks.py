@@ -53,7 +53,8 @@ class PredictResult:
 
 def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, models: ProbabilityModel,
                      config: Config, classes: ClassTable,
-                     progress: Callable[[int], None] | None = None) -> PredictResult:
+                     progress: Callable[[int], None] | None = None,
+                     features: np.ndarray | None = None) -> PredictResult:
     """Predict each cluster of a scene from its mean spectrum, apply the rules, build class masks.
 
     Parameters
@@ -69,9 +70,12 @@ def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, model
         the class table.
     progress:
         called with 1 after each of the 3 steps (probabilities, rules, masks).
+    features:
+        float32 (K, F) the clusters' mean features in the models' columns
+        (``sattag.features.cluster_features``); default: their mean spectra.
     """
     step = progress or (lambda n: None)
-    probs = cluster_probabilities(models, cluster_table)
+    probs = cluster_probabilities(models, cluster_table, features=features)
     if probs.shape[1] != len(classes):
         raise ValueError(f"predict_clusters: the models give {probs.shape[1]} class columns, "
                          f"the class table has {len(classes)} classes")

@@ -16,8 +16,9 @@ class ProbabilityModel(Protocol):
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
 
 
-def cluster_probabilities(models: ProbabilityModel, table: ClusterTable, batch: int = 1_000_000) -> np.ndarray:
-    """Class probabilities of every cluster, predicted from its mean spectrum.
+def cluster_probabilities(models: ProbabilityModel, table: ClusterTable, batch: int = 1_000_000,
+                          features: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities of every cluster, predicted from its mean features (default: mean spectrum).
 
     Parameters
     ----------
@@ -27,15 +28,20 @@ def cluster_probabilities(models: ProbabilityModel, table: ClusterTable, batch: 
         the clusters; ``table.means`` float32 (K, B) is the model input.
     batch:
         clusters per ``predict_proba`` call (bounds memory on scenes with very many clusters).
+    features:
+        float32 (K, F) each cluster's mean features (``sattag.features.cluster_features``) when the
+        models see more than the bands; default ``table.means``.
 
     Returns
     -------
     float32 (K, C) probabilities in [0, 1].
     """
-    means = np.ascontiguousarray(table.means, dtype=np.float32)
-    bands = getattr(models, "bands", None)
-    if bands is not None and len(bands) != means.shape[1]:
-        raise ModelError(f"models expect {len(bands)} bands, the clusters have {means.shape[1]}")
+    means = np.ascontiguousarray(table.means if features is None else features, dtype=np.float32)
+    if means.shape[0] != len(table):
+        raise ValueError(f"features for {means.shape[0]} clusters, the table has {len(table)}")
+    columns = getattr(models, "columns", None)
+    if columns is not None and len(columns) != means.shape[1]:
+        raise ModelError(f"models expect {len(columns)} features, the clusters have {means.shape[1]}")
     parts = [np.asarray(models.predict_proba(means[i:i + batch]), dtype=np.float32)
              for i in range(0, max(len(means), 1), batch)]
     probs = np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), np.float32)
