@@ -186,3 +186,25 @@ def test_bad_input_raises():
         cluster_pixels(np.zeros((10, 10), np.float32))
     with pytest.raises(InputError):
         cluster_pixels(np.zeros((1, 4, 4), np.float32), tolerance=2.0)
+
+
+def test_tolerance_of_spread_fits_dark_imagery():
+    """A dark panchromatic-like scene (values 0.02-0.06 of the bit depth, two flat halves 0.01 apart):
+    3 % of the [0, 1] range merges the halves; 3 % of the band's spread keeps them apart. The seed's
+    rule ("range") is unchanged by the option."""
+    from sattag.segment import band_spread
+
+    rng = np.random.default_rng(0)
+    img = np.full((1, 60, 80), 0.03, np.float32)
+    img[:, :, 40:] = 0.04
+    img += rng.normal(0, 0.0001, img.shape).astype(np.float32)
+    img[0, 0, 0], img[0, -1, -1] = 0.02, 0.06  # the band's extremes
+    ids_range, t_range = cluster_pixels(img, 0.03, 50, "range")
+    ids_spread, t_spread = cluster_pixels(img, 0.03, 50, "spread")
+    assert len(t_range) == 1
+    assert ids_spread[:, :39].max() != ids_spread[:, 41:].min()  # the halves are apart
+    assert 2 <= len(t_spread) <= 4
+    np.testing.assert_array_equal(cluster_pixels(img, 0.03, 50)[0], ids_range)
+    assert band_spread(img)[0] == pytest.approx(0.01, abs=0.002)
+    with pytest.raises(ValueError):
+        cluster_pixels(img, 0.03, 50, "median")

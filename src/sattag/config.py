@@ -167,12 +167,15 @@ class ModelConfig:
 class ClusterConfig:
     """Spectral clustering of adjacent pixels.
 
-    ``tolerance`` is a share of each band's [0, 1] range; clusters under ``min_size`` pixels are merged
-    into the adjacent cluster of closest mean spectrum.
+    ``tolerance`` is a share of each band's [0, 1] range (``tolerance_of = "range"``, the seed's rule)
+    or of the band's robust spread in the scene (``"spread"``: 1st to 99th percentile), so imagery
+    that fills a small part of its bit depth is not clustered far too coarsely; clusters under
+    ``min_size`` pixels are merged into the adjacent cluster of closest mean spectrum.
     """
 
     tolerance: float = field(default=0.03, metadata=within("(0, 1]"))
     min_size: int = field(default=50, metadata=within("[1, inf)"))
+    tolerance_of: Literal["range", "spread"] = "range"
 
 
 @dataclass(frozen=True)

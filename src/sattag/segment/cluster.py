@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
+from sattag.config import ClusterConfig
 from sattag.errors import InputError
 
 _QMAX = 65535
@@ -132,6 +133,7 @@ def _grow(q, h, w, tol):
     cluster_ids = np.full(n_px, -1, np.int32)
     queue = np.empty(n_px, np.int32)
     sums = np.zeros(nb, np.int64)
+    lim = np.zeros(nb, np.int64)
     cap = 4096
     means = np.empty((cap, nb), np.float32)
     sizes = np.empty(cap, np.int64)
@@ -158,7 +160,8 @@ def _grow(q, h, w, tol):
         for b in range(nb):
             sums[b] = q[seed, b]
         n = 1
-        lim = np.int64(tol * n)
+        for b in range(nb):
+            lim[b] = np.int64(tol[b] * n)
         head = 0
         tail = 1
         queue[0] = seed
@@ -202,7 +205,7 @@ def _grow(q, h, w, tol):
                 ok = True
                 for b in range(nb):
                     diff = np.int64(q[nbp, b]) * n - sums[b]
-                    if diff > lim or -diff > lim:
+                    if diff > lim[b] or -diff > lim[b]:
                         ok = False
                         break
                 if ok:
@@ -210,7 +213,8 @@ def _grow(q, h, w, tol):
                     for b in range(nb):
                         sums[b] += q[nbp, b]
                     n += 1
-                    lim = np.int64(tol * n)
+                    for b in range(nb):
+                        lim[b] = np.int64(tol[b] * n)
                     queue[tail] = nbp
                     tail += 1
         sizes[k] = n
@@ -374,8 +378,23 @@ def _band_sums(data, cluster_ids, k):
 
 
 # ---------------------------------------------------------------------------------------------- API
-def cluster_pixels(data: np.ndarray, tolerance: float = 0.03, min_size: int = 50,
-                   ) -> tuple[np.ndarray, ClusterTable]:
+def band_spread(data: np.ndarray, low: float = 1.0, high: float = 99.0, max_px: int = 1_000_000) -> np.ndarray:
+    """Robust spread of each band: its ``high`` minus its ``low`` percentile, float64 (B,).
+
+    Measured on a regular subsample of at most ``max_px`` pixels (deterministic); never below one
+    quantisation step. Imagery that fills a small part of its bit depth (a dark 13-bit panchromatic
+    scene) has a small spread, so a tolerance relative to it clusters as finely as on bright imagery.
+    """
+    nb, h, w = data.shape
+    step = max(1, int(np.ceil(np.sqrt(h * w / max_px))))
+    sub = data[:, ::step, ::step].reshape(nb, -1)
+    lo, hi = np.nanpercentile(sub, [low, high], axis=1)
+    return np.maximum(hi - lo, 1.0 / _QMAX)
+
+
+def cluster_pixels(data: np.ndarray, tolerance: float = ClusterConfig.tolerance,
+                   min_size: int = ClusterConfig.min_size,
+                   tolerance_of: str = ClusterConfig.tolerance_of) -> tuple[np.ndarray, ClusterTable]:
     """Group adjacent pixels of similar spectrum into clusters.
 
     Parameters
@@ -384,8 +403,10 @@ def cluster_pixels(data: np.ndarray, tolerance: float = 0.03, min_size: int = 50
         float32 (B, H, W) band stack, values in [0, 1] (values outside are clipped for the growing
         test; NaN counts as 0 there).
     tolerance:
-        share of each band's [0, 1] range: a 4-neighbour joins a cluster while every band is within
-        ``tolerance`` of the cluster's running mean.
+        a 4-neighbour joins a cluster while every band is within ``tolerance`` of the cluster's running
+        mean, as a share of the band's [0, 1] range (``tolerance_of="range"``, the seed's rule) or of
+        the band's robust spread in this scene (``"spread"``: 1st to 99th percentile,
+        :func:`band_spread`).
     min_size:
         clusters under this many pixels are merged into the adjacent cluster of closest mean spectrum
         (1 or less: no merging).
@@ -408,7 +429,13 @@ def cluster_pixels(data: np.ndarray, tolerance: float = 0.03, min_size: int = 50
     data = np.ascontiguousarray(data, dtype=np.float32)  # no copy for a float32 C-ordered stack
     nb, h, w = data.shape
     q = _quantise(data)
-    cluster_ids, k0, qmeans, sizes, edges = _grow(q, h, w, float(tolerance) * _QMAX)
+    if tolerance_of == "range":
+        scale = np.ones(nb, np.float64)
+    elif tolerance_of == "spread":
+        scale = band_spread(data)
+    else:
+        raise ValueError(f"tolerance_of must be 'range' or 'spread', got {tolerance_of!r}")
+    cluster_ids, k0, qmeans, sizes, edges = _grow(q, h, w, float(tolerance) * _QMAX * scale)
     del q
     ptr0, idx0 = _csr(k0, edges[:, 0], edges[:, 1])
     if min_size > 1 and k0 > 1:
