@@ -201,3 +201,32 @@ def test_bad_header_and_missing_file(tmp_path):
         read_submission_csv(p, DSTL_CLASSES)
     with pytest.raises(InputError, match="cannot read"):
         read_submission_csv(tmp_path / "nope.csv", DSTL_CLASSES)
+
+
+def test_score_files_written_and_read_back(tmp_path):
+    """scores.csv, cv_scores.csv, cv_summary.csv: their owner's writers and readers agree, with dtypes."""
+    from sattag.evaluate import (read_cv_scores, read_cv_summary, read_scores, score_table, write_cv_scores,
+                                 write_cv_summary, write_scores)
+    from sattag.runfolder import RunFolder
+
+    run = RunFolder(tmp_path)
+    classes = ClassTable((ObjectClass(1, "Roof", "#c0392b"), ObjectClass(2, "Pond", "#2e86c1")))
+    table = score_table(classes, np.array([1e-6, 0.0]), np.array([4e-6, 0.0])).assign(
+        split="held-out", kind="polygon", scenes=2)
+    back = read_scores(write_scores(run.scores_csv, table))
+    assert list(back.columns) == ["split", "kind", "scenes", "class_id", "class", "intersection", "union", "jaccard"]
+    assert back["class_id"].tolist() == [1, 2, MEAN_ID] and back["class_id"].dtype == np.int64
+    assert back["class"].tolist() == ["Roof", "Pond", "mean"] and back["scenes"].tolist() == [2, 2, 2]
+    assert back["jaccard"].iloc[0] == pytest.approx(0.25) and np.isnan(back["jaccard"].iloc[1])
+    assert np.isnan(back["intersection"].iloc[2]) and back["jaccard"].iloc[2] == pytest.approx(0.25)
+    folds = read_cv_scores(write_cv_scores(run.cv_scores_csv, table.assign(fold=3)))
+    assert folds["fold"].tolist() == [3, 3, 3] and folds["jaccard"].iloc[0] == pytest.approx(0.25)
+    summary = table.assign(folds=[1, 0, 1], mean=table["jaccard"], std=np.nan, min=table["jaccard"],
+                           max=table["jaccard"], pooled=table["jaccard"])
+    s = read_cv_summary(write_cv_summary(run.cv_summary_csv, summary))
+    assert s["folds"].tolist() == [1, 0, 1] and s["std"].isna().all() and s["kind"].tolist() == ["polygon"] * 3
+    with pytest.raises(ValueError, match="scenes"):
+        write_scores(run.scores_csv, table.drop(columns="scenes"))
+    run.scores_csv.write_text("split,kind,class_id,class,intersection,union,jaccard\n")
+    with pytest.raises(InputError, match=r"scores\.csv.*'scenes'"):
+        read_scores(run.scores_csv)

@@ -12,10 +12,9 @@ import rasterio
 from affine import Affine
 
 from sattag.config import DSTL_BANDS, IngestConfig
-from sattag.engine.run import write_offsets_csv
 from sattag.errors import InputError
-from sattag.ingest import (build_stack, discover_scenes, dstl_grid_sizes, ingest_scene, offsets_rows,
-                           read_stack, scene_from_files, stack_is_complete, write_stack)
+from sattag.ingest import (build_stack, discover_scenes, dstl_grid_sizes, ingest_scene, offsets_rows, read_offsets,
+                           read_stack, scene_from_files, stack_is_complete, write_offsets, write_stack)
 from sattag.ingest.bands import to_unit_float
 from sattag.ingest.resample import resample_axis_aligned, resample_rasterio
 from sattag.scene import dstl_transform
@@ -223,9 +222,23 @@ def test_stack_round_trip_and_skip(small_dstl, tmp_path):
     assert [r[1] for r in rows] == ["P", "M", "A"] and all(r[0] == scene.id for r in rows)
     # offsets.csv (the engine writes it from these rows): a group left unaligned has an empty correlation
     rows.append((scene.id, "X", 0.0, 0.0, float("nan")))
-    lines = write_offsets_csv(tmp_path / "run" / "offsets.csv", rows).read_text().splitlines()
+    lines = write_offsets(tmp_path / "run" / "offsets.csv", rows).read_text().splitlines()
     assert lines[0] == "scene,group,dx,dy,correlation"
     assert lines[-1] == f"{scene.id},X,0.000,0.000,"
+
+
+def test_offsets_csv_written_and_read_back(tmp_path):
+    """offsets.csv's owner (ingest): writer and reader agree; ids stay text, an unaligned group is NaN."""
+    rows = [("6010", "P", 0.1234, -2.5, 0.98765), ("6010", "A", 41.5, 12.25, float("nan"))]
+    df = read_offsets(write_offsets(tmp_path / "offsets.csv", rows))
+    assert list(df.columns) == ["scene", "group", "dx", "dy", "correlation"]
+    assert df["scene"].tolist() == ["6010", "6010"] and df["group"].tolist() == ["P", "A"]
+    assert df["dx"].dtype == np.float64 and df["correlation"].dtype == np.float64
+    np.testing.assert_allclose(df[["dx", "dy"]].to_numpy(), [[0.123, -2.5], [41.5, 12.25]])
+    assert df["correlation"].iloc[0] == pytest.approx(0.9877) and np.isnan(df["correlation"].iloc[1])
+    (tmp_path / "bad.csv").write_text("scene,group,dx,dy\n6010,P,0,0\n")
+    with pytest.raises(InputError, match=r"bad\.csv.*correlation"):
+        read_offsets(tmp_path / "bad.csv")
 
 
 # ---------------------------------------------------------------------------------- user layout

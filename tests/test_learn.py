@@ -325,3 +325,30 @@ def test_dask_training_matches_local(scenes, fast_models, distributed):
             np.testing.assert_array_equal(ms.boosters[cid].inplace_predict(X),
                                           fast_models.boosters[cid].inplace_predict(X))
         assert ms.boosters[cid].num_boosted_rounds() == FAST.model.n_trees
+
+
+def test_auc_csv_written_and_read_back(fast_models, scenes, tmp_path):
+    """auc.csv's owner (learn): in-sample rows then held-out rows, read back with their dtypes."""
+    from sattag.errors import InputError
+    from sattag.learn import HELD_OUT, IN_SAMPLE, read_auc, samples_auc, write_auc
+    from sattag.runfolder import RunFolder
+
+    run = RunFolder(tmp_path)
+    held = samples_auc(fast_models, sample_scenes({"s0": scenes["s0"]}, FAST.sample))
+    back = read_auc(write_auc(run.auc_csv, auc_table(fast_models), held))
+    assert list(back.columns) == ["split", "measured_on", "class_id", "class", "n_in", "n_out", "n_train",
+                                  "n_valid", "auc", "seconds", "skipped"]
+    assert back["split"].tolist() == [IN_SAMPLE] * 10 + [HELD_OUT] * 10
+    assert back["class_id"].tolist() == list(DSTL_CLASSES.ids) * 2 and back["class_id"].dtype == np.int64
+    assert back["class"].tolist() == list(DSTL_CLASSES.names) * 2
+    inside = back[back["split"] == IN_SAMPLE]
+    assert (inside["n_train"] == 3600).all() and inside["measured_on"].str.contains("pixel split").all()
+    np.testing.assert_allclose(inside["auc"], auc_table(fast_models)["auc"])
+    out = back[back["split"] == HELD_OUT]
+    assert out["n_train"].isna().all() and out["seconds"].isna().all() and (out["skipped"] == "").all()
+    np.testing.assert_allclose(out["auc"], held["auc"])
+    only = read_auc(write_auc(run.auc_csv, auc_table(fast_models)))  # no scene held out
+    assert set(only["split"]) == {IN_SAMPLE}
+    run.auc_csv.write_text("class_id,class,auc\n1,Buildings,0.9\n")  # a table written some other way
+    with pytest.raises(InputError, match=r"auc\.csv.*'split'"):
+        read_auc(run.auc_csv)

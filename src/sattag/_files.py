@@ -8,7 +8,7 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 
 @contextlib.contextmanager
@@ -67,3 +67,64 @@ def write_csv(final: str | Path, header: Iterable[str], rows: Iterable[Iterable]
             w.writerow(list(header))
             w.writerows(rows)
     return Path(final)
+
+
+#: Column kinds of :func:`read_csv` and the dtypes they become.
+CSV_KINDS = {"str": "str", "int": "int64", "Int64": "Int64", "float": "float64", "bool": "bool"}
+
+
+def read_csv(path: str | Path, columns: Mapping[str, str]):
+    """A CSV file that sattag wrote, as a DataFrame of ``columns`` (in that order) with explicit dtypes.
+
+    ``columns``: name -> kind: ``"str"`` (text; an empty cell is ``""``), ``"int"`` (int64, every cell
+    filled), ``"Int64"`` (nullable integer, ``<NA>`` for an empty cell), ``"float"`` (float64, NaN for an
+    empty cell), ``"bool"`` (``True``/``False``). Other columns of the file are left out. Raises
+    :class:`sattag.errors.InputError` naming the file for a file that cannot be read, a missing column,
+    or a cell that is not of its column's kind.
+    """
+    import pandas as pd
+
+    from sattag.errors import InputError
+
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except FileNotFoundError as e:
+        raise InputError(f"no {path.name} ({e.strerror})", path) from e
+    except OSError as e:
+        raise InputError(f"cannot read {path.name}: {e.strerror or e}", path) from e
+    except pd.errors.EmptyDataError:
+        raise InputError("empty file: no header", path) from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise InputError(f"not a CSV file ({e})", path) from e
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise InputError(f"no column {', '.join(map(repr, missing))} (columns: {list(raw.columns)})", path)
+    out = {}
+    for name, kind in columns.items():
+        text = raw[name].astype(str)
+        if kind == "str":
+            out[name] = text
+            continue
+        if kind == "bool":
+            bad = ~text.isin(["True", "False"])
+            if bad.any():
+                raise InputError(f"column {name!r}, row {int(bad.to_numpy().argmax()) + 1}: "
+                                 f"{text[bad].iloc[0]!r} is not True or False", path)
+            out[name] = text == "True"
+            continue
+        empty = text.str.strip() == ""
+        if kind == "int" and empty.any():
+            raise InputError(f"column {name!r}, row {int(empty.to_numpy().argmax()) + 1}: empty cell "
+                             "where a whole number belongs", path)
+        values = pd.to_numeric(text.where(~empty, "nan"), errors="coerce")
+        bad = values.isna() & ~empty & ~text.str.strip().str.lower().isin(["nan"])
+        if kind == "int":
+            bad |= values.isna()
+        if kind in ("int", "Int64"):
+            bad |= values.notna() & (values != values.round())
+        if bad.any():
+            raise InputError(f"column {name!r}, row {int(bad.to_numpy().argmax()) + 1}: "
+                             f"{text[bad].iloc[0]!r} is not a {'whole ' if kind != 'float' else ''}number", path)
+        out[name] = values.astype(CSV_KINDS[kind])
+    return pd.DataFrame(out, index=pd.RangeIndex(len(raw)))

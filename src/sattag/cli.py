@@ -170,19 +170,21 @@ def _print_scores(table) -> None:
 
 
 def _print_table(title: str, frame, columns: list[str]) -> None:
+    from pandas.api.types import is_numeric_dtype
+
     t = Table(title=title)
     for c in columns:
-        t.add_column(c, justify="left" if frame[c].dtype == object else "right")
+        t.add_column(c, justify="right" if is_numeric_dtype(frame[c]) and frame[c].dtype != bool else "left")
     for _, r in frame.iterrows():
         t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r[columns]])
     out.print(t)
 
 
 def _print_auc(path: Path) -> None:
-    import pandas as pd
+    from sattag.learn import read_auc
 
     _print_table("AUC (in-sample: 90/10 pixel split of the training scenes, neighbouring pixels leak; "
-                 "held-out: scenes the models never saw)", pd.read_csv(path),
+                 "held-out: scenes the models never saw)", read_auc(path),
                  ["split", "class_id", "class", "n_in", "n_out", "auc"])
 
 
@@ -369,7 +371,7 @@ def evaluate(data: Path = typer.Argument(..., help="DSTL-layout folder, or a fol
             _print_table(f"held-out Jaccard over {folds} folds by scene (mean, spread = standard deviation; "
                          "pooled = sums over all folds)", summary,
                          ["kind", "class_id", "class", "mean", "std", "min", "max", "pooled"])
-            out.print(f"per fold: {session.run.root / 'cv_scores.csv'}; summary: {session.run.root / 'cv_summary.csv'}")
+            out.print(f"per fold: {session.run.cv_scores_csv}; summary: {session.run.cv_summary_csv}")
 
 
 def main() -> None:  # pragma: no cover - console entry

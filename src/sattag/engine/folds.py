@@ -18,9 +18,6 @@ from sattag.learn.split import HELD_OUT, kfold_scenes
 from sattag.runfolder import RunFolder
 from sattag.scene import Scene
 
-#: Columns of ``cv_summary.csv``.
-SUMMARY_COLUMNS = ["kind", "class_id", "class", "folds", "mean", "std", "min", "max", "pooled"]
-
 
 def cross_validate(session: Session, scenes: Sequence[Scene], folds: int):
     """Run ``folds``-fold cross-validation by scene; write ``cv_scores.csv`` and ``cv_summary.csv``.
@@ -31,7 +28,7 @@ def cross_validate(session: Session, scenes: Sequence[Scene], folds: int):
     """
     import pandas as pd
 
-    from sattag.evaluate import score_table
+    from sattag.evaluate import CV_SUMMARY_COLUMNS, score_table, write_cv_scores, write_cv_summary
 
     stages.ingest(session, scenes)
     explored = stages.explore(session, scenes)
@@ -55,7 +52,7 @@ def cross_validate(session: Session, scenes: Sequence[Scene], folds: int):
     if not rows:
         raise SattagError("no fold could be scored", session.run.root)
     per_fold = pd.concat(rows, ignore_index=True)
-    stages.write_scores(session.run.root / "cv_scores.csv", per_fold)
+    write_cv_scores(session.run.cv_scores_csv, per_fold)
     summaries = []
     for kind, part in per_fold.groupby("kind", sort=False):
         classes_part = part[part["class_id"] != 0]
@@ -71,6 +68,6 @@ def cross_validate(session: Session, scenes: Sequence[Scene], folds: int):
                 "min": float(j.min()) if j.size else np.nan, "max": float(j.max()) if j.size else np.nan,
                 "pooled": float(pooled.loc[pooled["class_id"] == cid, "jaccard"].iloc[0]),
             })
-    summary = pd.DataFrame(summaries, columns=SUMMARY_COLUMNS)
-    stages.write_scores(session.run.root / "cv_summary.csv", summary)
+    summary = pd.DataFrame(summaries, columns=list(CV_SUMMARY_COLUMNS))
+    write_cv_summary(session.run.cv_summary_csv, summary)
     return summary

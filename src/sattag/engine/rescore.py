@@ -1,29 +1,18 @@
 """Scoring a finished run folder against truth, outside a whole run (``sattag score``)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from sattag.classes import DSTL_CLASSES, ClassTable
+from sattag.classes import ClassTable
+from sattag.engine.records import read_run_json, recorded_classes
 from sattag.errors import InputError
 from sattag.labels.source import LabelSource
 from sattag.runfolder import RunFolder
 
 
 def run_classes(run: RunFolder) -> ClassTable:
-    """The class table a run recorded in ``run.json`` (DSTL's when the run predates that record)."""
-    info = read_run_json(run)
-    return ClassTable.from_records(info["classes"]) if info.get("classes") else DSTL_CLASSES
-
-
-def read_run_json(run: RunFolder) -> dict:
-    """``run.json`` as a dict; empty when the run has none. Raises :class:`InputError` for a corrupt one."""
-    try:
-        return json.loads(run.run_json.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"cannot read run.json ({e})", run.run_json) from e
+    """The class table a run recorded in ``run.json`` (DSTL's when the run has none, or predates that record)."""
+    return recorded_classes(read_run_json(run.run_json) if run.run_json.is_file() else {})
 
 
 def load_predictions(run: RunFolder, classes: ClassTable) -> dict:
@@ -50,8 +39,8 @@ def score_run(run_dir: str | Path, source: LabelSource | None = None, classes: C
     A run folder holding only a ``submission.csv`` (made elsewhere) is scored from that file against
     a DSTL folder's ``train_wkt_v4.csv``.
     """
-    from sattag.engine.run import score_tables, trained_on, write_scores
-    from sattag.evaluate import pixel_counts
+    from sattag.engine.run import score_tables, trained_on
+    from sattag.evaluate import pixel_counts, write_scores
     from sattag.labels import rasterize_classes, read_masks, read_truth_polygons
 
     run = RunFolder(Path(run_dir).expanduser().resolve())
@@ -60,9 +49,11 @@ def score_run(run_dir: str | Path, source: LabelSource | None = None, classes: C
     if not polygons:
         if run.submission_csv.exists() and source is not None and source.kind == "dstl":
             from sattag.evaluate import score_files
+            from sattag.wkt_csv import read_wkt_rows
 
             table = score_files(run.submission_csv, source.path / "train_wkt_v4.csv", classes)
-            write_scores(run.scores_csv, table.assign(split="unknown", kind="polygon"))
+            scenes = len({row.scene for row in read_wkt_rows(run.submission_csv)})
+            write_scores(run.scores_csv, table.assign(split="unknown", kind="polygon", scenes=scenes))
             return table
         raise InputError("no predictions to score (no polygons/*.geojson"
                          + (", no submission.csv)" if not run.submission_csv.exists() else ")"), run.root)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
-import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -19,12 +17,13 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from sattag import __version__
-from sattag._files import atomic_path, sweep_temporaries, write_csv, write_text
+from sattag._files import sweep_temporaries
 from sattag.classes import DSTL_CLASSES, ClassTable
 from sattag.config import Config
 from sattag.errors import SattagError
 from sattag.engine.cluster import open_client
 from sattag.engine.progress import NULL_PROGRESS, Progress
+from sattag.engine.records import write_failures, write_run_json, write_timings
 from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes, peak_rss_mib
 from sattag.engine import tasks
 from sattag.labels.source import LabelSource
@@ -72,10 +71,9 @@ class Session:
         return any(f.scene == scene_id for f in self.failures)
 
     def write_records(self) -> None:
-        write_csv(self.run.failures_csv, ["scene", "stage", "error"],
-                  [(f.scene, f.stage, f.error) for f in self.failures])
-        write_csv(self.run.timings_csv, ["stage", "scene", "seconds", "peak_mib"],
-                  [(t.stage, t.scene, f"{t.seconds:.3f}", f"{t.peak_mib:.0f}") for t in self.timings])
+        """``failures.csv`` and ``timings.csv`` as recorded so far (:mod:`sattag.engine.records`)."""
+        write_failures(self.run.failures_csv, self.failures)
+        write_timings(self.run.timings_csv, self.timings)
 
     @contextlib.contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -124,21 +122,12 @@ def _ok(session: Session, scenes: Sequence[Scene]) -> list[Scene]:
 # --------------------------------------------------------------------------------------- stages
 def ingest(session: Session, scenes: Sequence[Scene]) -> StageResult:
     """Aligned stacks for every scene, plus ``offsets.csv``."""
+    from sattag.ingest import write_offsets
+
     res = session.record(map_scenes(session.client, "ingest", tasks.ingest_task, scenes,
                                     session.run, session.config, progress=session.progress))
-    write_offsets_csv(session.run.offsets_csv, [r for sid in sorted(res.results) for r in res.results[sid]])
+    write_offsets(session.run.offsets_csv, [r for sid in sorted(res.results) for r in res.results[sid]])
     return res
-
-
-def write_offsets_csv(path: Path, rows: Sequence[tuple[str, str, float, float, float]]) -> Path:
-    """Write ``offsets.csv`` atomically: rows ``(scene, group, dx, dy, correlation)``
-    (``sattag.ingest.offsets_rows``) under ``sattag.ingest.OFFSETS_HEADER``; offsets to 1/1000 px,
-    and an empty correlation for a group left unaligned (NaN)."""
-    from sattag.ingest import OFFSETS_HEADER
-
-    return write_csv(path, OFFSETS_HEADER,
-                     [(s, g, f"{dx:.3f}", f"{dy:.3f}", f"{c:.4f}" if math.isfinite(c) else "")
-                      for s, g, dx, dy, c in rows])
 
 
 def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None = None) -> dict:
@@ -220,10 +209,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     """
     import dataclasses
 
-    import pandas as pd
-
     from sattag.ingest import read_stack_metadata
-    from sattag.learn import allocate_quotas, auc_table, samples_auc, train_models
+    from sattag.learn import allocate_quotas, auc_table, samples_auc, train_models, write_auc
 
     models_dir = session.run.models
     if (models_dir / "card.json").exists():
@@ -243,7 +230,7 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
         bar.close()
         model_set.split = session.split
     del samples
-    table = auc_table(model_set).assign(split=IN_SAMPLE, measured_on="90/10 pixel split of training scenes")
+    held_table = None
     held = [s for s in session.split.held_out if not session.failed(s)]
     if held:
         n, most = session.config.sample, session.config.split.auc_pixels
@@ -251,12 +238,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
         quotas = allocate_quotas({s: explored["counts"][s] for s in held}, asked)
         with session.timed("held-out AUC"):
             held_table = samples_auc(model_set, _sample(session, scenes, quotas, "sample held-out"))
-        table = pd.concat([table, held_table.assign(split=HELD_OUT, measured_on="held-out scenes")],
-                          ignore_index=True)
     model_set.save(models_dir)
-    first = ["split", "measured_on"]
-    with atomic_path(session.run.auc_csv) as tmp:
-        table[first + [c for c in table.columns if c not in first]].to_csv(tmp, index=False)
+    write_auc(session.run.auc_csv, auc_table(model_set), held_table)
     return model_set
 
 
@@ -325,9 +308,10 @@ def score(session: Session, predicted: dict) -> "object | None":
 
     Truth is the run's own (``truth_polygons/``, ``truth_masks/``: the label source read once and
     clipped to each scene by :func:`explore`). A scene the models trained on is *in-sample*; any
-    other labelled scene is *held-out*. Writes ``scores.csv`` (columns ``split, kind, class_id, class,
-    intersection, union, jaccard``, held-out first); None when no predicted scene has truth.
+    other labelled scene is *held-out*. Writes ``scores.csv`` (:mod:`sattag.evaluate.scores`, held-out
+    first) and returns its table; None when no predicted scene has truth.
     """
+    from sattag.evaluate import write_scores
     from sattag.labels import read_truth_polygons
 
     truth = {}
@@ -382,13 +366,6 @@ def score_tables(predicted: dict, truth: dict, train_ids: set[str], classes: Cla
     return table[first + [c for c in table.columns if c not in first]]
 
 
-def write_scores(path: Path, table) -> Path:
-    """Write a score table to ``scores.csv`` atomically."""
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-    return path
-
-
 def report(session: Session) -> Path:
     """``report.html``: one self-contained page of the run."""
     from sattag.viz.report import write_report
@@ -397,9 +374,10 @@ def report(session: Session) -> Path:
         return write_report(session.run.root, session.classes)
 
 
-def write_run_json(session: Session, scenes: Sequence[Scene], started: str, finished: str | None = None) -> None:
-    """The run describes itself: configuration, class table, label source, split, versions, scenes."""
-    write_text(session.run.run_json, json.dumps({
+def record_run(session: Session, scenes: Sequence[Scene], started: str, finished: str | None = None) -> None:
+    """The run describes itself in ``run.json`` (:func:`sattag.engine.records.write_run_json`):
+    configuration, class table, label source, split, versions, scenes."""
+    write_run_json(session.run.run_json, {
         "config": session.config.to_dict(),
         "classes": session.classes.to_records(),
         "labels": session.labels.to_dict(),
@@ -409,7 +387,7 @@ def write_run_json(session: Session, scenes: Sequence[Scene], started: str, fini
         "data": str(session.data_dir),
         "started": started,
         "finished": finished,
-    }, indent=2, default=str))
+    })
 
 
 def now() -> str:
@@ -439,15 +417,15 @@ def library_versions() -> dict[str, str]:
 def run_all(session: Session, scenes: Sequence[Scene]) -> dict:
     """ingest -> labels + explore -> split -> train -> predict (+ vectorize) -> score -> report."""
     started = now()
-    write_run_json(session, scenes, started)
+    record_run(session, scenes, started)
     ingest(session, scenes)
     explored = explore(session, scenes)
     split(session, explored)
-    write_run_json(session, scenes, started)
+    record_run(session, scenes, started)
     if session.split.train or (session.run.models / "card.json").exists():
         train(session, scenes, explored)
     predicted = predict(session, scenes)
     scores = score(session, predicted)
-    write_run_json(session, scenes, started, now())
+    record_run(session, scenes, started, now())
     report(session)
     return {"explored": explored, "predicted": predicted, "scores": scores}

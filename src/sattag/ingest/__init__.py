@@ -2,7 +2,8 @@
 
 Public API:
 ``discover_scenes``, ``scene_from_files``, ``dstl_grid_sizes``, ``build_stack``, ``write_stack``,
-``read_stack``, ``stack_is_complete``, ``ingest_scene``, ``offsets_rows``, ``estimate_offset``,
+``read_stack``, ``stack_is_complete``, ``ingest_scene``, ``offsets_rows`` / ``write_offsets`` /
+``read_offsets`` (``offsets.csv``), ``estimate_offset``,
 ``display_bands``, ``scene_thumbnail`` (a small colour view of a stack), and the data generator's
 ``generate_dataset`` (it lives in ``sattag.synth``; imported lazily).
 """
@@ -10,15 +11,16 @@ from sattag.ingest.align import GroupGeometry, estimate_offset
 from sattag.ingest.bands import read_band_file
 from sattag.ingest.discover import (DstlScene, discover_scenes, dstl_grid_sizes, dstl_scene,
                                     read_scenes_csv, scene_from_files)
-from sattag.ingest.stack import (OFFSETS_HEADER, build_stack, ingest_scene, offsets_rows, read_stack,
-                                 read_stack_metadata, stack_is_complete, write_stack)
+from sattag.ingest.offsets import OFFSETS_COLUMNS, offsets_rows, read_offsets, write_offsets
+from sattag.ingest.stack import (build_stack, ingest_scene, read_stack, read_stack_metadata, stack_is_complete,
+                                 write_stack)
 from sattag.ingest.thumbnail import display_bands, scene_thumbnail
 
 __all__ = [
-    "DstlScene", "GroupGeometry", "OFFSETS_HEADER", "build_stack", "discover_scenes", "display_bands",
+    "DstlScene", "GroupGeometry", "OFFSETS_COLUMNS", "build_stack", "discover_scenes", "display_bands",
     "dstl_grid_sizes", "dstl_scene", "estimate_offset", "generate_dataset", "ingest_scene", "offsets_rows",
-    "read_band_file", "read_scenes_csv", "read_stack", "read_stack_metadata", "scene_from_files",
-    "scene_thumbnail", "stack_is_complete", "write_stack",
+    "read_band_file", "read_offsets", "read_scenes_csv", "read_stack", "read_stack_metadata", "scene_from_files",
+    "scene_thumbnail", "stack_is_complete", "write_offsets", "write_stack",
 ]
 
 

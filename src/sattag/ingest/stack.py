@@ -37,11 +37,9 @@ from sattag.ingest.discover import DstlScene
 from sattag.ingest.resample import resample_axis_aligned, resample_rasterio
 from sattag.scene import Grid, Scene, Stack, dstl_grid
 
-__all__ = ["build_stack", "write_stack", "read_stack", "stack_is_complete", "ingest_scene",
-           "offsets_rows", "OFFSETS_HEADER", "STACK_FORMAT"]
+__all__ = ["build_stack", "write_stack", "read_stack", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
 
 STACK_FORMAT = "sattag-stack-1"
-OFFSETS_HEADER = ("scene", "group", "dx", "dy", "correlation")
 _SCALE = 65535.0
 
 
@@ -313,8 +311,3 @@ def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = N
     stack = build_stack(scene, config, progress)
     write_stack(stack, path, config.gdal_threads)
     return stack
-
-
-def offsets_rows(stack: Stack) -> list[tuple[str, str, float, float, float]]:
-    """Rows ``(scene, group, dx, dy, correlation)`` of ``offsets.csv`` (header ``OFFSETS_HEADER``)."""
-    return [(stack.scene_id, g, float(v[0]), float(v[1]), float(v[2])) for g, v in stack.offsets.items()]

@@ -6,7 +6,7 @@ Scene by scene (the engine may spread these over workers)::
     quotas = allocate_quotas(counts, config.sample)
     parts = [sample_scene(data[s], masks[s], quotas[s], config.sample.seed, scene_id=s) for s in scenes]
     models = train_models(concat_samples(parts), bands, classes, config, client=None)
-    models.save(run.models); auc_table(models).to_csv(run.auc_csv)
+    models.save(run.models); write_auc(run.auc_csv, auc_table(models))
     models = load_models(run.models, bands, classes); p = models.predict_proba(X)  # (N, C)
 """
 from sattag.learn.models import ClassResult, ModelSet, load_models, model_file_name, read_card_split
@@ -20,9 +20,11 @@ from sattag.learn.sample import (
     scene_entropy,
 )
 from sattag.learn.split import HELD_OUT, IN_SAMPLE, SceneSplit, kfold_scenes, split_scenes
-from sattag.learn.train import auc_table, check_device, roc_auc, samples_auc, split_train_valid, train_models
+from sattag.learn.train import (AUC_COLUMNS, auc_table, check_device, read_auc, roc_auc, samples_auc, split_train_valid,
+                                train_models, write_auc)
 
 __all__ = [
+    "AUC_COLUMNS",
     "HELD_OUT",
     "IN_SAMPLE",
     "SceneSplit",
@@ -46,4 +48,6 @@ __all__ = [
     "scene_entropy",
     "split_train_valid",
     "train_models",
+    "read_auc",
+    "write_auc",
 ]

@@ -322,3 +322,41 @@ def samples_auc(model_set: ModelSet, samples: Mapping[int, Sample]) -> pd.DataFr
             auc = roc_auc(y, model_set.predict_proba(X)[:, i])
         rows.append({"class_id": cls.id, "class": cls.name, "n_in": n_in, "n_out": int(y.size - n_in), "auc": auc})
     return pd.DataFrame(rows, columns=["class_id", "class", "n_in", "n_out", "auc"])
+
+
+# ------------------------------------------------------------------------------------------ auc.csv
+#: Columns of ``RUN/auc.csv`` and their kinds (:func:`sattag._files.read_csv`): ``split`` (``in-sample``:
+#: the 90/10 pixel split of the training scenes, :func:`auc_table`; ``held-out``: scenes the models
+#: never saw, :func:`samples_auc`), ``measured_on`` (those words), the class, its pixel counts, the
+#: AUC (NaN when not measured), training seconds and why a class was skipped. A held-out row has no
+#: ``n_train``, ``n_valid``, ``seconds`` (empty: <NA> / NaN) and no ``skipped`` (empty text).
+AUC_COLUMNS = {"split": "str", "measured_on": "str", "class_id": "int", "class": "str", "n_in": "int",
+               "n_out": "int", "n_train": "Int64", "n_valid": "Int64", "auc": "float", "seconds": "float",
+               "skipped": "str"}
+
+#: ``measured_on`` of each split of ``auc.csv``.
+AUC_MEASURED_ON = {"in-sample": "90/10 pixel split of training scenes", "held-out": "held-out scenes"}
+
+
+def write_auc(path, in_sample: pd.DataFrame, held_out: pd.DataFrame | None = None):
+    """Write ``RUN/auc.csv`` atomically: the in-sample rows (:func:`auc_table`), then the held-out rows
+    (:func:`samples_auc`, when scenes were held out), under :data:`AUC_COLUMNS`."""
+    from sattag._files import atomic_path
+
+    parts = [in_sample.assign(split="in-sample", measured_on=AUC_MEASURED_ON["in-sample"])]
+    if held_out is not None:
+        parts.append(held_out.assign(split="held-out", measured_on=AUC_MEASURED_ON["held-out"]))
+    table = pd.concat(parts, ignore_index=True).reindex(columns=list(AUC_COLUMNS))
+    table["skipped"] = table["skipped"].fillna("")
+    table = table.astype({c: "Int64" for c, kind in AUC_COLUMNS.items() if kind in ("int", "Int64")})
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return path
+
+
+def read_auc(path) -> pd.DataFrame:
+    """Read ``RUN/auc.csv``: :data:`AUC_COLUMNS` with their dtypes. Raises
+    :class:`sattag.errors.InputError` naming the file when it cannot be read or lacks a column."""
+    from sattag._files import read_csv
+
+    return read_csv(path, AUC_COLUMNS)
