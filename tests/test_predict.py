@@ -13,7 +13,7 @@ from sattag.config import (DSTL_OVERLAP_RULES, DSTL_SIZE_RULES, Config, OverlapR
                            check_classes, rules_for)
 from sattag.errors import ConfigError, SattagError
 from sattag.predict import (RULE_COLUMNS, PredictResult, apply_rules, class_masks, cluster_probabilities,
-                            neighbour_any, paint, predict_clusters, write_prediction)
+                            neighbour_any, paint, predict_clusters, read_probabilities, read_rules, write_prediction)
 from sattag.runfolder import RunFolder
 from sattag.scene import Grid, dstl_grid
 from sattag.segment import cluster_pixels
@@ -306,15 +306,22 @@ def test_write_prediction_files(tmp_path):
     with rasterio.open(out["clusters"]) as src:
         assert src.dtypes[0] == "int32"
         np.testing.assert_array_equal(src.read(1), res.cluster_ids)
-    df = pd.read_parquet(out["probabilities"])
-    assert list(df.columns[:2]) == ["cluster", "size"] and f"p_{DSTL_CLASSES.ids[-1]}" in df
+    assert out["rules"] == run.rules_csv("6010_0_0")
+    df = read_probabilities(out["probabilities"], DSTL_CLASSES)
+    assert list(df.columns) == (["cluster", "size"] + [f"p_{c}" for c in DSTL_CLASSES.ids]
+                                + [f"flag_{c}" for c in DSTL_CLASSES.ids])
+    assert df["cluster"].dtype == np.int32 and df["p_1"].dtype == np.float32 and df["flag_1"].dtype == bool
     assert df["size"].sum() == 40 * 50
     np.testing.assert_allclose(df[[f"p_{c}" for c in DSTL_CLASSES.ids]].to_numpy(), res.probabilities)
+    np.testing.assert_array_equal(df[[f"flag_{c}" for c in DSTL_CLASSES.ids]].to_numpy(), res.flags)
     # the crop-size rule dropped crops (class 6) from the 1000 px cluster; the record says so, by name
-    rec = pd.read_csv(out["rules"])
+    rec = read_rules(out["rules"])
     assert list(rec.columns) == RULE_COLUMNS
+    assert rec["target_id"].dtype == "Int64" and rec["clusters"].dtype == np.int64
     crops = rec[(rec["target"] == "Crops") & (rec["kind"] == "size")].iloc[0]
-    assert crops["clusters"] == 1 and crops["target_id"] == 6 and pd.isna(crops["other"])
+    assert crops["clusters"] == 1 and crops["target_id"] == 6 and crops["other"] == "" and pd.isna(crops["other_id"])
+    assert [tuple(map(str, r)) for r in rec.itertuples(index=False)] == \
+        [tuple(map(str, r)) for r in res.rule_counts.fillna({"other": "", "skipped": ""}).itertuples(index=False)]
     text = out["rules"].read_text()
     assert "nan" not in text and "2000.0" not in text and ",2000," in text
     assert not list(tmp_path.rglob("*.tmp*"))

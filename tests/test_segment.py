@@ -208,3 +208,25 @@ def test_tolerance_of_spread_fits_dark_imagery():
     assert band_spread(img)[0] == pytest.approx(0.01, abs=0.002)
     with pytest.raises(ValueError):
         cluster_pixels(img, 0.03, 50, "median")
+
+
+def test_cluster_files_written_and_read_back(tmp_path):
+    """The segment stage's files: cluster-id image and cluster table, read back with their dtypes."""
+    from sattag.runfolder import RunFolder
+    from sattag.scene import dstl_grid
+    from sattag.segment import read_cluster_ids, read_cluster_table, write_cluster_ids, write_cluster_table
+
+    data, _, _ = flat_regions()
+    ids, table = cluster_pixels(data, 0.03, 50)
+    run, grid = RunFolder(tmp_path), dstl_grid(0.009, -0.009, *ids.shape)
+    back, grid2 = read_cluster_ids(write_cluster_ids(run.clusters("6010_1_2"), ids, grid))
+    assert back.dtype == np.int32 and grid2.transform == grid.transform and grid2.crs is None
+    np.testing.assert_array_equal(back, ids)
+    df = read_cluster_table(write_cluster_table(run.cluster_table("6010_1_2"), table, ("B1", "B2", "B3", "B4")))
+    assert list(df.columns) == ["cluster", "size", "row0", "col0", "row1", "col1",
+                                "mean_B1", "mean_B2", "mean_B3", "mean_B4"]
+    assert df["cluster"].dtype == np.int32 and df["size"].dtype == np.int64 and df["mean_B1"].dtype == np.float32
+    np.testing.assert_array_equal(df["size"], table.sizes)
+    np.testing.assert_array_equal(df[["mean_B1", "mean_B2", "mean_B3", "mean_B4"]].to_numpy(), table.means)
+    with pytest.raises(InputError, match="cluster-id image"):
+        read_cluster_ids(run.root / "nope.tif")

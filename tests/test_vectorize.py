@@ -205,16 +205,18 @@ def _parquet_records():
 
 
 def test_geoparquet_grid_units_read_back(tmp_path):
-    import geopandas as gpd
     import pyarrow.parquet as pq
+
+    from sattag.vectorize import read_geoparquet
 
     p = write_geoparquet(tmp_path / "polygons.parquet", _parquet_records())
     meta = json.loads(pq.read_metadata(p).metadata[b"geo"])
     assert meta["primary_column"] == "geometry"
     assert "crs" in meta["columns"]["geometry"] and meta["columns"]["geometry"]["crs"] is None  # not CRS84
-    df = gpd.read_parquet(p)
+    df = read_geoparquet(p)
     assert df.crs is None
     assert list(df.columns) == ["scene", "class_id", "class_name", "geometry"]
+    assert df["class_id"].dtype == np.int32 and df["scene"].dtype == "str"
     assert len(df) == 4  # empty class 6 left out
     assert set(df["class_name"]) == {"Buildings", "Trees"}
     assert df.geometry.is_valid.all()

@@ -1,14 +1,14 @@
 """predict stage: per-cluster class probabilities, thresholds and overlap/size rules, class masks.
 
 It predicts on the clusters of the segment stage: ``sattag.segment.cluster_pixels`` first, then
-:func:`predict_clusters`.
+:func:`predict_clusters`. Its files (probabilities, rule records): ``sattag.predict.files``.
 """
-from sattag.predict.masks import (PredictResult, class_masks, predict_clusters, probability_frame,
-                                  write_cluster_ids, write_cluster_table, write_masks, write_prediction,
-                                  write_probabilities)
+from sattag.predict.files import (RULE_KINDS, probability_frame, read_probabilities, read_rules, write_prediction,
+                                  write_probabilities, write_rules)
+from sattag.predict.masks import PredictResult, class_masks, predict_clusters
 from sattag.predict.probabilities import cluster_probabilities, paint
 from sattag.predict.rules import RULE_COLUMNS, apply_rules, group_sizes, neighbour_any, threshold_flags
 
-__all__ = ["PredictResult", "RULE_COLUMNS", "apply_rules", "class_masks", "cluster_probabilities",
-           "group_sizes", "neighbour_any", "paint", "predict_clusters", "probability_frame", "threshold_flags",
-           "write_cluster_ids", "write_cluster_table", "write_masks", "write_prediction", "write_probabilities"]
+__all__ = ["PredictResult", "RULE_COLUMNS", "RULE_KINDS", "apply_rules", "class_masks", "cluster_probabilities",
+           "group_sizes", "neighbour_any", "paint", "predict_clusters", "probability_frame", "read_probabilities",
+           "read_rules", "threshold_flags", "write_prediction", "write_probabilities", "write_rules"]

@@ -1,4 +1,5 @@
-"""Write polygons: GeoJSON per scene, the DSTL submission CSV, one GeoParquet over all scenes.
+"""Write polygons: GeoJSON per scene, the DSTL submission CSV, one GeoParquet over all scenes; and read
+the GeoJSON and GeoParquet back (the submission CSV is read by ``sattag.evaluate.read_submission_csv``).
 
 Every file is written to a temporary name and renamed (``sattag._files.atomic_path``).
 """
@@ -18,7 +19,8 @@ from sattag.errors import InputError
 from sattag.vectorize.polygons import as_multipolygon
 from sattag.wkt_csv import read_wkt_rows, write_wkt_csv
 
-__all__ = ["write_geojson", "write_submission_csv", "write_geoparquet", "wkt_precision"]
+__all__ = ["read_geojson_polygons", "read_geoparquet", "write_geojson", "write_submission_csv", "write_geoparquet",
+           "wkt_precision"]
 
 
 def _crs_name(crs) -> str | None:
@@ -154,3 +156,19 @@ def write_geoparquet(path: str | Path, records, crs=None, classes: ClassTable = 
     with atomic_path(path) as tmp:
         gdf.to_parquet(tmp, index=False, schema_version="1.0.0", write_covering_bbox=False)
     return Path(path)
+
+
+def read_geoparquet(path: str | Path):
+    """Read the GeoParquet of :func:`write_geoparquet`: a GeoDataFrame of ``scene`` (str), ``class_id``
+    (int32), ``class_name`` (str) and ``geometry`` (MultiPolygon), with the CRS written (None for DSTL
+    grid units). Raises :class:`InputError` naming the file when it cannot be read or lacks a column."""
+    import geopandas as gpd
+
+    try:
+        gdf = gpd.read_parquet(path)
+    except Exception as e:  # pyarrow/geopandas raise many types; the message says what
+        raise InputError(f"cannot read polygons GeoParquet ({e})", path) from e
+    missing = [c for c in ("scene", "class_id", "class_name") if c not in gdf.columns]
+    if missing:
+        raise InputError(f"no column {', '.join(map(repr, missing))} in the polygons GeoParquet", path)
+    return gdf.astype({"scene": "str", "class_id": "int32", "class_name": "str"})
