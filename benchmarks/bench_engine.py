@@ -73,7 +73,7 @@ def train_once(data: str, out: str, samples: int, trees: int, depth: int) -> dic
     from sattag.ingest import discover_scenes, ingest_scene, read_stack
     from sattag.labels import labelled_scene_ids, rasterize_classes, scene_labels
     from sattag.learn import (allocate_quotas, auc_table, class_pixel_counts, concat_samples, sample_scene,
-                              train_models)
+                              train_models, write_auc)
     from sattag.runfolder import RunFolder
 
     run = RunFolder(Path(out))
@@ -95,7 +95,7 @@ def train_once(data: str, out: str, samples: int, trees: int, depth: int) -> dic
     del stacks, masks
     models = train_models(concat_samples(parts), bands, DSTL_CLASSES, cfg)
     models.save(run.models)
-    auc_table(models).to_csv(run.auc_csv, index=False)
+    write_auc(run.auc_csv, auc_table(models))
     return {"reused": False, "seconds": time.perf_counter() - t0}
 
 
