@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sattag.config import Config
@@ -41,47 +42,38 @@ def _png(path: Path, kind: str, seed: int) -> None:
     plt.close(fig)
 
 
-def _csv(path: Path, header: list[str], rows: list[list]) -> None:
-    import csv
-
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-
-
 def make_run_folder(root: Path) -> RunFolder:
-    """A run folder with every file the report reads: run.json, CSVs and PNG figures."""
+    """A run folder with every file the report reads, each written by its owner's writer: run.json,
+    the CSVs and PNG figures."""
+    from sattag.engine.records import write_failures, write_run_json, write_timings
+    from sattag.engine.scenes import Failure, Timing
+    from sattag.evaluate import write_scores
+    from sattag.ingest import write_offsets
+    from sattag.learn import write_auc
+
     run = RunFolder(root)
     root.mkdir(parents=True, exist_ok=True)
-    run.run_json.write_text(
-        json.dumps(
-            {
-                "config": Config().to_dict(),
-                "versions": {"sattag": "0.1.0", "numpy": np.__version__, "python": "3.11"},
-                "scenes": SCENES,
-                "started": "2024-05-01T10:00:00Z",
-                "finished": "2024-05-01T10:07:30Z",
-            },
-            default=str,
-        )
-    )
-    _csv(run.auc_csv, ["class_id", "class", "n_in", "n_out", "n_train", "n_valid", "auc", "seconds"],
-         [[1, "Buildings", 20000, 20000, 36000, 4000, 0.91234, 3.5],
-          [5, "Trees", 15000, 20000, 31500, 3500, 0.87, 2.25]])
-    _csv(run.scores_csv, ["class_id", "class", "intersection", "union", "jaccard", "kind"],
-         [[1, "Buildings", 10.0, 20.0, 0.5, "polygon"],
-          [5, "Trees", 30.0, 40.0, 0.75, "polygon"],
-          ["", "mean", "", "", 0.625, "polygon"],
-          [1, "Buildings", 100, 400, 0.25, "pixel"],
-          [5, "Trees", 300, 400, 0.75, "pixel"],
-          ["", "mean", "", "", 0.5, "pixel"]])
-    _csv(run.timings_csv, ["stage", "scene", "seconds", "peak_mib"],
-         [["ingest", SCENES[0], 1.5, 200], ["ingest", SCENES[1], 2.5, 300],
-          ["predict", SCENES[0], 4.0, 512.5]])
-    _csv(run.failures_csv, ["scene", "stage", "error"], [["6120_2_0", "predict", ERROR_TEXT]])
-    _csv(run.offsets_csv, ["scene", "group", "dx", "dy", "correlation"],
-         [[SCENES[0], "P", 0.12, -0.3, 0.97], [SCENES[0], "A", 41.5, 12.25, 0.81]])
+    write_run_json(run.run_json, {
+        "config": Config().to_dict(),
+        "versions": {"sattag": "0.1.0", "numpy": np.__version__, "python": "3.11"},
+        "scenes": SCENES,
+        "started": "2024-05-01T10:00:00Z",
+        "finished": "2024-05-01T10:07:30Z",
+    })
+    write_auc(run.auc_csv, pd.DataFrame(
+        {"class_id": [1, 5], "class": ["Buildings", "Trees"], "n_in": [20000, 15000], "n_out": [20000, 20000],
+         "n_train": [36000, 31500], "n_valid": [4000, 3500], "auc": [0.91234, 0.87], "seconds": [3.5, 2.25],
+         "skipped": ["", ""]}))
+    nan = float("nan")
+    write_scores(run.scores_csv, pd.DataFrame(
+        {"split": "held-out", "scenes": 2, "kind": ["polygon"] * 3 + ["pixel"] * 3,
+         "class_id": [1, 5, 0] * 2, "class": ["Buildings", "Trees", "mean"] * 2,
+         "intersection": [10.0, 30.0, nan, 100, 300, nan], "union": [20.0, 40.0, nan, 400, 400, nan],
+         "jaccard": [0.5, 0.75, 0.625, 0.25, 0.75, 0.5]}))
+    write_timings(run.timings_csv, [Timing("ingest", SCENES[0], 1.5, 200), Timing("ingest", SCENES[1], 2.5, 300),
+                                    Timing("predict", SCENES[0], 4.0, 512.5)])
+    write_failures(run.failures_csv, [Failure("6120_2_0", "predict", ERROR_TEXT)])
+    write_offsets(run.offsets_csv, [(SCENES[0], "P", 0.12, -0.3, 0.97), (SCENES[0], "A", 41.5, 12.25, 0.81)])
     figs = run.figures
     _png(figs / "thumbnail_6010_1_2.png", "image", 0)
     _png(figs / "explore" / "6010_1_2_band_M2.png", "image", 1)
@@ -206,19 +198,27 @@ def test_failures_are_highlighted_and_escaped(report):
     assert "<script>alert" not in text and "<A>" not in text
 
 
-def test_scores_without_kind_and_numeric_scene_ids(tmp_path):
-    """A scores.csv without ``kind`` is one table, its last row the mean; scene ids stay text."""
+def test_numeric_scene_ids_stay_text_and_mean_rows_are_class_0(tmp_path):
+    """Types come from the owners' readers: a scene id "6010" is text, and the mean row of a score
+    table is the one with class_id 0, whatever its name."""
+    from sattag.engine.records import write_timings
+    from sattag.engine.scenes import Timing
+    from sattag.evaluate import write_scores
+
     run = RunFolder(tmp_path / "run")
     run.root.mkdir()
-    _csv(run.scores_csv, ["class_id", "class", "intersection", "union", "jaccard"],
-         [[3, "Road", 1, 4, 0.25], ["", "mean", "", "", 0.25]])
-    _csv(run.timings_csv, ["stage", "scene", "seconds", "peak_mib"], [["ingest", "6010", 1, 10]])
+    write_scores(run.scores_csv, pd.DataFrame({"split": "held-out", "kind": "pixel", "scenes": 1,
+                                               "class_id": [3, 0], "class": ["Road", "all"],
+                                               "intersection": [1.0, float("nan")], "union": [4.0, float("nan")],
+                                               "jaccard": [0.25, 0.25]}))
+    write_timings(run.timings_csv, [Timing("ingest", "6010", 1, 10)])
     text = write_report(run.root).read_text()
     page = parse(text)
     assert text.count('<tr class="mean">') == 2  # the scores mean and the timings total
     assert "6010" in page.cells and "6010.000" not in page.cells
     assert "background:#2c3e50" in text  # Road's colour beside its name
-    assert "0.250" in page.cells and "polygon Jaccard" not in text
+    assert "0.250" in page.cells and "pixel Jaccard" in text and "polygon Jaccard" not in text
+    assert "held-out mean Jaccard" in text
 
 
 def test_every_section_is_optional(tmp_path):
@@ -237,6 +237,67 @@ def test_every_section_is_optional(tmp_path):
     text = render_report(empty)
     assert 'class="banner ok"' in text and "could not read run.json" in text
     assert "could not read auc.csv" in text
+
+
+# ---------------------------------------------------------------- a run folder the engine wrote
+
+@pytest.fixture(scope="module")
+def engine_run(tmp_path_factory) -> RunFolder:
+    """``sattag run`` on small generated DSTL-format data (3 labelled scenes, one held out)."""
+    import subprocess
+    import sys
+
+    from sattag.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("engine_report")
+    data = root / "data"
+    generate_dataset(data, n_scenes=3, n_train=3, size=300, seed=3)
+    config = root / "small.toml"
+    config.write_text("[sample]\nn_in = 2000\nn_out = 2000\n[model]\nn_trees = 10\nmax_depth = 5\n")
+    held = sorted(p.stem for p in (data / "three_band").glob("*.tif"))[0]
+    res = subprocess.run([sys.executable, "-m", "sattag.cli", "run", str(data), "--out", str(root / "run"),
+                          "--workers", "0", "--quiet", "--config", str(config), "--holdout-scenes", held],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return RunFolder(root / "run")
+
+
+@pytest.mark.slow
+def test_report_of_an_engine_run_shows_the_runs_numbers(engine_run):
+    """The report of a folder the engine wrote: its tables hold what the owners' readers read."""
+    from sattag.engine.records import read_failures, read_timings
+    from sattag.evaluate import MEAN_ID, read_scores
+    from sattag.ingest import read_offsets
+    from sattag.learn import read_auc
+    from sattag.viz.report import _fmt
+
+    text = engine_run.report_html.read_text(encoding="utf-8")
+    page = parse(text)
+    cells = page.cells
+    assert "could not read" not in text
+    auc = read_auc(engine_run.auc_csv)
+    assert set(auc["split"]) == {"held-out", "in-sample"}
+    for value in auc["auc"].dropna():
+        assert _fmt(value) in cells
+    assert _fmt(auc.loc[auc["split"] == "in-sample", "n_train"].iloc[0], integer=True) in cells
+    scores = read_scores(engine_run.scores_csv)
+    assert list(dict.fromkeys(scores["split"])) == ["held-out", "in-sample"]
+    for value in scores["jaccard"].dropna():
+        assert _fmt(value) in cells
+    # one bold mean row per split and kind; the headline cards are the polygon means, held-out first
+    assert text.count('<tr class="mean">') == len(scores[scores["class_id"] == MEAN_ID]) + 1  # + timings total
+    for split in ("held-out", "in-sample"):
+        mean = scores[(scores["split"] == split) & (scores["kind"] == "polygon") & (scores["class_id"] == MEAN_ID)]
+        card = f'<div class="v">{_fmt(mean["jaccard"].iloc[0])}</div><div class="k">{split} mean Jaccard</div>'
+        assert card in text
+    assert text.index("held-out mean Jaccard") < text.index("in-sample mean Jaccard")
+    for value in read_offsets(engine_run.offsets_csv)[["dx", "dy"]].to_numpy().ravel():
+        assert _fmt(value) in cells
+    timings = read_timings(engine_run.timings_csv)
+    i = cells.index("ingest")
+    assert cells[i + 1] == str((timings["stage"] == "ingest").sum()) == "3"
+    assert read_failures(engine_run.failures_csv).empty and 'class="banner ok"' in text
+    assert "Buildings" in text and "background:#c0392b" in text  # the run's class table (DSTL's)
 
 
 # ---------------------------------------------------------------- the page in a real browser
@@ -484,6 +545,7 @@ def test_small_areas_are_not_shown_as_zero():
     """Polygon areas in DSTL grid units are ~1e-6: they must not print as 0.000."""
     from sattag.viz.report import _fmt
 
-    assert _fmt("1.234e-06", "intersection") == "1.234e-06"
-    assert _fmt("0", "intersection") == "0.000"
-    assert _fmt("0.5", "jaccard") == "0.500"
+    assert _fmt(1.234e-06) == "1.234e-06"
+    assert _fmt(0.0) == "0.000"
+    assert _fmt(0.5) == "0.500"
+    assert _fmt(36000, integer=True) == "36,000" and _fmt(float("nan")) == "–" and _fmt(pd.NA, True) == "–"
