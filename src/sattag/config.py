@@ -256,6 +256,9 @@ class PredictConfig:
 
     threshold: float = field(default=0.5, metadata=within("[0, 1]"))
     thresholds: dict[int | str, float] = field(default_factory=dict, metadata=within("[0, 1]"))
+    # Each class's threshold tuned for the best Jaccard on validation scenes when the models are
+    # trained (recorded in their card); ``thresholds`` given here still win.
+    tune_thresholds: bool = True
     overlap_rules: tuple[OverlapRule, ...] = DSTL_OVERLAP_RULES
     size_rules: tuple[SizeRule, ...] = DSTL_SIZE_RULES
 
@@ -297,6 +300,9 @@ class SplitConfig:
     default_holdout: float = field(default=0.2, metadata=within("(0, 1)"))
     min_scenes: int = field(default=4, metadata=within("[2, inf)"))
     auc_pixels: int = field(default=50_000, metadata=within("[1, inf)"))
+    # Share of the training scenes a first model leaves out to tune the thresholds on (at least one,
+    # when there are two or more training scenes); the final models then train on all of them.
+    validation: float = field(default=0.25, metadata=within("[0, 1)"))
     seed: int = 0
 
 

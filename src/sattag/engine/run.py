@@ -26,6 +26,7 @@ from sattag.engine.progress import NULL_PROGRESS, Progress
 from sattag.engine.records import write_failures, write_run_json, write_timings
 from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes, peak_rss_mib
 from sattag.engine import tasks
+from sattag.features import FeatureSet
 from sattag.labels.source import LabelSource
 from sattag.learn.split import HELD_OUT, IN_SAMPLE, SceneSplit, split_for
 from sattag.runfolder import RunFolder
@@ -205,12 +206,14 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     Only ``session.split.train`` scenes are sampled; the held-out scenes then give each model's AUC
     on scenes it never saw (``auc.csv`` rows ``split=held-out``), beside the 90/10 pixel-split AUC
     of the training scenes (``split=in-sample``: neighbouring pixels leak, so it flatters).
-    Skips training when ``models/card.json`` is already there (a resumed run).
+    With ``[predict] tune_thresholds`` and two or more training scenes, a first model set trained
+    without ``[split] validation`` of them chooses each class's threshold for the best Jaccard on
+    those (:mod:`sattag.learn.thresholds`); the final models train on all training scenes and carry
+    the thresholds in their card. Skips training when ``models/card.json`` is already there (a
+    resumed run).
     """
-    import dataclasses
-
     from sattag.ingest import read_stack_metadata
-    from sattag.learn import allocate_quotas, auc_table, samples_auc, train_models, write_auc
+    from sattag.learn import auc_table, samples_auc, tune_thresholds, validation_scenes, write_auc
 
     models_dir = session.run.models
     if (models_dir / "card.json").exists():
@@ -220,27 +223,59 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     train_ids = [s for s in session.split.train if not session.failed(s)]
     if not train_ids:
         raise SattagError("no labelled scene to train on", session.labels.path or session.data_dir)
-    quotas = allocate_quotas({s: explored["counts"][s] for s in train_ids}, session.config.sample)
-    samples = _sample(session, scenes, quotas)
     bands = read_stack_metadata(session.run.stack(train_ids[0])).bands
-    with session.timed("train"):
-        bar = session.progress.stage("train", len(session.classes))
-        model_set = train_models(samples, bands, session.classes, session.config, client=session.client,
-                                 progress=lambda n=1: bar.advance(n))
-        bar.close()
-        model_set.split = session.split
-    del samples
+    thresholds = None
+    tuning = validation_scenes(train_ids, session.config.split.validation, session.config.split.seed)
+    if session.config.predict.tune_thresholds and tuning.held_out:
+        # A first model set that does not see the validation scenes chooses the thresholds there.
+        first = _fit(session, scenes, explored, tuning.train, bands, "train (for thresholds)")
+        with session.timed("tune thresholds"):
+            samples = _evaluation_sample(session, scenes, explored, tuning.held_out, "sample validation")
+            totals = {cid: tuple(int(v) for v in sum(explored["counts"][s][i] for s in tuning.held_out))
+                      for i, cid in enumerate(session.classes.ids)}
+            thresholds = tune_thresholds(first, samples, totals).assign(
+                validation_scenes=len(tuning.held_out))
+        del first, samples
+    model_set = _fit(session, scenes, explored, train_ids, bands, "train")
+    model_set.split = session.split
+    model_set.thresholds = thresholds
     held_table = None
     held = [s for s in session.split.held_out if not session.failed(s)]
     if held:
-        n, most = session.config.sample, session.config.split.auc_pixels
-        asked = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
-        quotas = allocate_quotas({s: explored["counts"][s] for s in held}, asked)
         with session.timed("held-out AUC"):
-            held_table = samples_auc(model_set, _sample(session, scenes, quotas, "sample held-out"))
+            held_table = samples_auc(model_set, _evaluation_sample(session, scenes, explored, held,
+                                                                   "sample held-out"))
     model_set.save(models_dir)
     write_auc(session.run.auc_csv, auc_table(model_set), held_table)
     return model_set
+
+
+def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequence[str], bands, stage: str):
+    """Models trained on balanced samples of the scenes ``ids`` (``config.sample``)."""
+    from sattag.learn import allocate_quotas, train_models
+
+    quotas = allocate_quotas({s: explored["counts"][s] for s in ids}, session.config.sample)
+    samples = _sample(session, scenes, quotas)
+    with session.timed(stage):
+        bar = session.progress.stage(stage, len(session.classes))
+        model_set = train_models(samples, bands, session.classes, session.config, client=session.client,
+                                 progress=lambda n=1: bar.advance(n),
+                                 feature_set=FeatureSet.from_config(session.config.features))
+        bar.close()
+    return model_set
+
+
+def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequence[str],
+                       stage: str) -> dict:
+    """A balanced sample of the scenes ``ids`` to measure models on, at most ``[split] auc_pixels``
+    pixels in and out of each class."""
+    import dataclasses
+
+    from sattag.learn import allocate_quotas
+
+    n, most = session.config.sample, session.config.split.auc_pixels
+    asked = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
+    return _sample(session, scenes, allocate_quotas({s: explored["counts"][s] for s in ids}, asked), stage)
 
 
 def _sample(session: Session, scenes: Sequence[Scene], quotas: dict, stage: str = "sample") -> dict:
@@ -249,7 +284,8 @@ def _sample(session: Session, scenes: Sequence[Scene], quotas: dict, stage: str 
 
     chosen = [s for s in scenes if s.id in quotas]
     res = session.record(map_scenes(session.client, stage, tasks.sample_task, chosen,
-                                    session.run, session.config.sample.seed, per_scene=quotas,
+                                    session.run, session.config.sample.seed,
+                                    FeatureSet.from_config(session.config.features), per_scene=quotas,
                                     progress=session.progress))
     return concat_samples([res.results[s] for s in sorted(res.results)])
 

@@ -7,10 +7,13 @@ which is what makes an interrupted run resumable.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from sattag.classes import ClassTable
 from sattag.config import Config
+from sattag.features import FeatureSet
 from sattag.labels.source import LabelSource
 from sattag.runfolder import RunFolder
 from sattag.scene import Scene
@@ -61,15 +64,16 @@ def labels_task(scene: Scene, run: RunFolder, source: LabelSource, classes: Clas
     }
 
 
-def sample_task(scene: Scene, quotas: np.ndarray, run: RunFolder, seed: int) -> dict:
-    """Draw the scene's share of the balanced per-class pixel samples."""
+def sample_task(scene: Scene, quotas: np.ndarray, run: RunFolder, seed: int, feature_set: FeatureSet) -> dict:
+    """Draw the scene's share of the balanced per-class pixel samples: the features of the drawn pixels."""
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
     from sattag.learn import sample_scene
 
     stack = read_stack(run.stack(scene.id))
     truth_masks = read_masks(run.truth_masks(scene.id))[0]
-    return sample_scene(stack.data, truth_masks, quotas, seed=seed, scene_id=scene.id)
+    return sample_scene(stack.data, truth_masks, quotas, seed=seed, scene_id=scene.id, bands=stack.bands,
+                        feature_set=feature_set)
 
 
 def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, classes: ClassTable) -> dict:
@@ -78,7 +82,8 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
     from sattag.learn import load_models
-    from sattag.predict import predict_clusters, write_prediction
+    from sattag.features import cluster_features
+    from sattag.predict import predict_clusters, with_tuned_thresholds, write_prediction
     from sattag.segment import cluster_pixels
     from sattag.vectorize import masks_to_polygons, read_geojson_polygons, write_geojson
 
@@ -90,8 +95,15 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
     else:
         stack = read_stack(run.stack(scene.id))
         models = load_models(run.models, stack.bands, classes)
-        cluster_ids, cluster_table = cluster_pixels(stack.data, config.cluster.tolerance, config.cluster.min_size)
-        result = predict_clusters(cluster_ids, cluster_table, models, config, classes)
+        cluster_ids, cluster_table = cluster_pixels(stack.data, config.cluster.tolerance, config.cluster.min_size,
+                                                    config.cluster.tolerance_of)
+        features = cluster_features(stack.data, stack.bands, models.feature_set, cluster_ids, len(cluster_table),
+                                    band_means=cluster_table.means)
+        # The thresholds tuned when the models were trained, unless the configuration fixes them.
+        config = dataclasses.replace(config, predict=with_tuned_thresholds(config.predict, models.tuned_thresholds(),
+                                                                           classes))
+        result = predict_clusters(cluster_ids, cluster_table, models, config, classes, features=features)
+        del features
         write_prediction(run, scene.id, result, stack.grid, classes)
         if figures:
             from sattag.viz.clusters import write_cluster_figures

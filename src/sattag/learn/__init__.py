@@ -19,11 +19,17 @@ from sattag.learn.sample import (
     sample_scenes,
     scene_entropy,
 )
-from sattag.learn.split import HELD_OUT, IN_SAMPLE, SceneSplit, kfold_scenes, split_scenes
+from sattag.learn.split import (HELD_OUT, IN_SAMPLE, SceneSplit, kfold_scenes, split_for, split_scenes,
+                                validation_scenes)
+from sattag.learn.thresholds import best_threshold, tune_thresholds
 from sattag.learn.train import (AUC_COLUMNS, auc_table, check_device, read_auc, roc_auc, samples_auc, split_train_valid,
                                 train_models, write_auc)
 
 __all__ = [
+    "best_threshold",
+    "split_for",
+    "tune_thresholds",
+    "validation_scenes",
     "AUC_COLUMNS",
     "HELD_OUT",
     "IN_SAMPLE",

@@ -64,6 +64,15 @@ class ModelSet:
     # The scenes the models learned from and those held out (a SceneSplit); None when unknown.
     split: SceneSplit | None = None
     feature_set: FeatureSet = field(default_factory=lambda: FeatureSet("spectra"))
+    # Tuned decision thresholds (``sattag.learn.thresholds``): a table with class_id, class,
+    # threshold, jaccard, jaccard_at_0.5; None when not tuned.
+    thresholds: Any = None
+
+    def tuned_thresholds(self) -> dict[int, float]:
+        """class id -> tuned threshold (empty when the thresholds were not tuned)."""
+        if self.thresholds is None:
+            return {}
+        return {int(r.class_id): float(r.threshold) for r in self.thresholds.itertuples()}
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -135,6 +144,8 @@ class ModelSet:
             "classes": self.classes.to_records(),
             "config": self.config.to_dict(),
             "split": self.split.to_dict() if self.split is not None else None,
+            "thresholds": (None if self.thresholds is None else
+                           json.loads(self.thresholds.to_json(orient="records"))),
             "models": [
                 {
                     "class_id": cid,
@@ -277,8 +288,13 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
         booster.set_param({"device": "cpu"})
         boosters[cid] = booster
     split = SceneSplit.from_dict(card["split"]) if card.get("split") else None
+    thresholds = None
+    if card.get("thresholds"):
+        import pandas as pd
+
+        thresholds = pd.DataFrame(card["thresholds"])
     return ModelSet(boosters=boosters, bands=bands, classes=classes, config=config, results=results,
-                    split=split, feature_set=card_features)
+                    split=split, feature_set=card_features, thresholds=thresholds)
 
 
 def read_card_split(directory: str | Path, labelled: Sequence[str] | None = None) -> SceneSplit:

@@ -95,6 +95,18 @@ def split_for(labelled: Sequence[str], config: SplitConfig) -> SceneSplit:
                         config.default_holdout)
 
 
+def validation_scenes(train: Sequence[str], fraction: float, seed: int = 0) -> SceneSplit:
+    """Training scenes split again: ``held_out`` = validation scenes (e.g. to tune thresholds on scenes a
+    first model did not see), ``train`` = the rest. ``fraction`` of them (at least one) when there are
+    two or more training scenes; none with a single one."""
+    train = sorted(dict.fromkeys(train))
+    if len(train) < 2 or fraction <= 0:
+        return SceneSplit(tuple(train), ())
+    n = min(len(train) - 1, max(1, round(fraction * len(train))))
+    chosen = set(_order(train, seed + 7919)[:n])
+    return SceneSplit(tuple(s for s in train if s not in chosen), tuple(s for s in train if s in chosen))
+
+
 def kfold_scenes(labelled: Sequence[str], k: int, seed: int = 0) -> list[SceneSplit]:
     """``k`` splits by scene: every labelled scene is held out in exactly one fold.
 

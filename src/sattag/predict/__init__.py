@@ -7,8 +7,10 @@ from sattag.predict.files import (RULE_KINDS, probability_frame, read_probabilit
                                   write_probabilities, write_rules)
 from sattag.predict.masks import PredictResult, class_masks, predict_clusters
 from sattag.predict.probabilities import cluster_probabilities, paint
-from sattag.predict.rules import RULE_COLUMNS, apply_rules, group_sizes, neighbour_any, threshold_flags
+from sattag.predict.rules import (RULE_COLUMNS, apply_rules, group_sizes, neighbour_any, threshold_flags,
+                                  with_tuned_thresholds)
 
 __all__ = ["PredictResult", "RULE_COLUMNS", "RULE_KINDS", "apply_rules", "class_masks", "cluster_probabilities",
            "group_sizes", "neighbour_any", "paint", "predict_clusters", "probability_frame", "read_probabilities",
-           "read_rules", "threshold_flags", "write_prediction", "write_probabilities", "write_rules"]
+           "read_rules", "threshold_flags", "with_tuned_thresholds", "write_prediction", "write_probabilities",
+           "write_rules"]

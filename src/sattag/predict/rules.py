@@ -24,6 +24,9 @@ apply only to a class table with the DSTL classes they name (otherwise they are 
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -35,6 +38,16 @@ from sattag.segment.cluster import ClusterTable
 #: names, ``target_id`` / ``other_id`` their ids in the class table (empty for a skipped rule).
 RULE_COLUMNS = ["rule", "kind", "target", "other", "target_id", "other_id", "scope", "min_px", "max_px",
                 "reason", "skipped", "clusters", "pixels"]
+
+
+def with_tuned_thresholds(config: PredictConfig, tuned: Mapping[int, float], classes: ClassTable) -> PredictConfig:
+    """``config`` with the models' tuned thresholds (class id -> threshold) for every class whose
+    threshold the configuration does not fix itself (by name or by id): what the user wrote wins."""
+    fixed = {c.id for c in classes if c.name in config.thresholds or c.id in config.thresholds}
+    extra = {classes.by_id(cid).name: float(t) for cid, t in tuned.items() if cid in classes.ids and cid not in fixed}
+    if not extra:
+        return config
+    return dataclasses.replace(config, thresholds={**config.thresholds, **extra})
 
 
 def threshold_flags(probs: np.ndarray, config: PredictConfig, classes: ClassTable) -> np.ndarray:
