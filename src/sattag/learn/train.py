@@ -22,6 +22,7 @@ from scipy.stats import rankdata
 from sattag.classes import ClassTable
 from sattag.config import Config, ModelConfig
 from sattag.errors import SattagError
+from sattag.features import FeatureSet, feature_names
 from sattag.learn.models import ClassResult, ModelSet
 from sattag.learn.sample import Sample
 
@@ -149,6 +150,7 @@ def train_models(
     client: Any = None,
     progress: Callable[[int], None] | None = None,
     n_jobs: int | None = None,
+    feature_set: FeatureSet | None = None,
 ) -> ModelSet:
     """Train one binary model per class of ``classes``.
 
@@ -156,9 +158,10 @@ def train_models(
     ----------
     samples:
         class id -> (X float32 (n, B), y uint8 (n,)) from :func:`sattag.learn.sample_scenes` /
-        :func:`sattag.learn.concat_samples`; columns in ``bands`` order.
+        :func:`sattag.learn.concat_samples`; columns: the features of ``feature_set`` on ``bands``
+        (:func:`sattag.features.feature_names`).
     bands:
-        Band names, the columns of X (stored in the model card and checked when models are loaded).
+        The stack's band names (stored in the model card and checked when models are loaded).
     classes:
         Class table; a class with no sample, or no in-class (or no out-of-class) pixels, is skipped with
         the reason recorded (no model; its predictions are 0).
@@ -172,6 +175,9 @@ def train_models(
         Called with 1 after each class (trained or skipped).
     n_jobs:
         In-process only: classes trained at once, one thread each (None: one per core of this process).
+    feature_set:
+        What the columns of X are (default: the band values alone, ``"spectra"``); recorded in the card,
+        so prediction computes the same features.
 
     Raises
     ------
@@ -180,7 +186,8 @@ def train_models(
     """
     check_device(config.model)
     bands = tuple(bands)
-    feature_names = list(bands)
+    feature_set = feature_set or FeatureSet("spectra")
+    columns = feature_names(bands, feature_set)
     results: dict[int, ClassResult] = {}
     todo: list[tuple[ClassResult, np.ndarray, np.ndarray]] = []
     for cls in classes:
@@ -191,9 +198,9 @@ def train_models(
             res.skipped = "no sample for this class"
         else:
             X, y = sample
-            if X.ndim != 2 or X.shape[1] != len(bands) or X.shape[0] != y.shape[0]:
-                raise SattagError(f"class {cls.id} sample has X {X.shape}, y {y.shape}; "
-                                  f"expected (n, {len(bands)}) and (n,)")
+            if X.ndim != 2 or X.shape[1] != len(columns) or X.shape[0] != y.shape[0]:
+                raise ValueError(f"class {cls.id} sample has X {X.shape}, y {y.shape}; "
+                                 f"expected (n, {len(columns)}) and (n,) for {feature_set.describe()}")
             res.n_in = int(np.count_nonzero(y))
             res.n_out = int(y.size - res.n_in)
             if res.n_in == 0:
@@ -211,7 +218,7 @@ def train_models(
         futures = {}
         for res, X, y in todo:
             X_f, y_f = client.scatter([X, y])
-            futures[client.submit(_fit_class_on_worker, res, X_f, y_f, params, feature_names, config,
+            futures[client.submit(_fit_class_on_worker, res, X_f, y_f, params, list(columns), config,
                                   pure=False)] = res.class_id
         from distributed import as_completed
 
@@ -225,7 +232,7 @@ def train_models(
         # xgboost.dask: each model uses every worker, so classes go one after another. GPU: one device.
         params = xgb_params(config.model)
         for res, X, y in todo:
-            boosters[res.class_id] = _fit_class(res, X, y, params, feature_names, config, client)
+            boosters[res.class_id] = _fit_class(res, X, y, params, list(columns), config, client)
             if progress is not None:
                 progress(1)
     else:
@@ -236,7 +243,7 @@ def train_models(
         jobs = min(_n_cores() if n_jobs is None else max(1, int(n_jobs)), len(todo))
         params = dict(xgb_params(config.model), nthread=max(1, _n_cores() // jobs))
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:  # XGBoost frees the GIL
-            futures = {pool.submit(_fit_class, res, X, y, params, feature_names, config, None): res.class_id
+            futures = {pool.submit(_fit_class, res, X, y, params, list(columns), config, None): res.class_id
                        for res, X, y in todo}
             for fut in concurrent.futures.as_completed(futures):
                 boosters[futures[fut]] = fut.result()
@@ -246,7 +253,7 @@ def train_models(
         if results[cls.id].skipped is not None and progress is not None:
             progress(1)
     return ModelSet(boosters=dict(sorted(boosters.items())), bands=bands, classes=classes, config=config,
-                    results=results)
+                    results=results, feature_set=feature_set)
 
 
 def _n_cores() -> int:
