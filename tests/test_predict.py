@@ -419,3 +419,35 @@ def test_size_rule_measures_groups_of_adjacent_clusters():
         res = cluster_and_predict(data, model, cfg, DSTL_CLASSES)
         assert res.masks[DSTL_CLASSES.index(6)].all() == kept, (scope, min_px)
         assert res.masks[DSTL_CLASSES.index(6)].any() == kept
+
+
+def test_sampled_cluster_pixels_are_spread_and_deterministic():
+    from sattag.predict import mean_by_cluster, sample_cluster_pixels
+
+    ids = np.array([[0, 0, 1, 1], [0, 2, 2, 1], [3, 3, 3, 3]], np.int32)
+    index, owner = sample_cluster_pixels(ids, 4, 2)
+    assert owner.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert (ids.ravel()[index] == owner).all()
+    assert index[-2:].tolist() == [9, 11]  # cluster 3's 4 pixels: the middle of each half
+    whole, owner_all = sample_cluster_pixels(ids, 4, 100)  # at most what a cluster has
+    assert sorted(whole.tolist()) == list(range(12))
+    means = mean_by_cluster(np.arange(12, dtype=float)[whole, None], owner_all, 4)
+    assert means[:, 0].tolist() == pytest.approx([5 / 3, 4.0, 5.5, 9.5])
+
+
+def test_a_cluster_gets_the_mean_of_its_pixels_probabilities():
+    """Averaging probabilities, not features: a cluster half of one kind and half of another gets
+    probability 0.5 from a model that is sure of each pixel, where its mean feature would be ~0."""
+    from sattag.predict import sampled_cluster_probabilities
+
+    class Step:
+        columns = ("x",)
+
+        def predict_proba(self, X):  # certain: 1 where x > 0.5, else 0 (a tree on a mean sees 0.5)
+            return (X[:, :1] > 0.5).astype(np.float32)
+
+    x = np.zeros((1, 4, 4), np.float32)
+    x[0, :, :2] = 1.0
+    ids = np.zeros((4, 4), np.int32)
+    probs = sampled_cluster_probabilities(Step(), lambda idx: x.reshape(1, -1)[:, idx].T, ids, 1, 16)
+    assert probs[0, 0] == pytest.approx(0.5)

@@ -259,6 +259,10 @@ class PredictConfig:
     # Each class's threshold tuned for the best Jaccard on validation scenes when the models are
     # trained (recorded in their card); ``thresholds`` given here still win.
     tune_thresholds: bool = True
+    # A cluster's probability: the mean of the models' probabilities on up to this many of its pixels
+    # (spread evenly over it); 0: the models applied once to the cluster's mean features (the seed's
+    # way: cheaper, but trees see a mean that no training pixel had, and mixed clusters go astray).
+    pixels_per_cluster: int = field(default=16, metadata=within("[0, 10000]"))
     overlap_rules: tuple[OverlapRule, ...] = DSTL_OVERLAP_RULES
     size_rules: tuple[SizeRule, ...] = DSTL_SIZE_RULES
 

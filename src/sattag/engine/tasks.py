@@ -82,8 +82,8 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
     from sattag.learn import load_models
-    from sattag.features import cluster_features
-    from sattag.predict import predict_clusters, with_tuned_thresholds, write_prediction
+    from sattag.features import cluster_features, pixel_features
+    from sattag.predict import predict_clusters, sampled_cluster_probabilities, with_tuned_thresholds, write_prediction
     from sattag.segment import cluster_pixels
     from sattag.vectorize import masks_to_polygons, read_geojson_polygons, write_geojson
 
@@ -97,13 +97,19 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
         models = load_models(run.models, stack.bands, classes)
         cluster_ids, cluster_table = cluster_pixels(stack.data, config.cluster.tolerance, config.cluster.min_size,
                                                     config.cluster.tolerance_of)
-        features = cluster_features(stack.data, stack.bands, models.feature_set, cluster_ids, len(cluster_table),
-                                    band_means=cluster_table.means)
         # The thresholds tuned when the models were trained, unless the configuration fixes them.
         config = dataclasses.replace(config, predict=with_tuned_thresholds(config.predict, models.tuned_thresholds(),
                                                                            classes))
-        result = predict_clusters(cluster_ids, cluster_table, models, config, classes, features=features)
-        del features
+        k = len(cluster_table)
+        if config.predict.pixels_per_cluster > 0:
+            probs = sampled_cluster_probabilities(
+                models, lambda idx: pixel_features(stack.data, stack.bands, models.feature_set, idx),
+                cluster_ids, k, config.predict.pixels_per_cluster)
+            result = predict_clusters(cluster_ids, cluster_table, models, config, classes, probabilities=probs)
+        else:
+            features = cluster_features(stack.data, stack.bands, models.feature_set, cluster_ids, k,
+                                        band_means=cluster_table.means)
+            result = predict_clusters(cluster_ids, cluster_table, models, config, classes, features=features)
         write_prediction(run, scene.id, result, stack.grid, classes)
         if figures:
             from sattag.viz.clusters import write_cluster_figures

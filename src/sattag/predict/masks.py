@@ -52,7 +52,8 @@ class PredictResult:
 def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, models: ProbabilityModel,
                      config: Config, classes: ClassTable,
                      progress: Callable[[int], None] | None = None,
-                     features: np.ndarray | None = None) -> PredictResult:
+                     features: np.ndarray | None = None,
+                     probabilities: np.ndarray | None = None) -> PredictResult:
     """Predict each cluster of a scene from its mean spectrum, apply the rules, build class masks.
 
     Parameters
@@ -71,9 +72,14 @@ def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, model
     features:
         float32 (K, F) the clusters' mean features in the models' columns
         (``sattag.features.cluster_features``); default: their mean spectra.
+    probabilities:
+        float32 (K, C) the clusters' class probabilities when already known (e.g. the mean over a
+        sample of each cluster's pixels, :func:`sampled_cluster_probabilities`); then ``models`` and
+        ``features`` are not used.
     """
     step = progress or (lambda n: None)
-    probs = cluster_probabilities(models, cluster_table, features=features)
+    probs = (cluster_probabilities(models, cluster_table, features=features) if probabilities is None
+             else np.asarray(probabilities, np.float32))
     if probs.shape[1] != len(classes):
         raise ValueError(f"predict_clusters: the models give {probs.shape[1]} class columns, "
                          f"the class table has {len(classes)} classes")

@@ -99,3 +99,69 @@ def paint(cluster_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
         out = np.empty((values.shape[1],) + cluster_ids.shape, values.dtype)
         _paint3(cluster_ids, values, out)
     return out
+
+
+@njit(cache=True)
+def _sample_members(ids, k, per_cluster, out_index, out_owner, offsets):  # pragma: no cover - compiled
+    counts = np.zeros(k, np.int64)
+    for i in range(ids.size):
+        counts[ids[i]] += 1
+    total = 0
+    for c in range(k):
+        offsets[c] = total
+        total += min(counts[c], per_cluster)
+    seen = np.zeros(k, np.int64)
+    taken = np.zeros(k, np.int64)
+    for i in range(ids.size):
+        c = ids[i]
+        n = counts[c]
+        t = min(n, per_cluster)
+        j = taken[c]
+        # the j-th of t members evenly spread over the cluster's n pixels in raster order
+        if j < t and seen[c] == ((2 * j + 1) * n) // (2 * t):
+            out_index[offsets[c] + j] = i
+            out_owner[offsets[c] + j] = c
+            taken[c] = j + 1
+        seen[c] += 1
+    return total
+
+
+def sample_cluster_pixels(cluster_ids: np.ndarray, n_clusters: int, per_cluster: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``per_cluster`` pixels of every cluster, spread evenly over its pixels in raster order.
+
+    Returns ``(flat_index int64 (n,), owner int32 (n,))``: flat indices into the (H, W) grid and the
+    cluster of each. Deterministic (no random draw), one pass over the pixels.
+    """
+    ids = np.ascontiguousarray(np.asarray(cluster_ids).reshape(-1), dtype=np.int32)
+    if per_cluster < 1:
+        raise ValueError(f"per_cluster must be >= 1, got {per_cluster}")
+    cap = min(ids.size, n_clusters * per_cluster)
+    index = np.empty(cap, np.int64)
+    owner = np.empty(cap, np.int32)
+    n = _sample_members(ids, n_clusters, per_cluster, index, owner, np.empty(n_clusters, np.int64))
+    return index[:n], owner[:n]
+
+
+def mean_by_cluster(values: np.ndarray, owner: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Per-cluster means of rows of ``values`` (n, C) owned by clusters ``owner`` (n,): float32 (K, C)."""
+    values = np.asarray(values, np.float64)
+    counts = np.bincount(owner, minlength=n_clusters).astype(np.float64)
+    counts[counts == 0] = 1.0
+    out = np.empty((n_clusters, values.shape[1]), np.float32)
+    for j in range(values.shape[1]):
+        out[:, j] = np.bincount(owner, weights=values[:, j], minlength=n_clusters) / counts
+    return out
+
+
+def sampled_cluster_probabilities(models: ProbabilityModel, pixel_features, cluster_ids: np.ndarray,
+                                  n_clusters: int, per_cluster: int) -> np.ndarray:
+    """Each cluster's class probabilities as the mean of the models' per-pixel probabilities over up
+    to ``per_cluster`` of its pixels (:func:`sample_cluster_pixels`): float32 (K, C).
+
+    ``pixel_features(flat_index) -> float32 (n, F)``: the models' input for those pixels.
+    Averaging probabilities (not features) keeps every model input a real pixel's: trees applied to
+    a cluster's mean see values no training pixel had (the mean of a local spread, of a mixed edge).
+    """
+    index, owner = sample_cluster_pixels(cluster_ids, n_clusters, per_cluster)
+    probs = np.asarray(models.predict_proba(pixel_features(index)), np.float32)
+    return mean_by_cluster(probs, owner, n_clusters)
