@@ -82,9 +82,14 @@ QUICK = dict(
 #: configuration does not say (``[split] auc_pixels``); the engine's default.
 HELD_OUT_AUC_PIXELS = 50_000
 
+#: The seed's pipeline, run beside sattag's defaults in the same benchmark: per-pixel band values
+#: only, the models applied once to each cluster's mean spectrum, threshold 0.5, 3 % of the [0, 1] range.
+SEED_CONFIG = ('[features]\nset = "spectra"\n[predict]\npixels_per_cluster = 0\ntune_thresholds = false\n'
+               '[cluster]\ntolerance_of = "range"\n')
+
 COLUMNS = ["dataset", "train", "held_out", "class_id", "class", "truth_px", "scene_px", "trivial_pixel",
-           "rf_pixel", "rf_polygon", "rf_auc_held_out", "sattag_pixel", "sattag_polygon", "sattag_auc_held_out",
-           "sattag_auc_in_sample"]
+           "rf_pixel", "rf_polygon", "rf_auc_held_out", "seed_pixel", "seed_polygon", "sattag_pixel",
+           "sattag_polygon", "sattag_auc_held_out", "sattag_auc_in_sample"]
 
 
 # ------------------------------------------------------------------------------------------ sattag
@@ -264,17 +269,21 @@ def references(run_dir: Path, rf_params: dict, polygons: bool = True) -> dict:
 
 def _dataset(name: str, data: Path, run_dir: Path, extra: list[str], held: list[str], p: dict) -> tuple[list[dict], list[dict]]:
     """sattag + references on one dataset/direction: (per-class CSV rows, main-table rows)."""
-    args = ["run", str(data), "--out", str(run_dir), "--workers", "0", "--quiet", *extra,
-            "--holdout-scenes", ",".join(held)]
-    if p["config"]:
-        cfg = run_dir.parent / f"{run_dir.name}.toml"
-        cfg.write_text(p["config"])
-        args += ["--config", str(cfg)]
-    log = run_dir.parent / f"{run_dir.name}.log"
-    cli, _, _ = measure(run_cli, args, log)
-    if not (run_dir / "scores.csv").exists():
-        raise RuntimeError(f"sattag run exited {cli['rc']} without scores.csv: {_tail(log)}")
-    st = sattag_scores(run_dir)
+    def sattag(out: Path, config: str) -> tuple[dict, dict, Path]:
+        args = ["run", str(data), "--out", str(out), "--workers", "0", "--quiet", *extra,
+                "--holdout-scenes", ",".join(held)]
+        if config:
+            cfg = out.parent / f"{out.name}.toml"
+            cfg.write_text(config)
+            args += ["--config", str(cfg)]
+        log = out.parent / f"{out.name}.log"
+        res, _, _ = measure(run_cli, args, log)
+        if not (out / "scores.csv").exists():
+            raise RuntimeError(f"sattag run exited {res['rc']} without scores.csv: {_tail(log)}")
+        return res, sattag_scores(out), log
+
+    cli, st, log = sattag(run_dir, p["config"] or "")
+    seed_cli, seed, _ = sattag(run_dir.parent / f"{run_dir.name}-seed", (p["config"] or "") + SEED_CONFIG)
     ref, ref_s, ref_gib = measure(references, run_dir, p["rf"], p["rf_polygons"])
     table = []
     for c in ref["classes"]:
@@ -284,6 +293,8 @@ def _dataset(name: str, data: Path, run_dir: Path, extra: list[str], held: list[
                       "class_id": cid, "class": c["name"], "truth_px": r["truth_px"], "scene_px": r["scene_px"],
                       "trivial_pixel": r["trivial_pixel"], "rf_pixel": r["rf_pixel"], "rf_polygon": r["rf_polygon"],
                       "rf_auc_held_out": r.get("auc", float("nan")),
+                      "seed_pixel": seed.get(cid, {}).get("sattag_pixel", float("nan")),
+                      "seed_polygon": seed.get(cid, {}).get("sattag_polygon", float("nan")),
                       "sattag_pixel": s.get("sattag_pixel", float("nan")),
                       "sattag_polygon": s.get("sattag_polygon", float("nan")),
                       "sattag_auc_held_out": s.get("sattag_auc_held_out", float("nan")),
@@ -295,8 +306,8 @@ def _dataset(name: str, data: Path, run_dir: Path, extra: list[str], held: list[
                   f"sattag's {want[0]}+{want[1]}", file=sys.stderr)
     present = [t for t in table if t["truth_px"] > 0]
     mean = {k: _nanmean([t[k] for t in present])
-            for k in ("trivial_pixel", "rf_pixel", "rf_polygon", "rf_auc_held_out", "sattag_pixel", "sattag_polygon",
-                      "sattag_auc_held_out", "sattag_auc_in_sample")}
+            for k in ("trivial_pixel", "rf_pixel", "rf_polygon", "rf_auc_held_out", "seed_pixel", "seed_polygon",
+                      "sattag_pixel", "sattag_polygon", "sattag_auc_held_out", "sattag_auc_in_sample")}
     table.append({"dataset": name, "train": table[0]["train"], "held_out": table[0]["held_out"], "class_id": 0,
                   "class": f"mean ({len(present)} classes in held-out truth)",
                   "truth_px": sum(t["truth_px"] for t in present), "scene_px": table[0]["scene_px"], **mean})
@@ -314,12 +325,16 @@ def _dataset(name: str, data: Path, run_dir: Path, extra: list[str], held: list[
             + f", AUC {mean['rf_auc_held_out']:.4f}",
             "", f"fit {secs['fit']:.0f} s, predict {secs['predict']:.0f} s, sample {secs['sample']:.0f} s, "
                 f"vectorize+score {secs['vectorize+score']:.0f} s; {_rf_short(p['rf'])}"),
+        row(title, "sattag, the seed's pipeline", seed_cli["seconds"], seed_cli["peak_gib"],
+            f"mean pixel J {mean['seed_pixel']:.4f}, polygon J {mean['seed_polygon']:.4f}", "",
+            "band values only, models on each cluster's mean spectrum, threshold 0.5"),
         row(title, "sattag", cli["seconds"], cli["peak_gib"],
             f"mean pixel J {mean['sattag_pixel']:.4f}, polygon J {mean['sattag_polygon']:.4f}, "
             f"AUC {mean['sattag_auc_held_out']:.4f}",
             "pixel J > trivial's and RF's",
             f"beats trivial: {beats(mean['sattag_pixel'], mean['trivial_pixel'])}, "
-            f"beats RF: {beats(mean['sattag_pixel'], mean['rf_pixel'])}; `sattag run` {sattag_note}"),
+            f"beats RF: {beats(mean['sattag_pixel'], mean['rf_pixel'])}, polygon J vs the seed's "
+            f"{mean['sattag_polygon'] - mean['seed_polygon']:+.4f}; `sattag run` {sattag_note}"),
     ]
     return table, rows
 
@@ -354,7 +369,8 @@ def _print_table(name: str, table: list[dict], cli: dict, ref: dict, ref_s: floa
 
     t = Table(title=f"quality: {name} -- train {table[0]['train']}, held out {table[0]['held_out']}")
     cols = [("class", "class"), ("truth px", "truth_px"), ("trivial pixel J", "trivial_pixel"),
-            ("RF pixel J", "rf_pixel"), ("RF polygon J", "rf_polygon"), ("sattag pixel J", "sattag_pixel"),
+            ("RF pixel J", "rf_pixel"), ("RF polygon J", "rf_polygon"), ("seed pixel J", "seed_pixel"),
+            ("seed polygon J", "seed_polygon"), ("sattag pixel J", "sattag_pixel"),
             ("sattag polygon J", "sattag_polygon"), ("sattag AUC held-out", "sattag_auc_held_out"),
             ("RF AUC held-out", "rf_auc_held_out"), ("sattag AUC in-sample", "sattag_auc_in_sample")]
     for head, _ in cols:

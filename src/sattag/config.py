@@ -307,6 +307,10 @@ class SplitConfig:
     # Share of the training scenes a first model leaves out to tune the thresholds on (at least one,
     # when there are two or more training scenes); the final models then train on all of them.
     validation: float = field(default=0.25, metadata=within("[0, 1)"))
+    # Pixels in and out of each class the first (threshold-choosing) models train on: a quarter of
+    # the final models' sample costs a quarter of their training time and moves the chosen
+    # thresholds by about a grid step.
+    tuning_pixels: int = field(default=50_000, metadata=within("[1, inf)"))
     seed: int = 0
 
 

@@ -228,7 +228,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     tuning = validation_scenes(train_ids, session.config.split.validation, session.config.split.seed)
     if session.config.predict.tune_thresholds and tuning.held_out:
         # A first model set that does not see the validation scenes chooses the thresholds there.
-        first = _fit(session, scenes, explored, tuning.train, bands, "train (for thresholds)")
+        first = _fit(session, scenes, explored, tuning.train, bands, "train (for thresholds)",
+                     most=session.config.split.tuning_pixels)
         with session.timed("tune thresholds"):
             samples = _evaluation_sample(session, scenes, explored, tuning.held_out, "sample validation")
             totals = {cid: tuple(int(v) for v in sum(explored["counts"][s][i] for s in tuning.held_out))
@@ -250,11 +251,18 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     return model_set
 
 
-def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequence[str], bands, stage: str):
-    """Models trained on balanced samples of the scenes ``ids`` (``config.sample``)."""
+def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequence[str], bands, stage: str,
+         most: int | None = None):
+    """Models trained on balanced samples of the scenes ``ids`` (``config.sample``, at most ``most``
+    pixels in and out of each class)."""
+    import dataclasses
+
     from sattag.learn import allocate_quotas, train_models
 
-    quotas = allocate_quotas({s: explored["counts"][s] for s in ids}, session.config.sample)
+    n = session.config.sample
+    if most is not None:
+        n = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
+    quotas = allocate_quotas({s: explored["counts"][s] for s in ids}, n)
     samples = _sample(session, scenes, quotas)
     with session.timed(stage):
         bar = session.progress.stage(stage, len(session.classes))
