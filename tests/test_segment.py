@@ -63,7 +63,7 @@ def test_tolerance_separates_4_percent_joins_2_percent(step, expected):
     h, w = 20, 20
     data = np.full((5, h, w), 0.4, np.float32)
     data[2, :, 10:] += step
-    labels, table = cluster_pixels(data, tolerance=0.03, min_size=1)
+    labels, table = cluster_pixels(data, tolerance=0.03, min_size=1, tolerance_of="range")
     assert len(table) == expected
     if expected == 2:
         assert same_partition(labels, (np.arange(w)[None, :] >= 10).repeat(h, 0).astype(np.int32))
@@ -74,7 +74,7 @@ def test_tolerance_applies_to_every_band_and_the_running_mean():
     data = np.zeros((3, 10, 40), np.float32) + 0.5
     for i in range(4):
         data[1, :, i * 10:(i + 1) * 10] += 0.02 * i
-    labels, table = cluster_pixels(data, tolerance=0.03, min_size=1)
+    labels, table = cluster_pixels(data, tolerance=0.03, min_size=1, tolerance_of="range")
     # the cluster mean after columns 0..19 is 0.51; columns 20..29 at 0.54 are 3 % off -> in (<=),
     # whatever the exact order; columns 30..39 at 0.56 are > 3 % from any mean the cluster reaches
     assert labels[0, 0] == labels[0, 15]
@@ -190,8 +190,8 @@ def test_bad_input_raises():
 
 def test_tolerance_of_spread_fits_dark_imagery():
     """A dark panchromatic-like scene (values 0.02-0.06 of the bit depth, two flat halves 0.01 apart):
-    3 % of the [0, 1] range merges the halves; 3 % of the band's spread keeps them apart. The seed's
-    rule ("range") is unchanged by the option."""
+    3 % of the [0, 1] range (the seed's rule) merges the halves; 3 % of the band's spread (the
+    default) keeps them apart."""
     from sattag.segment import band_spread
 
     rng = np.random.default_rng(0)
@@ -204,7 +204,7 @@ def test_tolerance_of_spread_fits_dark_imagery():
     assert len(t_range) == 1
     assert ids_spread[:, :39].max() != ids_spread[:, 41:].min()  # the halves are apart
     assert 2 <= len(t_spread) <= 4
-    np.testing.assert_array_equal(cluster_pixels(img, 0.03, 50)[0], ids_range)
+    np.testing.assert_array_equal(cluster_pixels(img, 0.03, 50)[0], ids_spread)  # the default
     assert band_spread(img)[0] == pytest.approx(0.01, abs=0.002)
     with pytest.raises(ValueError):
         cluster_pixels(img, 0.03, 50, "median")

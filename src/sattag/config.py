@@ -175,7 +175,9 @@ class ClusterConfig:
 
     tolerance: float = field(default=0.03, metadata=within("(0, 1]"))
     min_size: int = field(default=50, metadata=within("[1, inf)"))
-    tolerance_of: Literal["range", "spread"] = "range"
+    # "spread" measured better on held-out scenes (README, quality benchmark): panchromatic roads
+    # 0.14/0.18 -> 0.28/0.31 Jaccard, generated data +0.004, glaciers within 0.006.
+    tolerance_of: Literal["range", "spread"] = "spread"
 
 
 @dataclass(frozen=True)
