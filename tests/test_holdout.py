@@ -190,6 +190,9 @@ def test_report_headline_is_held_out(held_out_run):
     assert "held-out mean Jaccard" in html and "in-sample mean Jaccard" in html
     assert html.index("held-out mean Jaccard") < html.index("in-sample mean Jaccard")
     assert "neighbouring pixels leak" in html
+    # what the models see and the thresholds chosen for them (1 validation scene of the 2 training ones)
+    assert "Features: <b>context</b>" in html and "what each model uses most" in html
+    assert "thresholds tuned for the Jaccard on 1 validation scene(s)" in html
 
 
 def test_split_by_fraction_and_names():

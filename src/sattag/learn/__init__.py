@@ -9,7 +9,8 @@ Scene by scene (the engine may spread these over workers)::
     models.save(run.models); write_auc(run.auc_csv, auc_table(models))
     models = load_models(run.models, bands, classes); p = models.predict_proba(X)  # (N, C)
 """
-from sattag.learn.models import ClassResult, ModelSet, load_models, model_file_name, read_card_split
+from sattag.learn.models import (ClassResult, ModelSet, load_models, model_file_name, read_card,
+                                 read_card_split)
 from sattag.learn.sample import (
     allocate_quotas,
     class_pixel_counts,
@@ -26,6 +27,7 @@ from sattag.learn.train import (AUC_COLUMNS, auc_table, check_device, read_auc, 
                                 train_models, write_auc)
 
 __all__ = [
+    "read_card",
     "best_threshold",
     "split_for",
     "tune_thresholds",

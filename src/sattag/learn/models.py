@@ -297,6 +297,21 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
                     split=split, feature_set=card_features, thresholds=thresholds)
 
 
+def read_card(directory: str | Path) -> dict:
+    """The model card (``card.json``) of a models folder as a dict, without loading the models.
+
+    Raises :class:`ModelError` naming the card when it is missing or not valid JSON.
+    """
+    path = Path(directory) / CARD_NAME
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelError(f"cannot read model card ({e})", path) from e
+    if not isinstance(card, dict):
+        raise ModelError("model card is not a JSON object", path)
+    return card
+
+
 def read_card_split(directory: str | Path, labelled: Sequence[str] | None = None) -> SceneSplit:
     """The training / held-out scenes recorded in a models folder's card.
 
@@ -304,12 +319,7 @@ def read_card_split(directory: str | Path, labelled: Sequence[str] | None = None
     scenes are held out (models made elsewhere never saw them). Without ``labelled``, the card's own
     held-out list. Raises :class:`ModelError` naming the card when it cannot be read.
     """
-    path = Path(directory) / CARD_NAME
-    try:
-        card = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ModelError(f"cannot read model card ({e})", path) from e
-    recorded = SceneSplit.from_dict(card.get("split") or {})
+    recorded = SceneSplit.from_dict(read_card(directory).get("split") or {})
     if labelled is None:
         return recorded
     train = tuple(s for s in labelled if s in recorded.train)

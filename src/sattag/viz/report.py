@@ -353,6 +353,50 @@ def _auc_html(run: RunFolder, classes: ClassTable) -> str:
     return _section("auc", "Model AUC", _guard(path, build), _src(path, run))
 
 
+def _models_html(run: RunFolder, classes: ClassTable) -> str:
+    """What the models see (feature set), the thresholds tuned for them, and what they use most."""
+    from sattag.learn import read_card
+
+    path = run.models / "card.json"
+    if not path.is_file():
+        return _section("models", "Models", _note("no models/card.json: models were not trained in this run"))
+
+    def build():
+        card = read_card(run.models)
+        features = card.get("features") or {"name": "spectra", "columns": card.get("bands", [])}
+        scales = features.get("scales") or []
+        out = [f"<p>Features: <b>{_e(features.get('name'))}</b>"
+               + (f" (scales {_e(', '.join(map(str, scales)))} px)" if scales else "")
+               + f", {len(features.get('columns') or [])} per pixel: "
+               + f"<code>{_e(' '.join(features.get('columns') or []))}</code></p>"]
+        split = card.get("split") or {}
+        if split:
+            out.append(f"<p>Trained on {len(split.get('train', []))} scene(s); held out "
+                       f"{len(split.get('held_out', []))}: {_e(', '.join(split.get('held_out', [])) or 'none')}.</p>")
+        thresholds = card.get("thresholds")
+        if thresholds:
+            frame = pd.DataFrame(thresholds)
+            n = int(frame["validation_scenes"].iloc[0]) if "validation_scenes" in frame else 0
+            cols = [c for c in ("class_id", "class", "threshold", "jaccard", "jaccard_at_0.5") if c in frame]
+            out.append(f"<div><h3>{_e(f'thresholds tuned for the Jaccard on {n} validation scene(s) (pixel Jaccard there at the threshold and at 0.5)')}"
+                       f"</h3>{_table(frame, cols, classes=classes)}</div>")
+        else:
+            out.append(_note("thresholds not tuned (one training scene, or [predict] tune_thresholds = false): "
+                             "0.5 unless the configuration sets them"))
+        rows = []
+        for m in card.get("models", []):
+            gain = m.get("importance_gain") or {}
+            total = sum(gain.values()) or 1.0
+            top = sorted(gain.items(), key=lambda kv: -kv[1])[:6]
+            rows.append({"class_id": m["class_id"], "class": m.get("class", ""),
+                         "most used features (share of gain)": ", ".join(f"{k} {v / total:.0%}" for k, v in top)})
+        if rows:
+            out.append(f"<div><h3>what each model uses most</h3>{_table(pd.DataFrame(rows), classes=classes)}</div>")
+        return "".join(out)
+
+    return _section("models", "Models", _guard(path, build), _src(path, run))
+
+
 def _scores_html(run: RunFolder, classes: ClassTable) -> str:
     from sattag.evaluate import read_scores
 
@@ -578,8 +622,9 @@ def render_report(run_dir: str | Path, classes: ClassTable | None = None) -> str
     sections = [
         ("failures", "Failures", failures),
         ("run", "Run", _run_html(run, info, reason)),
-        ("auc", "AUC", _auc_html(run, classes)),
         ("jaccard", "Jaccard", _scores_html(run, classes)),
+        ("auc", "AUC", _auc_html(run, classes)),
+        ("models", "Models", _models_html(run, classes)),
         ("classes", "Classes", _legend_html(classes)),
         ("figures", "Figures", figures),
         ("offsets", "Offsets", _offsets_html(run)),
