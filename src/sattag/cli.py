@@ -110,6 +110,9 @@ def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, w
     from sattag.engine.progress import rich_progress
     from sattag.labels import LabelSource
 
+    # Absolute before anything is sent to a worker: a worker started elsewhere resolves relative paths
+    # against its own working directory.
+    data, run = data.expanduser().resolve(), run.expanduser().resolve()
     table = _classes(classes)
     # Rules or thresholds naming a class the table lacks stop the run before any scene is touched.
     check_classes(config, table, config_path)
@@ -125,6 +128,8 @@ def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, w
         config = config.replace("split", holdout=holdout, holdout_scenes=held)
     with rich_progress(not quiet) as progress, open_session(
             data, run, config, table, progress=progress, local=(workers == 0), labels=source) as session:
+        if session.client is not None:
+            console.print(f"Dask dashboard: {session.client.dashboard_link}", highlight=False, soft_wrap=True)
         yield session, found
         _finish(session)
 

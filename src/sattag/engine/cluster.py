@@ -38,8 +38,9 @@ def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa
     # Each worker keeps to its own share of the cores: numba, OpenMP (XGBoost) and GDAL would
     # otherwise each start a thread per core in every worker and oversubscribe the machine.
     threads = str(config.threads_per_worker)
-    env = {"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "SATTAG_GDAL_THREADS": threads,
-           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # (GDAL's threads come from the configuration: the engine sets [ingest] gdal_threads to match.)
+    env = {"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
     # Workers write their own files; the dashboard takes a free port so that runs never fight over one.
     with LocalCluster(
         n_workers=workers,

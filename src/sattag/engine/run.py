@@ -105,6 +105,9 @@ def open_session(data_dir: str | Path, out: str | Path, config: Config | None = 
     if local:
         yield Session(client=None, **common)
         return
+    if not config.engine.scheduler:
+        # Each worker of the embedded cluster holds threads_per_worker cores: GDAL keeps to them too.
+        common["config"] = config.replace("ingest", gdal_threads=config.engine.threads_per_worker)
     with open_client(config.engine) as client:
         yield Session(client=client, **common)
 

@@ -93,7 +93,7 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
         polygons = read_geojson_polygons(geojson, classes)
         masks = read_masks(masks_path)[0]
     else:
-        stack = read_stack(run.stack(scene.id))
+        stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
         models = load_models(run.models, stack.bands, classes)
         cluster_ids, cluster_table = cluster_pixels(stack.data, config.cluster.tolerance, config.cluster.min_size,
                                                     config.cluster.tolerance_of)
