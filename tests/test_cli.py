@@ -71,3 +71,29 @@ def test_unexpected_exception_is_one_line_and_a_traceback_file(capsys):
     text = path.read_text()
     assert "Traceback" in text and "RuntimeError: boom" in text
     path.unlink()
+
+
+def test_a_second_run_into_a_locked_run_folder_stops_naming_the_holder(small_dstl, tmp_path):
+    """A live run holds RUN/.sattag.lock: a second run stops at once with one line naming it; a lock
+    left by a dead process is taken over; the lock goes when the run ends."""
+    import json
+    import os
+    import socket
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = run / ".sattag.lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-11-30T09:00:00+00:00"}))
+    one = sorted(p.stem for p in (small_dstl / "three_band").glob("*.tif"))[0]
+    args = ("ingest", str(small_dstl), "--out", str(run), "--workers", "0", "--quiet", "--scenes", one)
+    res = sattag(*args)
+    assert res.returncode == 1
+    flat = res.stderr.replace("\n", " ")
+    assert f"process {os.getpid()}" in flat and "in use" in flat and "Traceback" not in res.stderr
+    assert lock.exists()  # still the holder's
+    # a dead holder (a process id that does not exist) is stale: taken over, then released
+    lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname(), "started": "x"}))
+    res = sattag(*args)
+    assert res.returncode == 0, res.stderr
+    assert "taking it over" in res.stderr.replace("\n", " ")
+    assert not lock.exists()

@@ -40,6 +40,8 @@ HoldoutOpt = typer.Option(None, "--holdout", min=0.0, max=0.99,
                                "(default: 20 % when there are 4 or more labelled scenes, else 0; 0: train on all).")
 HoldoutScenesOpt = typer.Option(None, "--holdout-scenes", help="Comma-separated labelled scenes to hold out (wins over --holdout).")
 QuietOpt = typer.Option(False, "--quiet", help="No progress bars.")
+WaitOpt = typer.Option(False, "--wait", help="If another run is writing the run folder, wait for it to end "
+                       "(default: stop with an error naming it).")
 FeaturesOpt = typer.Option(None, "--features", help="What the models see of a pixel: 'context' (default: bands, "
                            "spectral indices, local statistics at several scales) or 'spectra' (the band values alone).")
 
@@ -100,7 +102,7 @@ def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, w
                  quiet: bool, classes: Optional[Path] = None, labels: Optional[Path] = None,
                  class_column: Optional[str] = None, unlabelled_is_empty: bool = False,
                  holdout: Optional[float] = None, holdout_scenes: Optional[str] = None,
-                 config_path: Optional[Path] = None):
+                 config_path: Optional[Path] = None, wait: bool = False):
     """The scenes of ``data`` (optionally a subset) and an open engine session over them.
 
     The label source is resolved here, once, for the whole run. On leaving, notes and failures are
@@ -127,7 +129,8 @@ def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, w
     if held or holdout is not None:
         config = config.replace("split", holdout=holdout, holdout_scenes=held)
     with rich_progress(not quiet) as progress, open_session(
-            data, run, config, table, progress=progress, local=(workers == 0), labels=source) as session:
+            data, run, config, table, progress=progress, local=(workers == 0), labels=source, wait=wait,
+            say=lambda text: console.print(f"[yellow]note:[/] {escape(text)}", highlight=False)) as session:
         if session.client is not None:
             console.print(f"Dask dashboard: {session.client.dashboard_link}", highlight=False, soft_wrap=True)
         yield session, found
@@ -216,13 +219,14 @@ def generate(out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to 
 def ingest(data: Path = typer.Argument(..., help="DSTL-layout folder, or a folder with scenes.csv."),
            run: Path = typer.Option(..., "--out", help="Run folder."),
            scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
-           workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt, quiet: bool = QuietOpt):
+           workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt, wait: bool = WaitOpt,
+           quiet: bool = QuietOpt):
     """Aligned band stacks of every scene (RUN/stacks/*.tif) and RUN/offsets.csv."""
     from sattag import engine
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        with _over_scenes(data, run, scenes, cfg, workers, quiet, config_path=config) as (session, found):
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, config_path=config, wait=wait) as (session, found):
             res = engine.ingest(session, found)
             out.print(f"{len(res.results)} of {len(found)} scenes stacked in {session.run.root / 'stacks'}")
 
@@ -233,13 +237,13 @@ def explore(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
             scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
             workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
             classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
-            class_column: Optional[str] = ClassColumnOpt, quiet: bool = QuietOpt):
+            class_column: Optional[str] = ClassColumnOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
     """Class masks, thumbnails, band images, overlays and per-class histograms (RUN/figures/)."""
     from sattag import engine
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column, config_path=config) as (session, found):
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column, config_path=config, wait=wait) as (session, found):
             engine.ingest(session, found)
             res = engine.explore(session, found, figure_scene=scene)
             out.print(f"{len(res['labelled'])} labelled scene(s) ({session.labels.describe()}); "
@@ -257,7 +261,7 @@ def train(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out
           classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
           class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
           holdout: Optional[float] = HoldoutOpt, holdout_scenes: Optional[str] = HoldoutScenesOpt,
-          features: Optional[str] = FeaturesOpt, quiet: bool = QuietOpt):
+          features: Optional[str] = FeaturesOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
     """One model per class from balanced pixel samples of the training scenes: RUN/models/, RUN/auc.csv."""
     from sattag import engine
 
@@ -269,7 +273,7 @@ def train(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out
         if samples:
             cfg = cfg.replace("sample", n_in=samples, n_out=samples)
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
-                          unlabelled_is_empty, holdout, holdout_scenes, config_path=config) as (session, found):
+                          unlabelled_is_empty, holdout, holdout_scenes, config_path=config, wait=wait) as (session, found):
             engine.ingest(session, found)
             explored = engine.explore(session, found)
             engine.split(session, explored)
@@ -285,7 +289,7 @@ def predict(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
             models: Optional[Path] = typer.Option(None, "--models", help="Models folder (default RUN/models)."),
             scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
             workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
-            classes: Optional[Path] = ClassesOpt, quiet: bool = QuietOpt):
+            classes: Optional[Path] = ClassesOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
     """Clusters, class masks and polygons of every scene (GeoJSON, WKT CSV, GeoParquet)."""
     import shutil
 
@@ -293,7 +297,7 @@ def predict(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
 
     with _errors():
         cfg = _config(config, scheduler, workers)
-        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, config_path=config) as (session, found):
+        with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, config_path=config, wait=wait) as (session, found):
             if models is not None and models.resolve() != session.run.models.resolve():
                 if not (models / "card.json").exists():
                     raise SattagError("no card.json: not a sattag models folder", models)
@@ -337,7 +341,7 @@ def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
             classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
             class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
             holdout: Optional[float] = HoldoutOpt, holdout_scenes: Optional[str] = HoldoutScenesOpt,
-            features: Optional[str] = FeaturesOpt, quiet: bool = QuietOpt):
+            features: Optional[str] = FeaturesOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
     """The whole workflow: ingest, labels, split, train, predict, vectorize, score, report.
 
     The labelled scenes are split by scene: models train on some and the others are scored as unseen
@@ -348,7 +352,7 @@ def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
     with _errors():
         cfg = _config(config, scheduler, workers, features)
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
-                          unlabelled_is_empty, holdout, holdout_scenes, config_path=config) as (session, found):
+                          unlabelled_is_empty, holdout, holdout_scenes, config_path=config, wait=wait) as (session, found):
             result = engine.run_all(session, found)
             if session.run.auc_csv.exists():
                 _print_auc(session.run.auc_csv)
@@ -364,14 +368,14 @@ def evaluate(data: Path = typer.Argument(..., help="DSTL-layout folder, or a fol
              workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
              classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
              class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
-             features: Optional[str] = FeaturesOpt, quiet: bool = QuietOpt):
+             features: Optional[str] = FeaturesOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
     """K-fold cross-validation by scene: each class's held-out Jaccard, mean and spread over folds."""
     from sattag import engine
 
     with _errors():
         cfg = _config(config, scheduler, workers, features)
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
-                          unlabelled_is_empty, config_path=config) as (session, found):
+                          unlabelled_is_empty, config_path=config, wait=wait) as (session, found):
             summary = engine.cross_validate(session, found, folds)
             _print_table(f"held-out Jaccard over {folds} folds by scene (mean, spread = standard deviation; "
                          "pooled = sums over all folds)", summary,

@@ -12,7 +12,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from sattag.classes import DSTL_CLASSES, ClassTable
 from sattag.config import Config
 from sattag.errors import SattagError
 from sattag.engine.cluster import open_client
+from sattag.engine.lock import run_lock
 from sattag.engine.progress import NULL_PROGRESS, Progress
 from sattag.engine.records import write_failures, write_run_json, write_timings
 from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes, peak_rss_mib
@@ -88,20 +89,30 @@ class Session:
 @contextlib.contextmanager
 def open_session(data_dir: str | Path, out: str | Path, config: Config | None = None,
                  classes: ClassTable = DSTL_CLASSES, progress: Progress = NULL_PROGRESS,
-                 local: bool = False, labels: LabelSource | None = None) -> Iterator[Session]:
+                 local: bool = False, labels: LabelSource | None = None, wait: bool = False,
+                 say: Callable[[str], None] | None = None) -> Iterator[Session]:
     """Open a run: its folder, and a Dask client (``local=True``: no Dask, tasks run in-process).
 
     ``labels``: the run's label source (default: the DSTL labels of ``data_dir``, if any).
+    The run folder is locked for the session (:mod:`sattag.engine.lock`): another run into it stops
+    with :class:`~sattag.engine.lock.RunLockedError` naming the holder, or waits (``wait``);
+    ``say`` is told about a stale lock taken over or the wait.
     Paths are made absolute here, before anything is sent to a worker.
     """
     config = config or Config()
     run = RunFolder(Path(out).expanduser().resolve())
     run.root.mkdir(parents=True, exist_ok=True)
-    # A run killed mid-write leaves hidden temporaries; its finished files are whole, so only these go.
-    sweep_temporaries(run.root)
-    data_dir = Path(data_dir).expanduser().resolve()
-    common = dict(data_dir=data_dir, run=run, config=config, classes=classes, progress=progress,
-                  labels=labels or LabelSource.resolve(data_dir))
+    with run_lock(run.root, wait=wait, say=say):
+        # A run killed mid-write leaves hidden temporaries; its finished files are whole, so only these
+        # go (the lock says no other run is writing here).
+        sweep_temporaries(run.root)
+        data_dir = Path(data_dir).expanduser().resolve()
+        common = dict(data_dir=data_dir, run=run, config=config, classes=classes, progress=progress,
+                      labels=labels or LabelSource.resolve(data_dir))
+        yield from _sessions(config, local, common)
+
+
+def _sessions(config: Config, local: bool, common: dict) -> Iterator[Session]:
     if local:
         yield Session(client=None, **common)
         return
