@@ -184,3 +184,33 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 1
     assert "error:" in res.stderr and "nope" in res.stderr
+
+
+def _raise_from_gdal(scene, path):
+    """A task failing as ingest does on a truncated file: an InputError chained from rasterio's error."""
+    import rasterio
+
+    from sattag.errors import InputError
+
+    try:
+        rasterio.open(path)
+    except Exception as e:
+        raise InputError(f"not a readable raster: {e}", path, scene.id) from e
+
+
+def test_errors_keep_their_type_and_text_across_workers(tmp_path):
+    """The same failure reads the same in-process and from a real worker process."""
+    from distributed import Client, LocalCluster
+
+    from sattag.engine import map_scenes
+    from sattag.scene import Scene
+
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00" + b"\x00" * 64)
+    scenes = [Scene("s1", ())]
+    here = map_scenes(None, "ingest", _raise_from_gdal, scenes, str(bad)).failures
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        there = map_scenes(client, "ingest", _raise_from_gdal, scenes, str(bad)).failures
+    assert [f.error for f in there] == [f.error for f in here]
+    assert here[0].error.startswith(f"{bad}: scene s1: not a readable raster")

@@ -64,7 +64,14 @@ def peak_rss_mib() -> float:
 
 def _timed(fn: Callable, scene: Scene, *args: Any) -> tuple[Any, float, float]:
     t0 = time.perf_counter()
-    result = fn(scene, *args)
+    try:
+        result = fn(scene, *args)
+    except Exception as exc:
+        # Dask pickles an error with the exceptions it chains from; GDAL's (rasterio's CPLE_*) do not
+        # unpickle, and the client then gets a bare Exception(repr). Our errors already carry the
+        # cause's message, file and scene: cut the chain so the type travels intact.
+        exc.__cause__ = exc.__context__ = None
+        raise
     seconds = time.perf_counter() - t0
     # The worker process's lifetime peak: an upper bound of this task's own peak.
     return result, seconds, peak_rss_mib()
