@@ -214,3 +214,26 @@ def test_errors_keep_their_type_and_text_across_workers(tmp_path):
         there = map_scenes(client, "ingest", _raise_from_gdal, scenes, str(bad)).failures
     assert [f.error for f in there] == [f.error for f in here]
     assert here[0].error.startswith(f"{bad}: scene s1: not a readable raster")
+
+
+def test_ctrl_c_is_one_line_exit_130_and_no_orphans(engine_data, tmp_path):
+    """Ctrl-C reaches the whole process group (client and workers): one line, exit 130, no worker
+    traceback, no worker process left, and the same command resumes."""
+    out = tmp_path / "run"
+    cmd = _cli("run", str(engine_data), "--out", str(out), "--workers", "2", "--quiet",
+               "--config", str(_write_small_toml(tmp_path)))
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    stacks = out / "stacks"
+    while time.time() < deadline and not (stacks.is_dir() and any(stacks.glob("*.tif"))):  # mid-run
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err and "resume" in err
+    assert len([ln for ln in err.splitlines() if ln.strip()]) <= 4  # dashboard link + the message (wrapped)
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # nothing of the group is left

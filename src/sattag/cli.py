@@ -75,7 +75,11 @@ def _errors() -> Iterator[None]:
     except SattagError as e:
         console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(1)
-    except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
+        console.print(f"[bold red]interrupted:[/] sattag {' '.join(sys.argv[1:2])} stopped; finished scenes "
+                      "and files are kept: run the same command again to resume", highlight=False)
+        raise typer.Exit(130)
+    except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as e:  # the last resort: never a bare traceback on the terminal
         where = _write_traceback(e)

@@ -42,7 +42,7 @@ def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa
     env = {"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1"}
     # Workers write their own files; the dashboard takes a free port so that runs never fight over one.
-    with LocalCluster(
+    cluster = _started_without_sigint(lambda: LocalCluster(
         n_workers=workers,
         threads_per_worker=config.threads_per_worker,
         memory_limit=config.memory_limit,
@@ -50,5 +50,23 @@ def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa
         dashboard_address=":0",
         silence_logs=50,  # a failed task is reported once, in failures.csv and the summary
         env=env,
-    ) as cluster, Client(cluster) as client:
+    ))
+    with cluster, Client(cluster) as client:
         yield client
+
+
+def _started_without_sigint(start):
+    """``start()`` with Ctrl-C ignored while it runs, so the worker processes it spawns ignore it (an
+    ignored signal stays ignored in a child); this process's handler is back when it returns. Ctrl-C
+    then reaches only the client, which stops the run and the cluster in order, instead of every
+    worker printing its own traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return start()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
