@@ -1,6 +1,7 @@
 """Whole runs on a real LocalCluster: a corrupt scene, an interruption, a killed worker, 1 vs 2 workers."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -237,3 +238,42 @@ def test_ctrl_c_is_one_line_exit_130_and_no_orphans(engine_data, tmp_path):
     time.sleep(1)
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)  # nothing of the group is left
+
+
+def test_losing_the_scheduler_is_one_failure_of_the_run(engine_data, tmp_path):
+    """A real `dask scheduler` and `dask worker` (started in another working directory); the
+    scheduler is killed mid-run: one line, exit 1, no run-level output from the incomplete run."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bindir = Path(sys.executable).parent
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sched = subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                              "--dashboard-address", ":0"], cwd=elsewhere, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = subprocess.Popen([str(bindir / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+                               "--nworkers", "1"], cwd=elsewhere, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out = tmp_path / "run"
+        proc = subprocess.Popen(_cli("run", str(engine_data), "--out", str(out), "--scheduler",
+                                     f"tcp://127.0.0.1:{port}", "--quiet", "--config", str(_write_small_toml(tmp_path))),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 300
+        stacks = out / "stacks"
+        while time.time() < deadline and not (stacks.is_dir() and any(stacks.glob("*.tif"))):
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            time.sleep(0.05)
+        os.killpg(sched.pid, signal.SIGKILL)
+        err = proc.communicate(timeout=180)[1]
+        assert proc.returncode == 1, err[-2000:]
+        assert "cluster was lost" in err.replace("\n", " ") and "Traceback" not in err
+        for name in ("submission.csv", "polygons.parquet", "scores.csv", "report.html"):
+            assert not (out / name).exists(), name
+    finally:
+        for p in (worker, sched):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)

@@ -77,6 +77,19 @@ def _timed(fn: Callable, scene: Scene, *args: Any) -> tuple[Any, float, float]:
     return result, seconds, peak_rss_mib()
 
 
+class ClusterLostError(SattagError, ConnectionError):
+    """The scheduler (or every worker) went away: a failure of the whole run, not of its scenes."""
+
+
+def _cluster_lost(client, exc: BaseException) -> bool:
+    """Whether ``exc`` from a future says the cluster is gone rather than that the task failed: Dask
+    cancels every future when it loses the scheduler, and a closed client can hold no results."""
+    import concurrent.futures
+
+    return isinstance(exc, concurrent.futures.CancelledError) or getattr(client, "status", "running") in (
+        "closing", "closed")
+
+
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, SattagError):
         return str(exc)
@@ -127,6 +140,13 @@ def map_scenes(
         try:
             result, seconds, peak = fut.result()
         except Exception as exc:
+            if _cluster_lost(client, exc):
+                unfinished = sum(1 for f in futures if not f.done() or f.status != "finished")
+                bar.close()
+                raise ClusterLostError(
+                    f"the Dask cluster was lost during {stage} ({unfinished} scene(s) unfinished); finished "
+                    "scenes are kept: start the cluster again and rerun the same command to resume",
+                    getattr(client, "scheduler", None) and str(client.scheduler.address)) from None
             out.failures.append(Failure(scene_id, stage, _one_line(exc)))
         else:
             out.results[scene_id] = result
