@@ -277,3 +277,17 @@ def test_losing_the_scheduler_is_one_failure_of_the_run(engine_data, tmp_path):
         for p in (worker, sched):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_a_worker_that_cannot_see_a_folder_is_named(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from sattag.engine.run import check_workers_see
+    from sattag.errors import SattagError
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        check_workers_see(client, [tmp_path])  # seen: nothing raised
+        with pytest.raises(SattagError, match=r"worker tcp://127\.0\.0\.1:\d+ cannot see this folder") as e:
+            check_workers_see(client, [tmp_path / "only-on-my-laptop"])
+    assert "only-on-my-laptop" in str(e.value)

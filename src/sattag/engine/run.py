@@ -120,7 +120,24 @@ def _sessions(config: Config, local: bool, common: dict) -> Iterator[Session]:
         # Each worker of the embedded cluster holds threads_per_worker cores: GDAL keeps to them too.
         common["config"] = config.replace("ingest", gdal_threads=config.engine.threads_per_worker)
     with open_client(config.engine) as client:
+        if config.engine.scheduler:
+            check_workers_see(client, [common["data_dir"], common["run"].root])
         yield Session(client=client, **common)
+
+
+def check_workers_see(client, folders: Sequence[Path]) -> None:
+    """Raise :class:`SattagError` naming the folder and the worker when a worker of ``client`` cannot
+    see one of ``folders`` (a worker on another machine without the shared file system): one cheap
+    task per worker, before any stage runs."""
+    import os
+
+    for folder in folders:
+        seen = client.run(os.path.isdir, str(folder))
+        blind = sorted(w for w, ok in seen.items() if not ok)
+        if blind:
+            raise SattagError(f"Dask worker {blind[0]} cannot see this folder"
+                              + (f" (nor can {len(blind) - 1} other worker(s))" if len(blind) > 1 else "")
+                              + ": workers need the same paths on a shared file system", folder)
 
 
 def select_scenes(data_dir: str | Path, scene_ids: Sequence[str] | None = None) -> list[Scene]:
