@@ -240,9 +240,10 @@ def test_ctrl_c_is_one_line_exit_130_and_no_orphans(engine_data, tmp_path):
         os.killpg(proc.pid, 0)  # nothing of the group is left
 
 
-def test_losing_the_scheduler_is_one_failure_of_the_run(engine_data, tmp_path):
-    """A real `dask scheduler` and `dask worker` (started in another working directory); the
-    scheduler is killed mid-run: one line, exit 1, no run-level output from the incomplete run."""
+@contextlib.contextmanager
+def _dask_processes(tmp_path: Path):
+    """A real ``dask scheduler`` and one ``dask worker`` as separate processes, started in another
+    working directory than the tests'; yields (address, scheduler process); both killed at the end."""
     import socket
 
     with socket.socket() as s:
@@ -251,16 +252,42 @@ def test_losing_the_scheduler_is_one_failure_of_the_run(engine_data, tmp_path):
     bindir = Path(sys.executable).parent
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    address = f"tcp://127.0.0.1:{port}"
     sched = subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                               "--dashboard-address", ":0"], cwd=elsewhere, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
-    worker = subprocess.Popen([str(bindir / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
-                               "--nworkers", "1"], cwd=elsewhere, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = subprocess.Popen([str(bindir / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1"],
+                              cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
+        yield address, sched
+    finally:
+        for p in (worker, sched):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_relative_paths_on_a_cluster_by_address(engine_data, tmp_path):
+    """DATA and --out given relative to the user's directory; the workers run in another one."""
+    user = tmp_path / "user"
+    shutil.copytree(engine_data, user / "data")
+    with _dask_processes(tmp_path) as (address, _):
+        res = subprocess.run(_cli("ingest", "data", "--out", "run", "--scheduler", address, "--quiet"),
+                             cwd=user, capture_output=True, text=True, timeout=600)
+    assert "Dask dashboard: http" in res.stderr
+    bad = bad_scene(user / "data")
+    assert res.returncode == 1, res.stderr[-2000:]  # the corrupt scene, and only it
+    assert [r["scene"] for r in read_rows(user / "run" / "failures.csv")] == [bad]
+    assert len(list((user / "run" / "stacks").glob("*.tif"))) == 3
+    assert not (tmp_path / "elsewhere" / "run").exists()
+
+
+def test_losing_the_scheduler_is_one_failure_of_the_run(engine_data, tmp_path):
+    """The scheduler is killed mid-run: one line, exit 1, no run-level output from the incomplete run."""
+    with _dask_processes(tmp_path) as (address, sched):
         out = tmp_path / "run"
-        proc = subprocess.Popen(_cli("run", str(engine_data), "--out", str(out), "--scheduler",
-                                     f"tcp://127.0.0.1:{port}", "--quiet", "--config", str(_write_small_toml(tmp_path))),
+        proc = subprocess.Popen(_cli("run", str(engine_data), "--out", str(out), "--scheduler", address, "--quiet",
+                                     "--config", str(_write_small_toml(tmp_path))),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 300
         stacks = out / "stacks"
@@ -269,14 +296,10 @@ def test_losing_the_scheduler_is_one_failure_of_the_run(engine_data, tmp_path):
             time.sleep(0.05)
         os.killpg(sched.pid, signal.SIGKILL)
         err = proc.communicate(timeout=180)[1]
-        assert proc.returncode == 1, err[-2000:]
-        assert "cluster was lost" in err.replace("\n", " ") and "Traceback" not in err
-        for name in ("submission.csv", "polygons.parquet", "scores.csv", "report.html"):
-            assert not (out / name).exists(), name
-    finally:
-        for p in (worker, sched):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
+    assert proc.returncode == 1, err[-2000:]
+    assert "cluster was lost" in err.replace("\n", " ") and "Traceback" not in err
+    for name in ("submission.csv", "polygons.parquet", "scores.csv", "report.html"):
+        assert not (out / name).exists(), name
 
 
 def test_a_worker_that_cannot_see_a_folder_is_named(tmp_path):
