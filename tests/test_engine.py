@@ -278,7 +278,7 @@ def test_relative_paths_on_a_cluster_by_address(engine_data, tmp_path):
     bad = bad_scene(user / "data")
     assert res.returncode == 1, res.stderr[-2000:]  # the corrupt scene, and only it
     assert [r["scene"] for r in read_rows(user / "run" / "failures.csv")] == [bad]
-    assert len(list((user / "run" / "stacks").glob("*.tif"))) == 3
+    assert len(list((user / "run" / "stacks").glob("*.tif"))) == 4
     assert not (tmp_path / "elsewhere" / "run").exists()
 
 
