@@ -62,6 +62,16 @@ def _classes(path: Optional[Path]) -> ClassTable:
     return read_class_table(path) if path else DSTL_CLASSES
 
 
+def _quiet_dask_client_logs() -> None:
+    """The CLI reports a lost cluster in one line (ClusterLostError); Dask's client would also log
+    each failed reconnection with a traceback. Only the command line changes this, not the library."""
+    import logging
+
+    import distributed  # noqa: F401 - it sets its loggers' levels when imported; ours comes after
+
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+
+
 @contextlib.contextmanager
 def _errors() -> Iterator[None]:
     """One line per error, non-zero exit.
@@ -132,6 +142,8 @@ def _over_scenes(data: Path, run: Path, scenes: Optional[str], config: Config, w
         raise ConfigError(f"--holdout-scenes: no scene {', '.join(missing)} in {data}")
     if held or holdout is not None:
         config = config.replace("split", holdout=holdout, holdout_scenes=held)
+    if workers != 0:
+        _quiet_dask_client_logs()
     with rich_progress(not quiet) as progress, open_session(
             data, run, config, table, progress=progress, local=(workers == 0), labels=source, wait=wait,
             say=lambda text: console.print(f"[yellow]note:[/] {escape(text)}", highlight=False)) as session:
