@@ -141,10 +141,11 @@ def check_workers_see(client, folders: Sequence[Path]) -> None:
 
 
 def select_scenes(data_dir: str | Path, scene_ids: Sequence[str] | None = None) -> list[Scene]:
-    """The scenes of a data folder (DSTL layout or a user's ``scenes.csv``), optionally a subset."""
+    """The scenes of a data folder (DSTL layout or a user's ``scenes.csv``), optionally a subset; their
+    band files by absolute path, so that they mean the same on any worker."""
     from sattag.ingest import discover_scenes
 
-    return discover_scenes(Path(data_dir), list(scene_ids) if scene_ids else None)
+    return discover_scenes(Path(data_dir).expanduser().resolve(), list(scene_ids) if scene_ids else None)
 
 
 def _ok(session: Session, scenes: Sequence[Scene]) -> list[Scene]:
