@@ -68,7 +68,7 @@ CLASS_LAYERS: dict[int, tuple[str, ...]] = {
 #: Layer file stem -> ClassType. Layers not listed are not scored.
 LAYER_CLASS: dict[str, int] = {layer: cid for cid, layers in CLASS_LAYERS.items() for layer in layers}
 #: Some of the unscored layers of the real folders (readers ignore them; the generator writes these).
-EXTRA_LAYERS: tuple[str, ...] = ("001_MM_L4_BRIDGE", "004_UPI_L5_PYLONS")
+EXTRA_LAYERS: tuple[str, ...] = ("001_MM_L4_BRIDGE", "004_UPI_L5_PYLONS", "007_AGR_L2_ORCHARD")
 
 # --------------------------------------------------------------------------------------------- ids
 

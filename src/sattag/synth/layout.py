@@ -1,9 +1,11 @@
 """The land of one scene: fields, roads, tracks, buildings, structures, trees, water and vehicles as
 polygons in full-size pixel units (``fpx``: RGB pixels of the full ~3400 px scene, ~0.31 m).
 
-:func:`make_layout` returns a :class:`Layout`: the label layers (DSTL layer name -> polygons) and the
-painter's list of (polygon, material) the renderer draws, with shadow casters, crop-row directions
-and per-object brightness.
+:func:`make_layout` returns a :class:`Layout`: the label layers (DSTL layer name -> polygons), the
+row direction of crop fields, and the objects by kind (:class:`Parts`) for
+:func:`sattag.synth.dress.dress` to paint. Besides the labelled objects the land has what real scenes
+have and labels leave out: fallow fields, bare building plots, yards, car parks and patios,
+orchards, field margins and animal trails.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from shapely.geometry import Polygon, box
 
 from sattag.synth.shapes import (circles, curve, drop_overlaps, fast_union, l_shapes, polys_of, rot_rects,
                                  union)
+from sattag.synth.surfaces import Paint
 
 
 @dataclass
@@ -27,14 +30,14 @@ class Layout:
     height: float
     # layer name -> list of polygons (labels)
     layers: dict[str, list] = field(default_factory=dict)
-    # painter's list for rendering: (geometry, material name), in painting order
-    paint: list[tuple[object, str]] = field(default_factory=list)
-    # geometries that cast shadows (buildings, trees) with their height factor
-    shadow_casters: list[tuple[object, float]] = field(default_factory=list)
     # crop fields with their row direction and period (fpx) for row texture
     fields: list[tuple[object, float, float]] = field(default_factory=list)
-    # objects whose brightness differs from their material's (roof age, field moisture): (geometry, factor)
-    tints: list[tuple[object, float]] = field(default_factory=list)
+    # the objects by kind, for :func:`sattag.synth.dress.dress`
+    parts: "Parts | None" = None
+    # painter's list for rendering, in painting order (filled by ``dress``)
+    paint: list[Paint] = field(default_factory=list)
+    # what casts shadows (buildings, structures, trees, bushes): (geometry, height in fpx, is a crown)
+    casters: list[tuple[object, float, bool]] = field(default_factory=list)
 
     def add(self, layer: str, geoms) -> None:
         """Add label polygons to ``layer``, cut at the scene's edge as the real labels are."""
@@ -48,21 +51,63 @@ class Layout:
         self.layers.setdefault(layer, []).extend(geoms)
 
 
+@dataclass
+class Parts:
+    """The objects of a scene by kind (fpx), as :func:`sattag.synth.dress.dress` paints them.
+
+    ``crop_fields``: (field, row direction); ``track_lines``: (centre line, half width) of cart tracks;
+    ``roads``: (surface, is a main road); ``buildings``: roof kind -> footprints; ``rects``: id of a
+    rectangular house -> (cx, cy, w, h, angle); ``no_tree``: where no tree may stand.
+    """
+
+    kind: str
+    meadow: list
+    orchards: list
+    wood_cells: list
+    settle_blocks: list
+    paved: list
+    patios: list
+    crop_fields: list
+    margins: list
+    tracks: list
+    track_lines: list
+    paths: list
+    river: list
+    ponds: list
+    roads: list
+    woods: list
+    hedges: list
+    groups: list
+    singles: list
+    orchard_trees: list
+    buildings: dict
+    rects: dict
+    sheds: list
+    walls: list
+    structures: list
+    pylons: list
+    fences: list
+    large_vehicles: list
+    small_vehicles: list
+    no_tree: object
+
+
 _SCENE_TYPES = ("rural", "village", "suburban", "urban")
 #: land-use probabilities per scene type: crop, meadow, settlement, woodland
 _LANDUSE = {
-    "rural": (0.60, 0.24, 0.04, 0.12),
-    "village": (0.42, 0.25, 0.23, 0.10),
-    "suburban": (0.25, 0.17, 0.50, 0.08),
-    "urban": (0.06, 0.06, 0.85, 0.03),
+    "rural": (0.47, 0.37, 0.04, 0.12),
+    "village": (0.35, 0.33, 0.22, 0.1),
+    "suburban": (0.23, 0.28, 0.41, 0.08),
+    "urban": (0.06, 0.12, 0.77, 0.05),
 }
 
 
 def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
-    """Make the land of one scene: every class with plausible shapes, in fpx (0..W, 0..H)."""
+    """Make the land of one scene: every class with plausible shapes, in fpx (0..W, 0..H), with the
+    label layers and the objects by kind (what they are made of: :func:`sattag.synth.dress.dress`)."""
     L = Layout(W, H)
     frame = box(0, 0, W, H)
-    kind = _SCENE_TYPES[rng.choice(4, p=[0.4, 0.3, 0.2, 0.1])]
+    kind = _SCENE_TYPES[rng.choice(4, p=[0.5, 0.3, 0.14, 0.06])]
     p_use = _LANDUSE[kind]
 
     # ---- field grid: jittered, rotated; cells are fields / blocks
@@ -99,7 +144,7 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
     # ---- roads: some full grid lines, a curvy main road, streets round settlement cells
     road_lines = []  # (LineString, half width)
     for axis in (0, 1):
-        n_lines = rng.poisson({"rural": 0.6, "village": 1.0, "suburban": 1.5, "urban": 2.0}[kind])
+        n_lines = rng.poisson({"rural": 0.3, "village": 0.5, "suburban": 0.9, "urban": 1.4}[kind])
         lines = corners[rng.integers(1, ny, n_lines)] if axis == 0 else corners[:, rng.integers(1, nx, n_lines)].transpose(1, 0, 2)
         for ln in lines:
             road_lines.append((shapely.linestrings(ln), rng.uniform(8, 12)))
@@ -115,7 +160,7 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
         # streets along some sides of the block, and through larger blocks
         q = shapely.get_coordinates(cells[k])
         for e in range(4):
-            if rng.random() < 0.45:
+            if rng.random() < 0.22:
                 street_lines.append((shapely.linestrings(q[e:e + 2]), rng.uniform(5, 7)))
         if cells[k].area > 500 ** 2:
             a, b = (q[0] + q[1]) / 2, (q[2] + q[3]) / 2
@@ -123,7 +168,6 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
     all_roads = road_lines + street_lines
     road_geoms = [ln.buffer(hw, quad_segs=4) for ln, hw in all_roads]
     roads = union(road_geoms).intersection(frame) if road_geoms else Polygon()
-    roads_p = shapely.prepare(roads) or roads
 
     # ---- river (waterway) in some scenes
     river = Polygon()
@@ -156,7 +200,7 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
 
     # ---- fields: crops, meadow, woodland, settlement ground
     margin = rng.uniform(6, 14)
-    crop_fields, meadow, settle_blocks, wood_cells = [], [], [], []
+    crop_fields, meadow, settle_blocks, wood_cells, orchards = [], [], [], [], []
     for k, cell in enumerate(cells):
         inner = cell.buffer(-margin, join_style="mitre")
         if inner.is_empty:
@@ -165,16 +209,20 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
             f = inner.difference(roads.buffer(4)).difference(water_block).intersection(frame)
             if f.area > 2000:
                 ang = theta + (0 if rng.random() < 0.5 else math.pi / 2) + rng.normal(0, 0.05)
-                crop_fields.append((f, rng.choice(["crop_green", "crop_mid", "crop_ripe"], p=[0.45, 0.3, 0.25]), ang))
+                crop_fields.append((f, None, ang))
         elif use[k] == 1:
-            meadow.append(inner)
+            if rng.random() < 0.2:
+                orchards.append(inner.difference(roads.buffer(4)).difference(water_block))
+            else:
+                meadow.append(inner)
         elif use[k] == 2:
             settle_blocks.append(inner)
         else:
             wood_cells.append(inner)
 
     # ---- buildings in settlement blocks (plus large ones), sheds (structures)
-    buildings_res, buildings_non, buildings_large, sheds = [], [], [], []
+    buildings_res, buildings_non, buildings_large, sheds, patios, outbuildings = [], [], [], [], [], []
+    rects: dict[int, tuple] = {}
     paved = []
     busy = union([roads, water_block])
     for blk in settle_blocks:
@@ -196,6 +244,15 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
                 yard = big.buffer(rng.uniform(25, 60), join_style="mitre").intersection(core).difference(big)
                 paved.append(yard)
                 busy = busy.union(big.buffer(20))
+        if rng.random() < 0.2:
+            # a car park
+            p0 = core.representative_point() if rng.random() < 0.3 else None
+            minx, miny, maxx, maxy = core.bounds
+            cx0, cy0 = (p0.x, p0.y) if p0 is not None else (rng.uniform(minx, maxx), rng.uniform(miny, maxy))
+            lot = rot_rects(cx0, cy0, rng.uniform(60, 160), rng.uniform(40, 100), theta)[0].intersection(core)
+            if lot.area > 1500 and not lot.intersects(busy):
+                paved.append(lot)
+                busy = busy.union(lot.buffer(4))
         # houses on a lattice in the block's frame
         minx, miny, maxx, maxy = core.bounds
         sx, sy = rng.uniform(60, 110), rng.uniform(70, 120)
@@ -221,34 +278,65 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
         if is_l.any():
             polys[is_l] = l_shapes(rng, px[is_l], py[is_l], w[is_l] * 1.3, h[is_l] * 1.3, ang[is_l])
         ok = shapely.within(polys, core_p) & ~shapely.intersects(polys, busy)
+        for k in np.flatnonzero(ok & ~is_l):  # rectangles: a ridge along the long side
+            rects[id(polys[k])] = (px[k], py[k], w[k], h[k], ang[k])
         polys = polys[ok]
         nonres = rng.random(polys.size) < 0.18
         buildings_res.extend(polys[~nonres])
         buildings_non.extend(polys[nonres])
+        # patios and driveways in front of some houses: paved, unlabelled
+        m = rng.random(ok.sum()) < 0.45
+        if m.any():
+            hx, hy, hw, hh, ha = px[ok][m], py[ok][m], w[ok][m], h[ok][m], ang[ok][m]
+            depth = rng.uniform(6, 16, hx.size)
+            d = hh / 2 + depth / 2
+            patios.extend(rot_rects(hx + np.sin(ha) * d, hy - np.cos(ha) * d, hw * rng.uniform(0.4, 1.0, hx.size),
+                                    depth, ha))
         # garden sheds behind some houses
         m = rng.random(ok.sum()) < 0.6
         if m.any():
             hx, hy, hw, hh, ha = px[ok][m], py[ok][m], w[ok][m], h[ok][m], ang[ok][m]
             d = hh / 2 + rng.uniform(8, 16, hx.size)
             shx, shy = hx - np.sin(ha) * d, hy + np.cos(ha) * d
-            sq = rot_rects(shx, shy, rng.uniform(9, 24, hx.size), rng.uniform(8, 18, hx.size), ha)
+            sq = rot_rects(shx, shy, rng.uniform(5, 26, hx.size), rng.uniform(5, 18, hx.size), ha)
             sq = sq[shapely.within(sq, core_p) & ~shapely.intersects(sq, busy)]
-            sheds.extend(sq)
+            # a garage or outbuilding is labelled a building, a shed a small structure: the same
+            # kind of small roofed object, either way
+            garage = rng.random(sq.size) < 0.3
+            sheds.extend(sq[~garage])
+            outbuildings.extend(sq[garage])
     # houses of neighbouring lattice cells may touch: keep buildings apart, as they are on the ground
     keep_b = set(map(id, drop_overlaps(buildings_large + buildings_res + buildings_non, pad=1.5)))
     buildings_res = [b for b in buildings_res if id(b) in keep_b]
     buildings_non = [b for b in buildings_non if id(b) in keep_b]
-    all_buildings = buildings_res + buildings_non + buildings_large
+    keep_o = set(map(id, drop_overlaps(buildings_large + buildings_res + buildings_non + outbuildings, pad=1.0)))
+    outbuildings = [b for b in outbuildings if id(b) in keep_o]
+    all_buildings = buildings_res + buildings_non + buildings_large + outbuildings
     build_u = fast_union(all_buildings)
     shapely.prepare(build_u)
 
     # ---- structures elsewhere: silos/tanks (circles), pylons and huts in fields
-    structs = list(sheds)
+    # compound and garden walls round some houses (small structures too): ~0.5 m wide
+    walls, garden_fences = [], []
+    res_arr = np.array(buildings_res, dtype=object)
+    for b in res_arr[rng.random(len(res_arr)) < 0.7]:
+        if id(b) not in rects:
+            continue
+        cx0, cy0, w0, h0, a0 = rects[id(b)]
+        d = rng.uniform(8, 20)
+        ring = rot_rects(cx0, cy0, w0 + 2 * d, h0 + 2 * d, a0)[0].exterior
+        wall = ring.buffer(rng.uniform(0.7, 1.2), cap_style="flat", join_style="mitre")
+        # a gate, and nothing through houses, roads or water
+        gate = shapely.Point(shapely.get_coordinates(ring)[int(rng.integers(4))]).buffer(rng.uniform(8, 14))
+        wall = wall.difference(gate).difference(build_u.buffer(2)).difference(busy)
+        # masonry walls, or light fences (posts and wire: mostly the garden between them)
+        (walls if rng.random() < 0.5 else garden_fences).extend(p for p in polys_of(wall) if p.area > 4)
+    structs = list(sheds) + walls
     pylons = []
-    n_st = rng.poisson(40 + 50 * (kind in ("suburban", "urban")))
+    n_st = rng.poisson(90 + 60 * (kind in ("suburban", "urban")))
     xy = rng.uniform([0, 0], [W, H], (n_st, 2))
-    st = np.where(rng.random(n_st) < 0.3, circles(xy, rng.uniform(6, 20, n_st), 4),
-                  rot_rects(xy[:, 0], xy[:, 1], rng.uniform(10, 45, n_st), rng.uniform(8, 30, n_st), theta))
+    st = np.where(rng.random(n_st) < 0.3, circles(xy, rng.uniform(3, 16, n_st), 4),
+                  rot_rects(xy[:, 0], xy[:, 1], rng.uniform(5, 36, n_st), rng.uniform(5, 24, n_st), theta))
     st = st[~shapely.intersects(st, busy) & ~shapely.intersects(st, build_u)]
     structs.extend(st)
     if rng.random() < 0.4:  # a power line: pylons in a row (unscored layer)
@@ -271,20 +359,34 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
     edges = np.array(edges)
     p_track = {"rural": 0.7, "village": 0.6, "suburban": 0.4, "urban": 0.15}[kind]
     sel = rng.random(len(edges)) < p_track
+    track_lines = []  # (centre line, half width) of the cart tracks on field edges
     if sel.any():
         lines = shapely.linestrings(edges[sel])
-        tracks.extend(shapely.buffer(lines, rng.uniform(6, 9, sel.sum()), quad_segs=2))
+        hws = rng.uniform(6, 10, sel.sum())
+        tracks.extend(shapely.buffer(lines, hws, quad_segs=2))
+        track_lines = list(zip(lines, hws))
     for f, _, ang in crop_fields:  # tractor tracks across some fields
-        if rng.random() < 0.5:
+        if rng.random() < 0.8:
             p = f.representative_point()
             ln = shapely.linestrings([[p.x - 3000 * math.cos(ang), p.y - 3000 * math.sin(ang)],
                                       [p.x + 3000 * math.cos(ang), p.y + 3000 * math.sin(ang)]])
             tracks.append(ln.buffer(rng.uniform(4, 6), quad_segs=2).intersection(f))
-    for _ in range(rng.poisson(3)):
+    for _ in range(rng.poisson(8)):
         pts = curve(rng, rng.uniform([0, 0], [W, H]), rng.uniform(0, 2 * math.pi), rng.uniform(400, 1500), 40, 0.12)
-        paths.append(shapely.linestrings(pts).buffer(rng.uniform(2, 3.5), quad_segs=2))
+        paths.append(shapely.linestrings(pts).buffer(rng.uniform(2, 4), quad_segs=2))
     track_u = union(tracks).difference(roads).difference(water_block).intersection(frame) if tracks else Polygon()
     path_u = union(paths).difference(roads).difference(water_block).difference(build_u).intersection(frame) if paths else Polygon()
+
+    # ---- fences round paddocks and fields (small structures): posts and wire, mostly the ground
+    # between them, along the field's side of some field edges
+    fences = list(garden_fences)
+    fe = np.flatnonzero(rng.random(len(edges)) < 0.45)
+    for e in edges[fe]:
+        d = e[1] - e[0]
+        nrm = np.array([-d[1], d[0]]) / max(np.linalg.norm(d), 1e-9)
+        off = nrm * margin * 0.8 * (1 if rng.random() < 0.5 else -1)
+        fence = shapely.linestrings(e + off).buffer(rng.uniform(0.8, 1.4), cap_style="flat")
+        fences += [p for p in polys_of(fence.difference(busy).difference(build_u).intersection(frame)) if p.area > 4]
 
     # ---- trees
     no_tree = union([roads.buffer(2), water_block,
@@ -293,26 +395,27 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
     shapely.prepare(no_tree)
     woods = []
     for wc in wood_cells:
+        # open woodland: crowns of many sizes, closing up in places, with glades between them
         minx, miny, maxx, maxy = wc.bounds
-        n = int(wc.area / 2500) + 5
+        n = int(wc.area / rng.uniform(350, 700)) + 5
         xy = rng.uniform([minx, miny], [maxx, maxy], (n, 2))
         xy = xy[shapely.contains_xy(wc, xy[:, 0], xy[:, 1])]
         if len(xy):
-            blob = union(circles(xy, rng.uniform(30, 70, len(xy)), 4)).intersection(wc.buffer(20))
+            blob = union(circles(xy, rng.uniform(5, 18, len(xy)), 3)).intersection(wc.buffer(20))
             woods.append(blob.difference(no_tree))
     groups = []
-    for f, _, _ in crop_fields:  # tree groups inside crop fields
-        for _ in range(rng.poisson(0.8)):
+    for f in [f for f, _, _ in crop_fields] + meadow:  # tree groups in crop fields and meadows
+        for _ in range(rng.poisson(4.5)):
             p = f.representative_point() if rng.random() < 0.2 else None
             minx, miny, maxx, maxy = f.bounds
             cx, cy = (p.x, p.y) if p is not None else (rng.uniform(minx, maxx), rng.uniform(miny, maxy))
             if not f.contains(shapely.Point(cx, cy)):
                 continue
-            k = rng.integers(4, 25)
+            k = rng.integers(5, 35)
             xy = np.array([cx, cy]) + rng.normal(0, rng.uniform(15, 45), (k, 2))
-            groups.append(union(circles(xy, rng.uniform(8, 22, k), 4)).intersection(f).difference(no_tree))
+            groups.append(union(circles(xy, rng.uniform(4, 14, k), 3)).intersection(f).difference(no_tree))
     hedges = []
-    he = rng.random(len(edges)) < {"rural": 0.25, "village": 0.2, "suburban": 0.1, "urban": 0.03}[kind]
+    he = rng.random(len(edges)) < {"rural": 0.35, "village": 0.3, "suburban": 0.15, "urban": 0.05}[kind]
     for e in edges[he]:
         # a wobbly line of shrubs along the field edge, with a gap here and there
         ln = np.linalg.norm(e[1] - e[0])
@@ -324,19 +427,19 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
                 hedges.append(shapely.linestrings(seg).buffer(rng.uniform(5, 10), quad_segs=2))
     hedge_u = union(hedges).difference(no_tree).intersection(frame) if hedges else Polygon()
     # standalone trees: gardens, meadows, along roads
-    n_single = rng.poisson({"rural": 250, "village": 600, "suburban": 1000, "urban": 700}[kind])
+    n_single = rng.poisson({"rural": 1500, "village": 2200, "suburban": 2600, "urban": 1600}[kind])
     xy = rng.uniform([0, 0], [W, H], (n_single, 2))
     in_settle = np.zeros(n_single, bool)
     for blk in settle_blocks + meadow:
         in_settle |= shapely.contains_xy(blk, xy[:, 0], xy[:, 1])
     xy = xy[in_settle | (rng.random(n_single) < 0.15)]
-    singles = circles(xy, rng.uniform(5, 16, len(xy)), 3)
-    singles = singles[~shapely.intersects(singles, no_tree)]
+    singles = circles(xy, rng.uniform(3, 12, len(xy)), 3)
+    # a tree stands clear of roads and houses, but its crown may hang over them
+    singles = singles[~shapely.contains_xy(no_tree, xy[:, 0], xy[:, 1])]
     singles = polys_of(union(singles).intersection(frame)) if len(singles) else []
 
     # ---- vehicles on roads and in yards
     small_v, moto, large_v = [], [], []
-    veh_mat_small = []
     dens_small = {"rural": 1 / 2500, "village": 1 / 1300, "suburban": 1 / 700, "urban": 1 / 350}[kind]
     for ln, hw in all_roads:
         length = ln.length
@@ -371,6 +474,12 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
             v = rot_rects(xy[:, 0], xy[:, 1], 15, 6, theta + math.pi / 2 * rng.integers(0, 2, n))
             v = v[shapely.within(v, p)]
             small_v.extend(v)
+            if rng.random() < 0.5:  # lorries at depots and in car parks
+                k = int(rng.integers(1, 4))
+                xy = rng.uniform([minx, miny], [maxx, maxy], (k, 2))
+                v = rot_rects(xy[:, 0], xy[:, 1], rng.uniform(35, 60, k), rng.uniform(8.5, 10.5, k),
+                              theta + math.pi / 2 * rng.integers(0, 2, k))
+                large_v.extend(v[shapely.within(v, p)])
     # small vehicles must not overlap each other (keep the first of overlapping ones)
     small_v = drop_overlaps(small_v)
     large_v = drop_overlaps(large_v)
@@ -385,14 +494,39 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
             crop_polys.append(f2)
             L.fields.append((f2, ang, rng.uniform(6, 14)))
 
+    # ---- orchards (an unscored layer): fruit trees in rows over grass, neither Trees nor Crops
+    orchard_trees = []
+    for o in orchards:
+        if o.is_empty:
+            continue
+        c0 = o.centroid
+        minx, miny, maxx, maxy = o.bounds
+        rr = math.hypot(maxx - minx, maxy - miny) / 2
+        dx, dy = rng.uniform(22, 36), rng.uniform(22, 36)
+        u, v = np.meshgrid(np.arange(-rr, rr, dx), np.arange(-rr, rr, dy))
+        u, v = u.ravel(), v.ravel()
+        ox = c0.x + c * u - s * v + rng.normal(0, 1.0, u.size)
+        oy = c0.y + s * u + c * v + rng.normal(0, 1.0, u.size)
+        inside = shapely.contains_xy(o, ox, oy) & (rng.random(u.size) < 0.9)
+        crowns = circles(np.stack([ox[inside], oy[inside]], 1), rng.uniform(5, 11, inside.sum()), 2)
+        orchard_trees += list(crowns[~shapely.intersects(crowns, no_tree)])
+    # ---- unlabelled lines of bare ground: field margins, ditches, animal trails
+    margins = []
+    me = rng.random(len(edges)) < 0.3
+    for e in edges[me]:
+        margins.append(shapely.linestrings(e).buffer(rng.uniform(2, 5), quad_segs=1))
+    for _ in range(rng.poisson(4)):
+        pts = curve(rng, rng.uniform([0, 0], [W, H]), rng.uniform(0, 2 * math.pi), rng.uniform(300, 1200), 30, 0.2)
+        margins.append(shapely.linestrings(pts).buffer(rng.uniform(1.2, 2.5), quad_segs=1))
+
     bridges = roads.intersection(river) if not river.is_empty else Polygon()
     waterway = river.difference(roads) if not river.is_empty else Polygon()
 
     # ---- label layers
     L.add("001_MM_L3_RESIDENTIAL_BUILDING", buildings_res)
-    L.add("001_MM_L3_NON_RESIDENTIAL_BUILDING", buildings_non)
+    L.add("001_MM_L3_NON_RESIDENTIAL_BUILDING", buildings_non + outbuildings)
     L.add("001_MM_L2_LARGE_BUILDING", buildings_large)
-    L.add("001_MM_L5_MISC_SMALL_STRUCTURE", [s.intersection(frame) for s in structs])
+    L.add("001_MM_L5_MISC_SMALL_STRUCTURE", [s.intersection(frame) for s in structs] + fences)
     L.add("002_TR_L3_GOOD_ROADS", polys_of(roads))
     L.add("002_TR_L4_POOR_DIRT_CART_TRACK", polys_of(track_u))
     L.add("002_TR_L6_FOOTPATH_TRAIL", polys_of(path_u))
@@ -409,29 +543,17 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
     L.add("003_VH_L6_MOTORBIKE", moto)
     L.add("001_MM_L4_BRIDGE", polys_of(bridges))
     L.add("004_UPI_L5_PYLONS", pylons)
+    L.add("007_AGR_L2_ORCHARD", [p for o in orchards for p in polys_of(o)])
 
-    # ---- painter's list (materials); background (soil/grass mosaic) is drawn by the renderer
-    # meadows and fallow (bare, ploughed) fields: not crops, and the crops' main confuser
-    L.paint += [(m, "grass" if rng.random() < 0.6 else "soil") for m in meadow]
-    # settlement ground: gardens, with paved blocks in the denser places
-    p_paved = {"rural": 0.15, "village": 0.2, "suburban": 0.3, "urban": 0.6}[kind]
-    L.paint += [(b, "paved" if rng.random() < p_paved else "grass") for b in settle_blocks]
-    L.paint += [(p, "paved") for p in paved]
-    L.paint += [(f, mat) for f, mat, _ in crop_fields]
-    L.paint += [(g, "track") for g in polys_of(track_u) + polys_of(path_u)]
-    L.paint += [(g, "water") for g in polys_of(river)]
-    L.paint += [(g, "pond") for g in polys_of(pond_u)]
-    L.paint += [(g, "road") for g in polys_of(roads)]
-    trees_all = L.layers.get("006_VEG_L2_WOODLAND", []) + polys_of(hedge_u) + L.layers.get("006_VEG_L5_GROUP_TREES", []) + singles
-    L.paint += [(g, "tree") for g in trees_all]
-    roofs = rng.choice(["roof_grey", "roof_red", "roof_dark"], size=len(all_buildings), p=[0.4, 0.4, 0.2])
-    L.paint += list(zip(all_buildings, roofs))
-    L.paint += [(g, "structure") for g in structs + pylons]
-    L.paint += [(g, "truck") for g in large_v]
-    cars = rng.choice(["car_white", "car_dark", "car_red"], size=len(small_v) + len(moto), p=[0.5, 0.35, 0.15])
-    L.paint += list(zip(small_v + moto, cars))
-    L.shadow_casters = [(b, 1.0) for b in all_buildings] + [(t, 1.3) for t in trees_all]
-    L.tints = ([(b, f) for b, f in zip(all_buildings, rng.uniform(0.8, 1.2, len(all_buildings)))]
-               + [(f, t) for (f, _, _), t in zip(crop_fields, rng.uniform(0.88, 1.12, len(crop_fields)))]
-               + [(m, t) for m, t in zip(meadow, rng.uniform(0.9, 1.1, len(meadow)))])
+    L.parts = Parts(
+        kind=kind, meadow=meadow, orchards=[p for o in orchards for p in polys_of(o)], wood_cells=wood_cells,
+        settle_blocks=settle_blocks, paved=paved, patios=patios, crop_fields=[(f, ang) for f, _, ang in crop_fields],
+        margins=margins, tracks=tracks, track_lines=track_lines, paths=paths, river=polys_of(river),
+        ponds=polys_of(pond_u), roads=[(g.intersection(frame), k < len(road_lines)) for k, g in enumerate(road_geoms)],
+        woods=[p for w in woods for p in polys_of(w)], hedges=polys_of(hedge_u),
+        groups=[p for g in groups for p in polys_of(g)], singles=singles, orchard_trees=orchard_trees,
+        buildings={"residential": buildings_res, "non_residential": buildings_non, "large": buildings_large,
+                   "shed": outbuildings},
+        rects=rects, sheds=list(sheds), walls=walls, structures=structs[len(sheds) + len(walls):], pylons=pylons,
+        fences=fences, large_vehicles=large_v, small_vehicles=small_v + moto, no_tree=no_tree)
     return L

@@ -2,7 +2,7 @@
 offsets, lays out the land, renders it and records it through each group's sensor."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -10,12 +10,14 @@ from affine import Affine
 from rasterio.features import rasterize
 from shapely.geometry import MultiPolygon, box
 
-from sattag.dstl import CLASS_LAYERS, GROUP_BANDS, dstl_transform
+from sattag.dstl import BIT_DEPTH, CLASS_LAYERS, GROUP_BANDS, dstl_transform
+from sattag.synth.dress import dress
 from sattag.synth.layout import make_layout
-from sattag.synth.render import band_radiance, render
-from sattag.synth.sensor import (FULL_HEIGHTS, FULL_WIDTHS, MIN_A_PX, NOMINAL_FULL_WIDTH, draw_offsets,
-                                 group_shape, sense)
+from sattag.synth.render import band_radiance, render, supersampling, to_r_grid
+from sattag.synth.sensor import (DARK, FULL_HEIGHTS, FULL_WIDTHS, MIN_A_PX, NOMINAL_FULL_WIDTH, draw_offsets,
+                                 group_shape, pansharpen, sense)
 from sattag.synth.shapes import as_multipolygon, fast_union, polys_of, scale_many
+from sattag.synth.spectra import Conditions, draw_conditions
 
 
 def scene_int(scene_id: str) -> int:
@@ -33,7 +35,8 @@ class GeneratedScene:
     ``grid_sizes``: the same values as written, strings). ``polygons``: class id (1..10) -> valid
     MultiPolygon in DSTL grid units. ``layers``: layer file name -> polygons in grid units (scored and
     unscored layers). ``offsets``: group -> (dx, dy) in R pixels of this size (the sign of ``sattag.ingest.align``).
-    ``materials``: (H, W) uint8 material map on the R grid (index into ``MATERIAL_NAMES``).
+    ``materials``: (H, W) uint8 material map on the R grid (index into ``MATERIAL_NAMES``; the material
+    at each pixel's centre). ``conditions``: the scene's season, sun and atmosphere.
     """
 
     scene_id: str
@@ -45,6 +48,7 @@ class GeneratedScene:
     layers: dict[str, list]
     offsets: dict[str, tuple[float, float]]
     materials: np.ndarray
+    conditions: Conditions = field(default_factory=Conditions)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -91,7 +95,7 @@ def generate_scene(scene_id: str = "6120_2_2", size: int | None = None, seed: in
     drawn like the real ones and scaled by size / full width).
     """
     ss = scene_seed(seed, scene_id)
-    r_geom, r_tex, r_noise, r_meta = (np.random.default_rng(s) for s in ss.spawn(4))
+    r_geom, r_tex, r_noise, r_meta, r_cond, r_dress = (np.random.default_rng(s) for s in ss.spawn(6))
     Wf = int(r_meta.integers(FULL_WIDTHS[0], FULL_WIDTHS[1] + 1))
     Hf = int(r_meta.integers(FULL_HEIGHTS[0], FULL_HEIGHTS[1] + 1))
     if size is None:
@@ -108,20 +112,25 @@ def generate_scene(scene_id: str = "6120_2_2", size: int | None = None, seed: in
     offs = {g: (round(d[0] * scale, 4), round(d[1] * scale, 4)) for g, d in drawn.items()}
     if offsets:
         offs.update({g: (float(v[0]), float(v[1])) for g, v in offsets.items()})
-    illum = float(r_meta.uniform(0.85, 1.15))
-    haze = float(r_meta.uniform(0.6, 1.6))
+    cond = draw_conditions(r_cond)
 
-    lay = make_layout(r_geom, float(Wf), float(Hf))
+    lay = dress(make_layout(r_geom, float(Wf), float(Hf)), cond, r_dress)
     # ... and the raster sees them through the grid formula: x_px = x * W'/Xmax, W' = W*W/(W+1)
-    mat, bright, vig = render(lay, r_tex, H, W, (W * W / (W + 1)) / Wf, (H * H / (H + 1)) / Hf)
+    sub = supersampling(Wf, W)
+    land, mat = render(lay, cond, r_tex, H, W, (W * W / (W + 1)) / Wf, (H * H / (H + 1)) / Hf, sub)
 
     bands: dict[str, np.ndarray] = {}
     noise_rngs = dict(zip(("R", "P", "M", "A"), (np.random.default_rng(s) for s in np.random.SeedSequence(r_noise.integers(2**32)).spawn(4))))
     for group, names in GROUP_BANDS.items():
         shp = group_shape(group, H, W)
         off = (0.0, 0.0) if group == "R" else offs[group]
-        bands[group] = np.stack([sense(band_radiance(b, mat, bright, vig, illum, haze), group, off, noise_rngs[group], shp)
-                                 for b in names])
+        radiance = [to_r_grid(band_radiance(b, land), sub) for b in names]
+        if group == "R":  # the 3-band file is pan-sharpened
+            pan = to_r_grid(band_radiance("P", land), sub)
+            radiance = pansharpen(radiance, pan, group_shape("M", H, W), DARK[BIT_DEPTH["R"]])
+            del pan
+        bands[group] = np.stack([sense(r, group, off, noise_rngs[group], shp, noise=cond.noise) for r in radiance])
+        del radiance
 
     # polygons: fpx -> R px of this size -> grid units, through the grid_sizes formula
     # fpx 0..Wf is grid 0..Xmax whatever the size, so a seed gives the same polygons at every size
@@ -139,4 +148,4 @@ def generate_scene(scene_id: str = "6120_2_2", size: int | None = None, seed: in
     polygons = {}
     for cid, names in CLASS_LAYERS.items():
         polygons[cid] = as_multipolygon(fast_union([g for n in names for g in layers.get(n, [])]))
-    return GeneratedScene(scene_id, bands, xmax, ymin, (xs, ys), polygons, layers, offs, mat)
+    return GeneratedScene(scene_id, bands, xmax, ymin, (xs, ys), polygons, layers, offs, mat, cond)

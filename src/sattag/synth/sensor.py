@@ -72,8 +72,9 @@ def optics(radiance: np.ndarray, dx: float, dy: float, sigma: float = PSF_SIGMA)
 
 
 def sense(radiance: np.ndarray, group: str, offset: tuple[float, float], rng: np.random.Generator,
-          out_shape: tuple[int, int]) -> np.ndarray:
-    """One band as the group's sensor records it: PSF + shift, area-average, PSF, noise -> uint16."""
+          out_shape: tuple[int, int], noise: float = 1.0) -> np.ndarray:
+    """One band as the group's sensor records it: PSF + shift, area-average, PSF, noise (``noise`` x
+    the group's level) -> uint16."""
     H, W = radiance.shape
     # a feature at (x, y) moves to (x+dx, y+dy)
     img = optics(radiance, *offset)
@@ -82,7 +83,7 @@ def sense(radiance: np.ndarray, group: str, offset: tuple[float, float], rng: np
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
         img = cv2.GaussianBlur(img, (0, 0), 0.5)
     bits = BIT_DEPTH[group]
-    img = img + rng.standard_normal(img.shape, dtype=np.float32) * NOISE[bits]
+    img = img + rng.standard_normal(img.shape, dtype=np.float32) * np.float32(NOISE[bits] * noise)
     return np.clip(np.rint(img), 0, 2 ** bits - 1).astype(np.uint16)
 
 
@@ -103,3 +104,29 @@ def draw_offsets(rng: np.random.Generator) -> dict[str, tuple[float, float]]:
     m = (skew(-0.65, -6.6, 2.8, (-11, 8)), skew(-0.65, -6.6, 2.8, (-11, 8)))
     a = (skew(-12.8, -51, 17, (-80, 40)), skew(-6.2, -51, 17, (-80, 40)))
     return {"P": p, "M": m, "A": a}
+
+
+def pansharpen(colour: list[np.ndarray], pan: np.ndarray, ms_shape: tuple[int, int], dark: float) -> list[np.ndarray]:
+    """The 3-band product as it is made: colour recorded at the multispectral resolution (``ms_shape``,
+    ~4x coarser), brought back to the pan grid and given the pan band's detail (ratio sharpening).
+
+    So a car, a shed or a footpath has its own brightness in the RGB file but only a blurred share of
+    its own colour, as in the real pan-sharpened images. Radiances in counts, ``dark`` their dark level.
+    """
+    H, W = pan.shape
+    h, w = ms_shape
+
+    def low(img: np.ndarray) -> np.ndarray:
+        small = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
+
+    p = pan - np.float32(dark)
+    ratio = p / np.maximum(low(p), np.float32(1.0))
+    np.clip(ratio, 0.0, 4.0, out=ratio)
+    out = []
+    for img in colour:
+        c = low(img - np.float32(dark))
+        c *= ratio
+        c += np.float32(dark)
+        out.append(c)
+    return out
