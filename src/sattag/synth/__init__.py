@@ -33,7 +33,7 @@ from sattag.synth.write import (PLACEHOLDER_WKT, SceneRecord, dataset_scene_ids,
 
 __all__ = [
     "CLASS_LAYERS", "EXTRA_LAYERS", "LAYER_CLASS", "MAT", "MATERIAL_NAMES", "PLACEHOLDER_WKT", "PSF_SIGMA",
-    "REAL_TRAIN_IDS", "Conditions", "GeneratedScene", "SceneRecord", "band_reflectance", "dataset_scene_ids", "draw_conditions",
-    "draw_offsets", "generate_dataset", "generate_scene", "scene_seed", "write_dataset_tables", "write_generated_scene",
-    "write_scene",
+    "REAL_TRAIN_IDS", "Conditions", "GeneratedScene", "SceneRecord", "band_reflectance", "dataset_scene_ids",
+    "draw_conditions", "draw_offsets", "generate_dataset", "generate_scene", "scene_seed", "write_dataset_tables",
+    "write_generated_scene", "write_scene",
 ]

@@ -63,7 +63,8 @@ def dress(L: Layout, cond: Conditions, rng: np.random.Generator) -> Layout:
         xy = np.concatenate(fringe)
         xy = xy + rng.normal(0, 4, xy.shape)
         _bushes(rng, cond, circles(xy, rng.uniform(3, 9, len(xy)), 2), parts.no_tree, P, cast, "fringe")
-    areas = ([(m, BUSH_SPACING["meadow"]) for m in parts.meadow] + [(b, BUSH_SPACING["settlement"]) for b in parts.settle_blocks]
+    areas = ([(m, BUSH_SPACING["meadow"]) for m in parts.meadow]
+             + [(b, BUSH_SPACING["settlement"]) for b in parts.settle_blocks]
              + [(w, BUSH_SPACING["wood"]) for w in parts.wood_cells])
     for area, per in areas:
         n = rng.poisson(area.area / per)

@@ -122,7 +122,8 @@ TEX: dict[str, tuple[float, float, float, float]] = {
     "thatch": (0.10, 0.06, 0.0, 0.1),
     "water": (0.02, 0.03, 0.0, 0.10), "water_turbid": (0.02, 0.03, 0.0, 0.10), "water_algae": (0.03, 0.04, 0.0, 0.12),
 }
-#: Vigour: how much the smooth plant-vigour field moves NIR against red, per material.
+#: Vigour: how much plant vigour (a smooth field plus each object's own) moves a material's
+#: near-infrared up and its red and SWIR down (more leaves, more leaf water).
 VEG: dict[str, float] = {"grass": 0.12, "grass_dry": 0.06, "scrub": 0.10, "crop_green": 0.15, "crop_young": 0.10,
                          "crop_ripe": 0.06, "tree": 0.15, "conifer": 0.10, "hedge": 0.12}
 
@@ -186,10 +187,6 @@ def draw_conditions(rng: np.random.Generator) -> Conditions:
         angstrom=float(rng.uniform(0.6, 2.0)), band_gain=gains, noise=float(rng.uniform(0.8, 1.5)),
         crop_stage=tuple(float(p) for p in stage),
     )
-
-
-def _mix(**weights: float) -> np.ndarray:
-    return sum(w * _E[k] for k, w in weights.items())
 
 
 def material_curves(c: Conditions) -> np.ndarray:

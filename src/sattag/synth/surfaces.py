@@ -1,12 +1,15 @@
 """What each kind of object is made of: the material choices behind the classes' confusions.
 
-The layout asks here for the surface of every object it paints; the answer is a :class:`Paint`: a
-primary material, a secondary one and the secondary's share (sub-pixel mixtures: grass between the
-ruts of a track, soil between young plants, gaps in a canopy, dry patches in a meadow), and a
-brightness factor (age, dirt, moisture). Materials are shared between classes as on the ground
+:mod:`sattag.synth.dress` asks here for the surface of every object it paints; the answer is a
+:class:`Paint`: a primary material, a secondary one and the secondary's share (sub-pixel mixtures:
+grass between the ruts of a track, soil between young plants, gaps in a canopy, dry patches in a
+meadow), and a brightness factor (age, dirt, moisture). Materials are shared between classes as on the ground
 (see :mod:`sattag.synth.spectra`), and within a class objects differ: several roof materials, some
 close to roads and concrete; crop fields at every stage from ploughed soil to stubble; dirt, grassy
-and gravel tracks; clear, turbid and green water.
+and gravel tracks; clear, turbid and green water. The shares in the tables below (with the amounts of
+bushes, walls and fences in :mod:`~sattag.synth.layout` / :mod:`~sattag.synth.dress`) are what
+``benchmarks/generator_auc.py`` was calibrated with: per-pixel models on generated data score within
+0.02 of their AUC on the real data for every class.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ PITCHED: frozenset[str] = frozenset({"roof_tile", "roof_slate", "roof_metal", "r
 
 
 def roof(rng: np.random.Generator, kind: str, geom) -> Paint:
+    """A roof (or a wall, a tank, a pad) of ``kind`` (a key of ``ROOFS``), weathered in patches."""
     mat = _pick(rng, ROOFS[kind])
     if mat == "gravel":
         return gravel(rng, geom)
@@ -70,6 +74,7 @@ ROADS = {"main": {"asphalt": 0.6, "asphalt_old": 0.3, "concrete": 0.1},
 
 
 def road(rng: np.random.Generator, kind: str, geom) -> Paint:
+    """A main road or a street: asphalt, old asphalt, concrete (a few streets gravel), some dirt."""
     mat = _pick(rng, ROADS[kind])
     if mat == "gravel":
         return gravel(rng, geom)
@@ -188,6 +193,7 @@ YARDS = {"asphalt": 0.35, "concrete": 0.35, "asphalt_old": 0.15, "gravel": 0.15}
 
 
 def yard(rng: np.random.Generator, geom) -> Paint:
+    """A yard, car park, patio or drive: the road and flat-roof materials."""
     mat = _pick(rng, YARDS)
     if mat == "gravel":
         return gravel(rng, geom)
@@ -219,6 +225,7 @@ def scrub(rng: np.random.Generator, c: Conditions, geom) -> Paint:
 
 
 def water(rng: np.random.Generator, c: Conditions, geom, river: bool) -> Paint:
+    """A river (the scene's turbidity, some algae) or a pond (clear, turbid or green)."""
     if river:
         return Paint(geom, "water_turbid", "water_algae", float(rng.uniform(0.0, 0.3)), float(rng.uniform(0.9, 1.1)))
     mat = _pick(rng, {"water": 0.4, "water_turbid": 0.35, "water_algae": 0.25})
@@ -237,5 +244,6 @@ TRUCKS = {"truck_white": 0.4, "truck_silver": 0.3, "truck_colour": 0.3}
 
 
 def vehicle(rng: np.random.Generator, geom, large: bool) -> Paint:
+    """A car (white, black, silver, red, blue: dark and grey ones close to asphalt and concrete) or a lorry."""
     mat = _pick(rng, TRUCKS if large else CARS)
     return Paint(geom, mat, mat, 0.0, float(rng.uniform(0.85, 1.15)))
