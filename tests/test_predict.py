@@ -61,7 +61,7 @@ def col(c: int | str, table: ClassTable = DSTL_CLASSES) -> int:
 def cluster_and_predict(data: np.ndarray, models, config: Config, classes: ClassTable) -> PredictResult:
     """What the engine does with a scene: the segment stage's clusters, then the prediction on them."""
     cluster_ids, cluster_table = cluster_pixels(data, config.cluster.tolerance, config.cluster.min_size)
-    return predict_clusters(cluster_ids, cluster_table, models, config, classes)
+    return predict_clusters(cluster_ids, cluster_table, models, config.predict, classes)
 
 
 # ------------------------------------------------------------------------------------------- basics

@@ -105,11 +105,13 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
             probs = sampled_cluster_probabilities(
                 models, lambda idx: pixel_features(stack.data, stack.bands, models.feature_set, idx),
                 cluster_ids, k, config.predict.pixels_per_cluster)
-            result = predict_clusters(cluster_ids, cluster_table, models, config, classes, probabilities=probs)
+            result = predict_clusters(cluster_ids, cluster_table, models, config.predict, classes,
+                                      probabilities=probs)
         else:
             features = cluster_features(stack.data, stack.bands, models.feature_set, cluster_ids, k,
                                         band_means=cluster_table.means)
-            result = predict_clusters(cluster_ids, cluster_table, models, config, classes, features=features)
+            result = predict_clusters(cluster_ids, cluster_table, models, config.predict, classes,
+                                      features=features)
         write_prediction(run, scene.id, result, stack.grid, classes)
         if figures:
             from sattag.viz.clusters import write_cluster_figures

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sattag.classes import ClassTable
-from sattag.config import Config
+from sattag.config import PredictConfig
 from sattag.predict.probabilities import ProbabilityModel, cluster_probabilities, paint
 from sattag.predict.rules import apply_rules
 from sattag.segment import ClusterTable
@@ -50,7 +50,7 @@ class PredictResult:
 
 
 def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, models: ProbabilityModel,
-                     config: Config, classes: ClassTable,
+                     config: PredictConfig, classes: ClassTable,
                      progress: Callable[[int], None] | None = None,
                      features: np.ndarray | None = None,
                      probabilities: np.ndarray | None = None) -> PredictResult:
@@ -64,7 +64,7 @@ def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, model
     models:
         ``sattag.learn.ModelSet`` (or anything with ``predict_proba``), columns in ``classes`` order.
     config:
-        the run's configuration (``config.predict`` is used).
+        the ``[predict]`` section of the run's configuration (thresholds, rules).
     classes:
         the class table.
     progress:
@@ -84,7 +84,7 @@ def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, model
         raise ValueError(f"predict_clusters: the models give {probs.shape[1]} class columns, "
                          f"the class table has {len(classes)} classes")
     step(1)
-    flags, counts = apply_rules(probs, cluster_table, config.predict, classes)
+    flags, counts = apply_rules(probs, cluster_table, config, classes)
     step(1)
     masks = class_masks(cluster_ids, flags)
     step(1)
