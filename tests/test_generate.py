@@ -92,6 +92,7 @@ def test_grid_sizes_csv(small_dstl):
         assert -0.009045 <= float(y) <= -0.009031
 
 
+@pytest.mark.slow  # several scenes: the harder generator lays out each at full size (~4 s)
 def test_grid_sizes_unsorted_and_long_digits(tmp_path):
     out = generate_dataset(tmp_path / "d", n_scenes=8, n_train=0, size=60, seed=2)
     rows = [ln.split(",") for ln in (out / "grid_sizes.csv").read_text().splitlines()[1:]]
@@ -169,6 +170,7 @@ def _digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # several scenes: the harder generator lays out each at full size (~4 s)
 def test_deterministic(tmp_path):
     a = generate_dataset(tmp_path / "a", n_scenes=2, n_train=1, size=120, seed=4)
     b = generate_dataset(tmp_path / "b", n_scenes=2, n_train=1, size=120, seed=4)
@@ -184,6 +186,7 @@ def test_progress_called(tmp_path):
     assert sum(calls) == 2
 
 
+@pytest.mark.slow  # several scenes: the harder generator lays out each at full size (~4 s)
 def test_sizes_vary_and_same_land_at_every_size():
     widths = {generate_scene(sid, size=400, seed=0).shape[1] for sid in ("6010_1_2", "6040_2_2", "6100_1_3", "6120_2_2", "6170_4_1")}
     assert all(abs(w - 400) <= 2 for w in widths)
@@ -291,6 +294,7 @@ def test_forced_offset_measured_m_against_r():
     assert abs(mx - dx) < 0.5 and abs(my - dy) < 0.5, (mx, my)
 
 
+@pytest.mark.slow  # several scenes: the harder generator lays out each at full size (~4 s)
 def test_forced_offset_a_sign_and_size():
     """A forced A shift moves A's content by (dx, dy) R px against an unshifted rendering of the same scene."""
     dx, dy = -50.0, 37.5
