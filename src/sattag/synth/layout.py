@@ -319,6 +319,7 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
     # compound and garden walls round some houses (small structures too): ~0.5 m wide
     walls, garden_fences = [], []
     res_arr = np.array(buildings_res, dtype=object)
+    clear = union([build_u.buffer(2), busy])  # no wall through houses, roads or water
     for b in res_arr[rng.random(len(res_arr)) < 0.7]:
         if id(b) not in rects:
             continue
@@ -328,7 +329,7 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
         wall = ring.buffer(rng.uniform(0.7, 1.2), cap_style="flat", join_style="mitre")
         # a gate, and nothing through houses, roads or water
         gate = shapely.Point(shapely.get_coordinates(ring)[int(rng.integers(4))]).buffer(rng.uniform(8, 14))
-        wall = wall.difference(gate).difference(build_u.buffer(2)).difference(busy)
+        wall = wall.difference(gate).difference(clear)
         # masonry walls, or light fences (posts and wire: mostly the garden between them)
         (walls if rng.random() < 0.5 else garden_fences).extend(p for p in polys_of(wall) if p.area > 4)
     structs = list(sheds) + walls

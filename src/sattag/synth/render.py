@@ -162,8 +162,38 @@ def render(L: Layout, cond: Conditions, rng: np.random.Generator, H: int, W: int
     return land, mat_r
 
 
-def _shifted(geoms: list, d: np.ndarray, fx: float, fy: float, value: int = 1) -> list:
-    return [(g, value) for g in scale_many(geoms, fx, fy, d[0] * fx, d[1] * fy)]
+def _mask(geoms: list, fx: float, fy: float, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 mask of fpx geometries on a grid of ``fx``, ``fy`` px per fpx."""
+    out = np.zeros(shape, np.uint8)
+    shapes = [(g, 1) for g in scale_many(geoms, fx, fy)]
+    if shapes:
+        rasterize(shapes, out=out, transform=Affine.identity())
+    return out
+
+
+def _or_shifted(dst: np.ndarray, src: np.ndarray, dx: float, dy: float) -> None:
+    """``dst |= src`` moved by (dx, dy) px (rounded to whole pixels)."""
+    h, w = src.shape
+    dx, dy = int(round(dx)), int(round(dy))
+    if abs(dx) >= w or abs(dy) >= h:
+        return
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    dst[yd, xd] |= src[ys, xs]
+
+
+def _sweep(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``mask`` swept along the segment from (0, 0) to (dx, dy) px: the union of its copies moved by
+    every whole-pixel step of the segment (doubling: log2(length) passes)."""
+    n = max(1, int(math.ceil(max(abs(dx), abs(dy)))))
+    ux, uy = dx / n, dy / n
+    acc = mask.copy()
+    done = 1  # acc = union of the copies moved by 0 .. done-1 steps
+    while done <= n:
+        k = min(done, n + 1 - done)
+        _or_shifted(acc, acc.copy(), k * ux, k * uy)
+        done += k
+    return acc
 
 
 def _shadows(L: Layout, cond: Conditions, fx: float, fy: float, shape: tuple[int, int]) -> np.ndarray:
@@ -172,6 +202,7 @@ def _shadows(L: Layout, cond: Conditions, fx: float, fy: float, shape: tuple[int
     Cast shadows: casters' footprints swept away from the sun by height / tan(elevation), darkening
     what is not itself a caster. Crowns (trees, hedges, bushes) also shade their own side turned
     away from the sun (a crown's lit part is the crown moved towards the sun by ~half its radius).
+    Footprints are rasterized once (per height level, per crown size) and moved on the grid.
     """
     if not L.casters:
         return np.zeros(shape, np.float32)
@@ -179,30 +210,25 @@ def _shadows(L: Layout, cond: Conditions, fx: float, fy: float, shape: tuple[int
     sun = np.array([math.cos(cond.sun_azimuth), math.sin(cond.sun_azimuth)])
     reach = 1.0 / math.tan(math.radians(cond.sun_elevation))
     levels = np.round(np.array([hgt for _, hgt, _ in casters]) / 5.0) * 5.0
-    cast = []
-    for lev in np.unique(levels):
-        geoms = [g for (g, _, _), lv in zip(casters, levels) if lv == lev]
-        steps = int(min(12, max(3, math.ceil(lev * reach / 6.0))))  # a sweep: copies <= 6 fpx apart
-        for t in np.arange(1, steps + 1) / steps:
-            cast += _shifted(geoms, -sun * lev * reach * t, fx, fy)
     shadow = np.zeros(shape, np.uint8)
-    rasterize(cast, out=shadow, transform=Affine.identity())
     own = np.zeros(shape, np.uint8)
-    rasterize([(g, 1) for g in scale_many([g for g, _, _ in casters], fx, fy)], out=own, transform=Affine.identity())
+    for lev in np.unique(levels):
+        m = _mask([g for (g, _, _), lv in zip(casters, levels) if lv == lev], fx, fy, shape)
+        own |= m
+        shadow |= _sweep(m, -sun[0] * lev * reach * fx, -sun[1] * lev * reach * fy)
     out = ((shadow > 0) & (own == 0)).astype(np.float32)
-    del shadow
+    del shadow, own
     crowns = [g for g, _, crown in casters if crown]
     if crowns:
         radius = np.sqrt(shapely.area(np.array(crowns, dtype=object)) / math.pi)
         rbin = np.round(np.minimum(radius, 40.0) / 2.0) * 2.0
-        lit = []
-        for rb in np.unique(rbin):
-            lit += _shifted([g for g, r in zip(crowns, rbin) if r == rb], sun * 0.5 * rb, fx, fy)
         crown_px = np.zeros(shape, np.uint8)
-        rasterize([(g, 1) for g in scale_many(crowns, fx, fy)], out=crown_px, transform=Affine.identity())
-        lit_px = np.zeros(shape, np.uint8)
-        rasterize(lit, out=lit_px, transform=Affine.identity())
-        out[(crown_px > 0) & (lit_px == 0)] = 0.8
+        lit = np.zeros(shape, np.uint8)
+        for rb in np.unique(rbin):
+            m = _mask([g for g, r in zip(crowns, rbin) if r == rb], fx, fy, shape)
+            crown_px |= m
+            _or_shifted(lit, m, sun[0] * 0.5 * rb * fx, sun[1] * 0.5 * rb * fy)
+        out[(crown_px > 0) & (lit == 0)] = 0.8
     return out
 
 
