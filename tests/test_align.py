@@ -65,8 +65,8 @@ def generated(tmp_path_factory) -> Path:
 #: (issue 12) lights shadows with skylight that is far weaker in the SWIR than in the visible, gives
 #: leaves water that darkens the SWIR where the near-infrared brightens, and mixes many more
 #: materials: SWIR is less predictable from the visible and near-infrared bands the aligner models
-#: A with. Measured on these three scenes: A 0.13, 0.15, 0.07 px off (P, M: <= 0.07 px).
-A_TOLERANCE_PX = 0.2
+#: A with. Measured on these three scenes: A 0.14, 0.18, 0.07 px off (P, M: <= 0.07 px).
+A_TOLERANCE_PX = 0.25
 
 
 def _truth(generated: Path) -> dict:
@@ -89,8 +89,8 @@ def test_recovers_generator_offsets(generated):
 def test_polish_beats_a_linear_mix_on_swir(generated):
     """A without the spectral-class polish (its pixel threshold raised out of reach) is further off
     than with it, on average over the three scenes: the polish is what brings A close, not luck.
-    (On the harder generated data of issue 12 one scene came out 0.11 px off by ECC alone and 0.13
-    with the polish; the other two 0.38 / 0.31 px by ECC alone and 0.15 / 0.07 with it.)"""
+    (On the harder generated data of issue 12 one scene came out 0.11 px off by ECC alone and 0.14
+    with the polish; the other two 0.40 / 0.30 px by ECC alone and 0.18 / 0.07 with it.)"""
     truth = _truth(generated)
     errs = {"polish": [], "ecc only": []}
     for scene in discover_scenes(generated):
