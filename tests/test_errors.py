@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -69,6 +72,62 @@ def test_pickles_with_type_fields_and_message_even_from_an_unpicklable_cause(cls
     assert back.__notes__ == ["while aligning group A"]
     if cls in BUILTIN:
         assert isinstance(back, BUILTIN[cls])
+
+
+def _raised_from_unpicklable() -> AlignmentError:
+    try:
+        try:
+            raise Unpicklable()
+        except Unpicklable as cause:
+            raise AlignmentError("cannot fit", "/d/6010_0_0_A.tif", "6010_0_0") from cause
+    except AlignmentError as e:
+        return e
+
+
+def test_pickles_under_tblib_with_the_cause_as_text():
+    # distributed installs tblib's reducers on import; they pickle the cause and context too.
+    pickling_support = pytest.importorskip("tblib.pickling_support")
+    pickling_support.install()
+    err = _raised_from_unpicklable()
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is AlignmentError and back.scene == "6010_0_0"
+    assert type(back.__cause__).__name__ == "CauseText"
+    assert str(back.__cause__).startswith(f"{__name__}.Unpicklable: ")
+    assert back.__cause__.__traceback__ is not None  # where the cause was raised still travels
+    # A picklable cause travels whole.
+    try:
+        try:
+            raise OSError(2, "No such file", "/d/a.tif")
+        except OSError as cause:
+            raise InputError("cannot read", "/d/a.tif") from cause
+    except InputError as e:
+        back = pickle.loads(pickle.dumps(e))
+    assert type(back.__cause__) is FileNotFoundError and back.__cause__.filename == "/d/a.tif"
+
+
+def test_pickles_in_a_process_that_never_imported_distributed(tmp_path):
+    # The other order: no tblib reducers at all, plain pickle. Run where nothing has imported them.
+    script = textwrap.dedent("""
+        import pickle, sys, threading
+        from sattag.errors import LabelError
+        assert "distributed" not in sys.modules and "tblib" not in sys.modules
+        class Unpicklable(Exception):
+            def __init__(self):
+                super().__init__(threading.Lock())
+        try:
+            try:
+                raise Unpicklable()
+            except Unpicklable as cause:
+                raise LabelError("bad ring", "/d/labels.csv", "6010_0_0") from cause
+        except LabelError as e:
+            e.add_note("while reading")
+            back = pickle.loads(pickle.dumps(e))
+        assert type(back) is LabelError and back.__notes__ == ["while reading"], back
+        print(back)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "/d/labels.csv: scene 6010_0_0: bad ring"
 
 
 def test_pickle_without_path_or_scene():

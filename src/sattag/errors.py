@@ -24,11 +24,16 @@ every input fault; the path in the message says which file. The ``OSError`` is k
 Misuse of a library function (an array of the wrong shape, a bad argument) is not a
 ``SattagError``: it raises a plain ``ValueError`` or ``TypeError`` that says what was expected.
 
-The errors pickle with their type, fault, path and scene (Dask sends them from worker to client);
-the cause (``raise ... from e``) is not pickled, so an unpicklable cause does not get in the way.
+The errors pickle with their type, fault, path, scene and notes (Dask sends them from worker to
+client). Plain pickle leaves the cause (``raise ... from e``) and context behind. Once
+``distributed`` is imported, tblib's reducers (registered for every exception class then defined,
+and taking precedence over ``__reduce__``) pickle them too, and one that cannot make the trip would
+make the whole error fail, so Dask would deliver only its text. An error therefore replaces such a
+link, when it is pickled, by a :class:`CauseText` holding the link's type, message and traceback.
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 
@@ -60,6 +65,7 @@ class SattagError(Exception):
         return f"{': '.join(where)}: {self.fault}" if where else self.fault
 
     def __reduce__(self):
+        _keep_links_picklable(self)
         # The default (type, self.args) would rebuild the error from its message alone, losing path
         # and scene; other attributes (``__notes__``, ones a caller set) travel as state.
         state = {k: v for k, v in self.__dict__.items() if k not in ("fault", "path", "scene")}
@@ -88,3 +94,37 @@ class LabelError(SattagError, ValueError):
 
 class ModelError(SattagError, OSError):
     """A model file is unreadable or does not match the data it is applied to."""
+
+
+class CauseText(Exception):
+    """Stands in for a cause or context that cannot be pickled: its type's name and its message.
+
+    Not raised by sattag; it only appears as ``__cause__`` or ``__context__`` of an error that
+    travelled between processes.
+    """
+
+
+def _round_trips(link: BaseException) -> bool:
+    # dumps alone is not enough: GDAL's errors (rasterio's CPLE_*) pickle but do not unpickle.
+    try:
+        pickle.loads(pickle.dumps(link))
+    except Exception:
+        return False
+    return True
+
+
+def _keep_links_picklable(err: BaseException) -> None:
+    """Replace ``err.__cause__`` / ``err.__context__`` by a :class:`CauseText` where it cannot be
+    pickled and unpickled, keeping its traceback. Mutates ``err``: a reducer registered for the
+    class (tblib's) reads the links from the object itself after calling ``__reduce__``."""
+    replaced: dict[int, CauseText] = {}
+    for name in ("__cause__", "__context__"):
+        link = getattr(err, name)
+        if link is None or isinstance(link, CauseText):
+            continue
+        if id(link) not in replaced:
+            if _round_trips(link):
+                continue
+            text = CauseText(f"{type(link).__module__}.{type(link).__qualname__}: {link}")
+            replaced[id(link)] = text.with_traceback(link.__traceback__)
+        setattr(err, name, replaced[id(link)])
