@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from sattag.dstl import BIT_DEPTH
 from sattag.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class IngestConfig:
     Shifts and limits are in pixels of the reference (finest) grid.
     """
 
-    bit_depths: dict[str, int] = field(default_factory=lambda: {"R": 11, "P": 11, "M": 11, "A": 14},
+    bit_depths: dict[str, int] = field(default_factory=lambda: dict(BIT_DEPTH),
                                        metadata=within("[1, 32]"))
     # GDAL's warp resampling names (rasterio.enums.Resampling).
     resampling: Literal["nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss",
