@@ -128,3 +128,74 @@ def read_csv(path: str | Path, columns: Mapping[str, str]):
                              f"{text[bad].iloc[0]!r} is not a {'whole ' if kind != 'float' else ''}number", path)
         out[name] = values.astype(CSV_KINDS[kind])
     return pd.DataFrame(out, index=pd.RangeIndex(len(raw)))
+
+
+
+def cog_overview_factors(height: int, width: int, blocksize: int = 512) -> list[int]:
+    """Decimation factors 2, 4, 8, ... of a COG's internal overviews: halve until the last overview
+    fits in one block (as GDAL's COG driver does with ``OVERVIEWS=AUTO``); none for an image that
+    already fits."""
+    factors, f = [], 2
+    while max(height, width) / (f // 2) > blocksize:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
+def write_cog(final: str | Path, data, *, transform, crs=None, descriptions: Iterable[str] | None = None,
+              tags: Mapping[str, str] | None = None, compress: str = "deflate", predictor: bool = False,
+              blocksize: int = 512, overview_resampling: str = "nearest") -> Path:
+    """Write ``data`` ((bands, H, W) or (H, W)) atomically as a Cloud Optimized GeoTIFF: tiled
+    (``blocksize`` px), compressed, with internal overviews (:func:`cog_overview_factors`), so a
+    viewer opens it at any zoom at once.
+
+    How: the array goes into an in-memory (GDAL MEM) dataset, its overviews are built there with
+    ``overview_resampling`` (``"nearest"``: every overview pixel is one of the image's pixels, so
+    class values stay 0/1 and ids stay ids; ``"mode"`` too, slower), then GDAL's COG driver copies it
+    to disk in COG layout (IFDs first, smallest overview's tiles first, full resolution last). Costs
+    1.33x the array's size in memory for the copy; no temporary file beside the output (the COG
+    driver's own overview pass would leave a ``.ovr.tmp`` there) and measured ~25 % faster than
+    letting the driver build the overviews.
+
+    ``descriptions`` (one per band) and ``tags`` (dataset metadata) are kept in the file;
+    ``crs=None`` writes no CRS (DSTL grids). ``predictor``: horizontal differencing (integers: ids).
+    No ``NBITS=1`` for 0/1 masks (GeoTIFF's 1-bit samples): through the COG driver it logs spurious
+    "pixels clipped" warnings for every image whose size is not a multiple of the block; DEFLATE
+    packs 0/1 bytes nearly as well. Written to a temporary name, then renamed (:func:`atomic_path`).
+    """
+    import warnings
+
+    import numpy as np
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+    from rasterio.shutil import copy as gdal_copy
+
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3:
+        raise ValueError(f"write_cog: data of shape {data.shape} is neither (H, W) nor (bands, H, W)")
+    count, height, width = data.shape
+    descriptions = list(descriptions) if descriptions is not None else None
+    if descriptions is not None and len(descriptions) != count:
+        raise ValueError(f"write_cog: {len(descriptions)} descriptions for {count} bands")
+    options = dict(driver="COG", compress=compress, blocksize=blocksize, bigtiff="IF_SAFER",
+                   overviews="FORCE_USE_EXISTING")
+    if predictor:
+        options["predictor"] = "YES"
+    with atomic_path(final) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # DSTL grids have no CRS
+        with MemoryFile() as memfile, memfile.open(driver="MEM", count=count, height=height, width=width,
+                                                   dtype=data.dtype.name, transform=transform, crs=crs) as mem:
+            mem.write(data)
+            if tags:
+                mem.update_tags(**tags)
+            for i, d in enumerate(descriptions or [], start=1):
+                mem.set_band_description(i, d)
+            factors = cog_overview_factors(height, width, blocksize)
+            if factors:
+                mem.build_overviews(factors, Resampling[overview_resampling])
+            gdal_copy(mem, tmp, **options)
+    return Path(final)

@@ -1,4 +1,4 @@
-"""Class polygons -> uint8 class masks on a stack's grid, and masks to/from compressed GeoTIFF."""
+"""Class polygons -> uint8 class masks on a stack's grid, and masks to/from Cloud Optimized GeoTIFF."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 
-from sattag._files import atomic_path
+from sattag._files import write_cog
 from sattag.classes import DSTL_CLASSES, ClassTable
 from sattag.errors import LabelError
 from sattag.labels.readers import LabelWarning, labels_bounds
@@ -72,33 +72,26 @@ def rasterize_classes(
     return masks
 
 
-def write_masks(path: str | Path, masks: np.ndarray, grid: Grid, classes: ClassTable = DSTL_CLASSES) -> Path:
-    """Write masks uint8 (C, H, W) as a tiled, DEFLATE-compressed GeoTIFF (one band per class).
+def write_masks(path: str | Path, masks: np.ndarray, grid: Grid, classes: ClassTable = DSTL_CLASSES, *,
+                overview_resampling: str = "nearest") -> Path:
+    """Write masks uint8 (C, H, W) as a Cloud Optimized GeoTIFF (one band per class): 512-px tiles,
+    DEFLATE, internal overviews (:func:`sattag._files.write_cog`), so a viewer opens a full scene at
+    any zoom at once.
 
     The class table travels in the file's tags (``sattag_classes``, JSON) and band descriptions, the
-    grid in its transform and CRS. Written to a temporary name, then renamed.
+    grid in its transform and CRS. Overviews are resampled with ``overview_resampling`` (nearest:
+    every overview pixel is 0 or 1, as in the masks). Written to a temporary name, then renamed.
     """
     path = Path(path)
     masks = np.asarray(masks)
     if masks.ndim != 3 or masks.shape[0] != len(classes) or masks.shape[1:] != grid.shape:
         raise LabelError(f"masks of shape {masks.shape} do not fit {len(classes)} classes on a {grid.shape} grid",
                          path)
-    profile = dict(
-        driver="GTiff", count=masks.shape[0], height=grid.height, width=grid.width, dtype="uint8",
-        transform=grid.transform, crs=CRS.from_user_input(grid.crs) if grid.crs else None,
-        compress="deflate", tiled=True, blockxsize=256, blockysize=256, nodata=None,
-        # Masks are 0/1: one bit per pixel shrinks files; GDAL reads them back as uint8 0/1.
-        nbits=1,
-    )
-    with atomic_path(path) as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as dst:
-                dst.write(masks.astype(np.uint8, copy=False))
-                dst.update_tags(sattag_classes=json.dumps(classes.to_records()))
-                for i, c in enumerate(classes, start=1):
-                    dst.set_band_description(i, c.name)
-    return path
+    return write_cog(path, masks.astype(np.uint8, copy=False), transform=grid.transform,
+                     crs=CRS.from_user_input(grid.crs) if grid.crs else None,
+                     descriptions=[c.name for c in classes],
+                     tags={"sattag_classes": json.dumps(classes.to_records())}, compress="deflate",
+                     overview_resampling=overview_resampling)
 
 
 def read_masks(path: str | Path) -> tuple[np.ndarray, Grid, ClassTable]:

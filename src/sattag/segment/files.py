@@ -1,7 +1,8 @@
 """A scene's clusters in the run folder (writers and readers): ``clusters/<scene>.tif`` and ``.parquet``.
 
 ``clusters/<scene>.tif``: the cluster-id image, int32, one band on the scene's grid (transform, CRS),
-value ``k`` = row ``k`` of the table; a tiled, DEFLATE-compressed GeoTIFF.
+value ``k`` = row ``k`` of the table; a Cloud Optimized GeoTIFF (512-px tiles, DEFLATE,
+internal overviews of nearest-resampled ids: a viewer opens it at any zoom at once).
 
 ``clusters/<scene>.parquet``: the cluster table (:meth:`sattag.segment.ClusterTable.to_frame`), one row
 per cluster: ``cluster`` (int32, 0..K-1), ``size`` (int64, pixels), ``row0``, ``col0``, ``row1``,
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sattag._files import atomic_path
+from sattag._files import atomic_path, write_cog
 from sattag.errors import InputError
 from sattag.scene import Grid
 from sattag.segment.cluster import ClusterTable
@@ -29,23 +30,16 @@ CLUSTER_TABLE_COLUMNS = {"cluster": "int32", "size": "int64", "row0": "int32", "
                          "row1": "int32", "col1": "int32"}
 
 
-def write_cluster_ids(path: str | Path, cluster_ids: np.ndarray, grid: Grid) -> Path:
-    """Write the cluster-id image (int32, 1 band) atomically as a compressed GeoTIFF on ``grid``."""
-    import rasterio
-
+def write_cluster_ids(path: str | Path, cluster_ids: np.ndarray, grid: Grid, *,
+                      overview_resampling: str = "nearest") -> Path:
+    """Write the cluster-id image (int32, 1 band) atomically as a Cloud Optimized GeoTIFF on ``grid``
+    (:func:`sattag._files.write_cog`: 512-px tiles, DEFLATE with the horizontal predictor, internal
+    overviews resampled with ``overview_resampling``; nearest keeps every overview pixel an id)."""
     if cluster_ids.shape != grid.shape:
         raise ValueError(f"write_cluster_ids: cluster ids of shape {cluster_ids.shape} do not fit "
                          f"the {grid.shape} grid")
-    profile = {"driver": "GTiff", "height": grid.height, "width": grid.width, "count": 1, "dtype": "int32",
-               "transform": grid.transform, "compress": "deflate", "predictor": 2,
-               "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER"}
-    if grid.crs is not None:
-        profile["crs"] = grid.crs
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # DSTL grids have no CRS
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(cluster_ids.astype(np.int32, copy=False), 1)
-    return Path(path)
+    return write_cog(path, cluster_ids.astype(np.int32, copy=False), transform=grid.transform, crs=grid.crs,
+                     compress="deflate", predictor=True, overview_resampling=overview_resampling)
 
 
 def read_cluster_ids(path: str | Path) -> tuple[np.ndarray, Grid]:
