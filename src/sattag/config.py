@@ -149,8 +149,37 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class ClassPair:
+    """Two classes, by name, that one-vs-all models confuse: a pairwise model is trained on the
+    pixels of ``first`` against those of ``second`` and decides between them wherever both
+    one-vs-all models fire. ``reason`` says why, in words; it is written into reports."""
+
+    first: str = field(metadata=_CLASS_NAME)
+    second: str = field(metadata=_CLASS_NAME)
+    reason: str = ""
+
+    def describe(self) -> str:
+        """Short, for messages: ``'Road' vs 'Track'``."""
+        return f"{self.first!r} vs {self.second!r}"
+
+
+#: DSTL's pairs: those the seed names as one-vs-one remedies, and buildings against other structures
+#: (the pair a pixel's spectrum tells apart least on generated scenes).
+DSTL_PAIRS: tuple[ClassPair, ...] = (
+    ClassPair("Road", "Track", "a paved road and a dirt track look alike from above"),
+    ClassPair("Vehicle Large", "Vehicle Small", "the same materials; size and context tell them apart"),
+    ClassPair("Waterway", "Standing water", "the same water; shape and context tell them apart"),
+    ClassPair("Buildings", "Misc. manmade structures", "the same roofing materials"),
+)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """One-vs-all XGBoost models, one per class."""
+    """One-vs-all XGBoost models, one per class, and pairwise models for the ``pairs``.
+
+    ``pairs`` name classes; the DSTL default is used only with a class table that has every class it
+    names (like the rules of ``[predict]``); set ``pairs = []`` for none.
+    """
 
     n_trees: int = field(default=100, metadata=within("[1, inf)"))
     max_depth: int = field(default=15, metadata=within("[1, inf)"))
@@ -162,6 +191,7 @@ class ModelConfig:
     # workers (the same models for any number of workers); "rows" trains each class across all
     # workers with xgboost.dask, for samples too large for one worker's memory.
     distributed: Literal["classes", "rows"] = "classes"
+    pairs: tuple[ClassPair, ...] = DSTL_PAIRS
 
 
 @dataclass(frozen=True)
@@ -578,6 +608,33 @@ def rules_for(config: PredictConfig, classes: "ClassTable", path: str | Path | N
     return tuple(out)
 
 
+def pairs_for(config: ModelConfig, classes: "ClassTable", path: str | Path | None = None,
+              ) -> tuple[tuple[int, int], ...]:
+    """The ``(first id, second id)`` of each pair of ``config.pairs`` (:class:`ClassPair`), bound to ``classes``.
+
+    The DSTL default gives ``()`` for a class table without every class it names; any other pair
+    naming a class that is not in ``classes``, or a class paired with itself, raises a one-line
+    ``ConfigError`` naming ``path`` (or "configuration"), the pair and the class.
+    """
+    ids = {c.name: c.id for c in classes}
+    if tuple(config.pairs) == DSTL_PAIRS and not {n for p in DSTL_PAIRS for n in (p.first, p.second)} <= set(ids):
+        return ()
+    out: list[tuple[int, int]] = []
+    for p in config.pairs:
+        try:  # a pair built in code has not been through config_from_dict
+            p = _check_dataclass(p, ClassPair, "")
+        except _Invalid as e:
+            raise _config_error(f"[model] pair {p.describe()}: {e.where}: {e.fault}", path) from None
+        for n in (p.first, p.second):
+            if n not in ids:
+                raise _config_error(f"[model] pair {p.describe()}: class {n!r} is not in the class table "
+                                    f"({', '.join(classes.names)})", path)
+        if p.first == p.second:
+            raise _config_error(f"[model] pair {p.describe()}: a class cannot be paired with itself", path)
+        out.append((ids[p.first], ids[p.second]))
+    return tuple(out)
+
+
 def thresholds_for(config: PredictConfig, classes: "ClassTable", path: str | Path | None = None) -> "np.ndarray":
     """float32 (C,): the threshold of each class of ``classes``, in table order.
 
@@ -602,10 +659,11 @@ def thresholds_for(config: PredictConfig, classes: "ClassTable", path: str | Pat
 
 
 def check_classes(config: Config, classes: "ClassTable", path: str | Path | None = None) -> None:
-    """Raise ``ConfigError`` when the prediction rules or thresholds name a class ``classes`` lacks.
+    """Raise ``ConfigError`` when the pairs, prediction rules or thresholds name a class ``classes`` lacks.
 
     Call it once the configuration and the class table are both known (``path``: the config file),
     so that such a fault stops the run before any scene is processed.
     """
+    pairs_for(config.model, classes, path)
     rules_for(config.predict, classes, path)
     thresholds_for(config.predict, classes, path)

@@ -19,7 +19,7 @@ import numpy as np
 from sattag import __version__
 from sattag._files import sweep_temporaries
 from sattag.classes import DSTL_CLASSES, ClassTable
-from sattag.config import Config
+from sattag.config import Config, pairs_for
 from sattag.errors import SattagError
 from sattag.engine.cluster import open_client
 from sattag.engine.lock import run_lock
@@ -269,7 +269,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
             thresholds = tune_thresholds(first, samples, totals).assign(
                 validation_scenes=len(tuning.held_out))
         del first, samples
-    model_set = _fit(session, scenes, explored, train_ids, bands, "train")
+    model_set = _fit(session, scenes, explored, train_ids, bands, "train",
+                     pairs=pairs_for(session.config.model, session.classes))
     model_set.split = session.split
     model_set.thresholds = thresholds
     held_table = None
@@ -284,12 +285,12 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
 
 
 def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequence[str], bands, stage: str,
-         most: int | None = None):
+         most: int | None = None, pairs: Sequence[tuple[int, int]] = ()):
     """Models trained on balanced samples of the scenes ``ids`` (``config.sample``, at most ``most``
-    pixels in and out of each class)."""
+    pixels in and out of each class), and pairwise models for ``pairs`` on the same samples."""
     import dataclasses
 
-    from sattag.learn import allocate_quotas, train_models
+    from sattag.learn import allocate_quotas, train_models, train_pairs
 
     n = session.config.sample
     if most is not None:
@@ -302,6 +303,11 @@ def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequenc
                                  progress=lambda n=1: bar.advance(n),
                                  feature_set=FeatureSet.from_config(session.config.features))
         bar.close()
+    if pairs:
+        with session.timed(f"{stage} pairs"):
+            bar = session.progress.stage(f"{stage} pairs", len(pairs))
+            train_pairs(model_set, samples, pairs, client=session.client, progress=lambda n=1: bar.advance(n))
+            bar.close()
     return model_set
 
 

@@ -83,7 +83,8 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
     from sattag.labels import read_masks
     from sattag.learn import load_models
     from sattag.features import cluster_features, pixel_features
-    from sattag.predict import predict_clusters, sampled_cluster_probabilities, with_tuned_thresholds, write_prediction
+    from sattag.predict import (cluster_probabilities, mean_by_cluster, pair_decider, predict_clusters,
+                                sample_cluster_pixels, with_tuned_thresholds, write_prediction)
     from sattag.segment import cluster_pixels
     from sattag.vectorize import masks_to_polygons, read_geojson_polygons, write_geojson
 
@@ -102,16 +103,17 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
                                                                            classes))
         k = len(cluster_table)
         if config.predict.pixels_per_cluster > 0:
-            probs = sampled_cluster_probabilities(
-                models, lambda idx: pixel_features(stack.data, stack.bands, models.feature_set, idx),
-                cluster_ids, k, config.predict.pixels_per_cluster)
-            result = predict_clusters(cluster_ids, cluster_table, models, config.predict, classes,
-                                      probabilities=probs)
+            index, owner = sample_cluster_pixels(cluster_ids, k, config.predict.pixels_per_cluster)
+            rows = pixel_features(stack.data, stack.bands, models.feature_set, index)
+            probs = mean_by_cluster(models.predict_proba(rows), owner, k)
         else:
-            features = cluster_features(stack.data, stack.bands, models.feature_set, cluster_ids, k,
-                                        band_means=cluster_table.means)
-            result = predict_clusters(cluster_ids, cluster_table, models, config.predict, classes,
-                                      features=features)
+            rows = cluster_features(stack.data, stack.bands, models.feature_set, cluster_ids, k,
+                                    band_means=cluster_table.means)
+            owner = np.arange(k)
+            probs = cluster_probabilities(models, cluster_table, features=rows)
+        result = predict_clusters(cluster_ids, cluster_table, models, config.predict, classes,
+                                  probabilities=probs, pairs=tuple(models.pairs),
+                                  decide_pair=pair_decider(models, rows, owner, k))
         write_prediction(run, scene.id, result, stack.grid, classes)
         if figures:
             from sattag.viz.clusters import write_cluster_figures

@@ -9,8 +9,8 @@ Scene by scene (the engine may spread these over workers)::
     models.save(run.models); write_auc(run.auc_csv, auc_table(models))
     models = load_models(run.models, bands, classes); p = models.predict_proba(X)  # (N, C)
 """
-from sattag.learn.models import (ClassResult, ModelSet, load_models, model_file_name, read_card,
-                                 read_card_split)
+from sattag.learn.models import (ClassResult, ModelSet, PairResult, load_models, model_file_name,
+                                 pair_file_name, read_card, read_card_split)
 from sattag.learn.sample import (
     allocate_quotas,
     class_pixel_counts,
@@ -24,7 +24,7 @@ from sattag.learn.split import (HELD_OUT, IN_SAMPLE, SceneSplit, kfold_scenes, s
                                 validation_scenes)
 from sattag.learn.thresholds import best_threshold, tune_thresholds
 from sattag.learn.train import (AUC_COLUMNS, auc_table, check_device, read_auc, roc_auc, samples_auc, split_train_valid,
-                                train_models, write_auc)
+                                train_models, train_pairs, write_auc)
 
 __all__ = [
     "read_card",
@@ -56,6 +56,9 @@ __all__ = [
     "scene_entropy",
     "split_train_valid",
     "train_models",
+    "train_pairs",
+    "PairResult",
+    "pair_file_name",
     "read_auc",
     "write_auc",
 ]

@@ -1,7 +1,8 @@
 """A set of one-vs-all models, their model card, and their files on disk.
 
 On disk (``RUN/models/``): one XGBoost model per class in XGBoost's own UBJSON format
-(``class_05.ubj``; never pickle, so a model file can't run code when loaded) and ``card.json``:
+(``class_05.ubj``; never pickle, so a model file can't run code when loaded), one per pair of
+classes with a pairwise model (``pair_03_04.ubj``) and ``card.json``:
 band order, class table, configuration, sample counts, validation AUC, feature importances (gain by
 band name), versions and each model file's SHA-256. :func:`load_models` refuses models whose bands
 or class table differ from the data they are applied to.
@@ -47,6 +48,24 @@ class ClassResult:
     importance: dict[str, float] = field(default_factory=dict)  # band name -> total gain of its splits (XGBoost "total_gain")
     skipped: str | None = None
 
+    @property
+    def key(self):
+        """What the booster is filed under in a :class:`ModelSet`: the class id."""
+        return self.class_id
+
+
+@dataclass
+class PairResult(ClassResult):
+    """What training one pairwise model gave: ``class_id`` is the pair's first class (label 1, its
+    pixels counted in ``n_in``), ``other_id`` the second (label 0, ``n_out``); ``name`` "first / second"."""
+
+    other_id: int = -1
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """``(first id, second id)``."""
+        return (self.class_id, self.other_id)
+
 
 @dataclass
 class ModelSet:
@@ -67,6 +86,24 @@ class ModelSet:
     # Tuned decision thresholds (``sattag.learn.thresholds``): a table with class_id, class,
     # threshold, jaccard, jaccard_at_0.5; None when not tuned.
     thresholds: Any = None
+    # Pairwise models (``sattag.learn.train.train_pairs``): (first id, second id) -> booster giving the
+    # probability of ``first`` against ``second``, and what training each gave.
+    pairs: dict[tuple[int, int], Any] = field(default_factory=dict)
+    pair_results: dict[tuple[int, int], PairResult] = field(default_factory=dict)
+
+    def predict_pair(self, first: int, second: int, X: np.ndarray) -> np.ndarray:
+        """float32 (N,): the probability of class ``first`` against class ``second`` for each row of
+        ``X`` (float32 (N, F), columns ``self.columns``), from their pairwise model.
+
+        Raises ``KeyError`` when there is no pairwise model for ``(first, second)``.
+        """
+        booster = self.pairs[(first, second)]
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != len(self.columns):
+            raise ValueError(f"expected (N, {len(self.columns)}) features, got shape {X.shape}")
+        if X.shape[0] == 0:
+            return np.zeros(0, np.float32)
+        return np.asarray(booster.inplace_predict(X, validate_features=False), np.float32)
 
     def tuned_thresholds(self) -> dict[int, float]:
         """class id -> tuned threshold (empty when the thresholds were not tuned)."""
@@ -136,6 +173,12 @@ class ModelSet:
                 booster.save_model(str(tmp))  # format follows the .ubj suffix
                 digest = _sha256(tmp)
             files[cid] = {"file": name, "sha256": digest}
+        for key, booster in sorted(self.pairs.items()):
+            name = pair_file_name(*key)
+            with atomic_path(directory / name) as tmp:
+                booster.save_model(str(tmp))
+                digest = _sha256(tmp)
+            files[key] = {"file": name, "sha256": digest}
         card = {
             "format": CARD_FORMAT,
             "kind": "sattag one-vs-all XGBoost models",
@@ -164,6 +207,24 @@ class ModelSet:
                 }
                 for cid, r in sorted(self.results.items())
             ],
+            "pairs": [
+                {
+                    "first_id": r.class_id,
+                    "second_id": r.other_id,
+                    "pair": r.name,
+                    "file": files.get(key, {}).get("file"),
+                    "sha256": files.get(key, {}).get("sha256"),
+                    "n_first": r.n_in,
+                    "n_second": r.n_out,
+                    "n_train": r.n_train,
+                    "n_valid": r.n_valid,
+                    "auc": None if r.auc is None or math.isnan(r.auc) else r.auc,
+                    "seconds": r.seconds,
+                    "importance_gain": r.importance,
+                    "skipped": r.skipped,
+                }
+                for key, r in sorted(self.pair_results.items())
+            ],
             "versions": card_versions(),
         }
         path = directory / CARD_NAME
@@ -174,6 +235,10 @@ class ModelSet:
 
 def model_file_name(class_id: int) -> str:
     return f"class_{class_id:02d}.ubj"
+
+
+def pair_file_name(first: int, second: int) -> str:
+    return f"pair_{first:02d}_{second:02d}.ubj"
 
 
 def card_versions() -> dict[str, str]:
@@ -265,28 +330,25 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
             auc=float("nan") if auc is None else float(auc), seconds=float(m.get("seconds", 0.0)),
             pos_weight=float(m.get("pos_weight", 1.0)),
             importance=dict(m.get("importance_gain") or {}), skipped=m.get("skipped"))
-        if not m.get("file"):
-            continue
-        path = directory / m["file"]
-        if not path.is_file():
-            raise ModelError(f"model file of class {cid} is missing", path)
-        if m.get("sha256") and _sha256(path) != m["sha256"]:
-            raise ModelError(f"model file of class {cid} is corrupt or changed (checksum differs from the card)",
-                             path)
-        try:
-            booster = xgb.Booster(model_file=str(path))
-        except xgb.core.XGBoostError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "unknown error"
-            raise ModelError(f"not a readable XGBoost model: {first}", path) from e
-        columns = feature_names(bands, card_features)
-        if booster.num_features() != len(columns):
-            raise ModelError(f"model expects {booster.num_features()} features, {card_features.describe()} "
-                             f"on the data's bands gives {len(columns)}", path)
-        if booster.feature_names is not None and tuple(booster.feature_names) != columns:
-            raise ModelError(f"feature mismatch: model was trained on {booster.feature_names}, "
-                             f"{card_features.describe()} on the data's bands gives {list(columns)}", path)
-        booster.set_param({"device": "cpu"})
-        boosters[cid] = booster
+        if m.get("file"):
+            boosters[cid] = _load_booster(directory, m, f"class {cid}", feature_names(bands, card_features),
+                                          card_features)
+    pairs: dict[tuple[int, int], Any] = {}
+    pair_results: dict[tuple[int, int], PairResult] = {}
+    known = set(classes.ids)
+    for m in card.get("pairs") or []:
+        key = (int(m["first_id"]), int(m["second_id"]))
+        if not set(key) <= known:
+            raise ModelError(f"pairwise model {key} names a class that is not in the class table", card_path)
+        auc = m.get("auc")
+        pair_results[key] = PairResult(
+            class_id=key[0], other_id=key[1], name=str(m.get("pair", "")), n_in=int(m.get("n_first", 0)),
+            n_out=int(m.get("n_second", 0)), n_train=int(m.get("n_train", 0)), n_valid=int(m.get("n_valid", 0)),
+            auc=float("nan") if auc is None else float(auc), seconds=float(m.get("seconds", 0.0)),
+            importance=dict(m.get("importance_gain") or {}), skipped=m.get("skipped"))
+        if m.get("file"):
+            pairs[key] = _load_booster(directory, m, f"pair {m.get('pair', key)}",
+                                       feature_names(bands, card_features), card_features)
     split = SceneSplit.from_dict(card["split"]) if card.get("split") else None
     thresholds = None
     if card.get("thresholds"):
@@ -294,7 +356,32 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
 
         thresholds = pd.DataFrame(card["thresholds"])
     return ModelSet(boosters=boosters, bands=bands, classes=classes, config=config, results=results,
-                    split=split, feature_set=card_features, thresholds=thresholds)
+                    split=split, feature_set=card_features, thresholds=thresholds, pairs=pairs,
+                    pair_results=pair_results)
+
+
+def _load_booster(directory: Path, entry: dict, what: str, columns: tuple[str, ...], card_features: FeatureSet):
+    """The booster of one card entry (``file``, ``sha256``), checked against the card and the columns."""
+    import xgboost as xgb
+
+    path = directory / entry["file"]
+    if not path.is_file():
+        raise ModelError(f"model file of {what} is missing", path)
+    if entry.get("sha256") and _sha256(path) != entry["sha256"]:
+        raise ModelError(f"model file of {what} is corrupt or changed (checksum differs from the card)", path)
+    try:
+        booster = xgb.Booster(model_file=str(path))
+    except xgb.core.XGBoostError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unknown error"
+        raise ModelError(f"not a readable XGBoost model: {first}", path) from e
+    if booster.num_features() != len(columns):
+        raise ModelError(f"model expects {booster.num_features()} features, {card_features.describe()} "
+                         f"on the data's bands gives {len(columns)}", path)
+    if booster.feature_names is not None and tuple(booster.feature_names) != columns:
+        raise ModelError(f"feature mismatch: model was trained on {booster.feature_names}, "
+                         f"{card_features.describe()} on the data's bands gives {list(columns)}", path)
+    booster.set_param({"device": "cpu"})
+    return booster
 
 
 def read_card(directory: str | Path) -> dict:

@@ -23,7 +23,7 @@ from sattag.classes import ClassTable
 from sattag.config import Config, ModelConfig
 from sattag.errors import SattagError
 from sattag.features import FeatureSet, feature_names
-from sattag.learn.models import ClassResult, ModelSet
+from sattag.learn.models import ClassResult, ModelSet, PairResult
 from sattag.learn.sample import Sample
 
 
@@ -210,32 +210,48 @@ def train_models(
         if res.skipped is None:
             todo.append((res, X, y))
 
-    boosters: dict[int, Any] = {}
+    boosters = _fit_all(todo, columns, config, client, progress, n_jobs)
+    for cls in classes:
+        if results[cls.id].skipped is not None and progress is not None:
+            progress(1)
+    return ModelSet(boosters=boosters, bands=bands, classes=classes, config=config,
+                    results=results, feature_set=feature_set)
+
+
+def _fit_all(todo: Sequence[tuple[ClassResult, np.ndarray, np.ndarray]], columns: Sequence[str], config: Config,
+             client: Any, progress: Callable[[int], None] | None, n_jobs: int | None) -> dict:
+    """Train one binary booster per ``(result, X, y)`` of ``todo``; ``{result.key: booster}``.
+
+    Fills each result (counts, AUC, importances, seconds); ``progress(1)`` after each model.
+    """
+    boosters: dict = {}
+    columns = list(columns)
     if client is not None and config.model.distributed == "classes" and config.model.device == "cpu":
         # Each class whole on one worker: the model does not depend on how many workers there are
         # (xgboost.dask's quantile sketches do), and 10 classes keep several workers busy.
         params = xgb_params(config.model)
-        futures = {}
+        futures = []
         for res, X, y in todo:
             X_f, y_f = client.scatter([X, y])
-            futures[client.submit(_fit_class_on_worker, res, X_f, y_f, params, list(columns), config,
-                                  pure=False)] = res.class_id
+            futures.append(client.submit(_fit_class_on_worker, res, X_f, y_f, params, columns, config, pure=False))
         from distributed import as_completed
 
-        for fut in as_completed(list(futures)):
+        for fut in as_completed(futures):
             booster, res = fut.result()
-            boosters[res.class_id] = booster
-            results[res.class_id] = res
+            boosters[res.key] = booster
+            for i, (r, _, _) in enumerate(todo):  # the filled-in result replaces the one sent
+                if r.key == res.key:
+                    r.__dict__.update(res.__dict__)
             if progress is not None:
                 progress(1)
     elif client is not None or len(todo) <= 1 or config.model.device != "cpu":
         # xgboost.dask: each model uses every worker, so classes go one after another. GPU: one device.
         params = xgb_params(config.model)
         for res, X, y in todo:
-            boosters[res.class_id] = _fit_class(res, X, y, params, list(columns), config, client)
+            boosters[res.key] = _fit_class(res, X, y, params, columns, config, client)
             if progress is not None:
                 progress(1)
-    else:
+    elif todo:
         # In-process: one class per core, one thread each. Depth-15 trees have thousands of small
         # nodes; XGBoost's per-node thread synchronisation then costs more than it gains (measured on
         # a busy 2-core machine: a 360 000-row class used 7.6 CPU s on 1 thread, 40 on 2), so classes
@@ -243,17 +259,64 @@ def train_models(
         jobs = min(_n_cores() if n_jobs is None else max(1, int(n_jobs)), len(todo))
         params = dict(xgb_params(config.model), nthread=max(1, _n_cores() // jobs))
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:  # XGBoost frees the GIL
-            futures = {pool.submit(_fit_class, res, X, y, params, list(columns), config, None): res.class_id
+            futures = {pool.submit(_fit_class, res, X, y, params, columns, config, None): res.key
                        for res, X, y in todo}
             for fut in concurrent.futures.as_completed(futures):
                 boosters[futures[fut]] = fut.result()
                 if progress is not None:
                     progress(1)
-    for cls in classes:
-        if results[cls.id].skipped is not None and progress is not None:
-            progress(1)
-    return ModelSet(boosters=dict(sorted(boosters.items())), bands=bands, classes=classes, config=config,
-                    results=results, feature_set=feature_set)
+    return dict(sorted(boosters.items()))
+
+
+def train_pairs(model_set: ModelSet, samples: Mapping[int, Sample], pairs: Sequence[tuple[int, int]],
+                client: Any = None, progress: Callable[[int], None] | None = None,
+                n_jobs: int | None = None) -> ModelSet:
+    """Train a pairwise model for each ``(first id, second id)`` of ``pairs`` into ``model_set``.
+
+    A pair's model learns ``first``'s in-class pixels (label 1) against ``second``'s (label 0),
+    both taken from the one-vs-all ``samples`` (the same features and scenes; a pixel in both
+    classes' masks is left out of both). It answers where both one-vs-all models fire, so it only
+    has to tell the two apart; its output is the probability of ``first``. A pair with no pixels of
+    one class is recorded as skipped. Sets ``model_set.pairs`` and ``model_set.pair_results``;
+    ``progress(1)`` after each pair.
+    """
+    columns = model_set.columns
+    config = model_set.config
+    todo = []
+    results: dict[tuple[int, int], PairResult] = {}
+    for first, second in pairs:
+        res = PairResult(class_id=first, other_id=second,
+                         name=f"{model_set.classes.by_id(first).name} / {model_set.classes.by_id(second).name}")
+        results[res.key] = res
+        parts = []
+        for cid in (first, second):
+            sample = samples.get(cid)
+            parts.append(np.zeros((0, len(columns)), np.float32) if sample is None else sample[0][sample[1] == 1])
+        X_first, X_second = _drop_shared_rows(*parts)
+        res.n_in, res.n_out = len(X_first), len(X_second)
+        if not res.n_in or not res.n_out:
+            res.skipped = f"no pixels of {res.name.split(' / ')[0 if not res.n_in else 1]} in the training scenes"
+            if progress is not None:
+                progress(1)
+            continue
+        X = np.concatenate([X_first, X_second])
+        y = np.concatenate([np.ones(res.n_in, np.uint8), np.zeros(res.n_out, np.uint8)])
+        todo.append((res, X, y))
+    model_set.pairs = _fit_all(todo, columns, config, client, progress, n_jobs)
+    model_set.pair_results = results
+    return model_set
+
+
+def _drop_shared_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` without the rows they share (a pixel sampled for both classes: in both masks)."""
+    if not len(a) or not len(b):
+        return a, b
+    va = np.ascontiguousarray(a).view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
+    vb = np.ascontiguousarray(b).view(np.dtype((np.void, b.dtype.itemsize * b.shape[1]))).ravel()
+    shared = np.intersect1d(va, vb)
+    if not shared.size:
+        return a, b
+    return a[~np.isin(va, shared)], b[~np.isin(vb, shared)]
 
 
 def _n_cores() -> int:

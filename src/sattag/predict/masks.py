@@ -8,7 +8,7 @@ a notebook) clusters a stack, then :func:`predict_clusters` predicts on the clus
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,7 @@ import pandas as pd
 from sattag.classes import ClassTable
 from sattag.config import PredictConfig
 from sattag.predict.probabilities import ProbabilityModel, cluster_probabilities, paint
-from sattag.predict.rules import apply_rules
+from sattag.predict.rules import PairDecider, apply_rules
 from sattag.segment import ClusterTable
 
 
@@ -53,7 +53,9 @@ def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, model
                      config: PredictConfig, classes: ClassTable,
                      progress: Callable[[int], None] | None = None,
                      features: np.ndarray | None = None,
-                     probabilities: np.ndarray | None = None) -> PredictResult:
+                     probabilities: np.ndarray | None = None,
+                     pairs: Sequence[tuple[int, int]] = (),
+                     decide_pair: PairDecider | None = None) -> PredictResult:
     """Predict each cluster of a scene from its mean spectrum, apply the rules, build class masks.
 
     Parameters
@@ -76,6 +78,9 @@ def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, model
         float32 (K, C) the clusters' class probabilities when already known (e.g. the mean over a
         sample of each cluster's pixels, :func:`sampled_cluster_probabilities`); then ``models`` and
         ``features`` are not used.
+    pairs, decide_pair:
+        the pairwise models to apply where both classes of a pair are predicted
+        (:func:`sattag.predict.rules.apply_rules`; :func:`pair_decider` builds ``decide_pair``).
     """
     step = progress or (lambda n: None)
     probs = (cluster_probabilities(models, cluster_table, features=features) if probabilities is None
@@ -84,7 +89,7 @@ def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, model
         raise ValueError(f"predict_clusters: the models give {probs.shape[1]} class columns, "
                          f"the class table has {len(classes)} classes")
     step(1)
-    flags, counts = apply_rules(probs, cluster_table, config, classes)
+    flags, counts = apply_rules(probs, cluster_table, config, classes, pairs, decide_pair)
     step(1)
     masks = class_masks(cluster_ids, flags)
     step(1)

@@ -165,3 +165,21 @@ def sampled_cluster_probabilities(models: ProbabilityModel, pixel_features, clus
     index, owner = sample_cluster_pixels(cluster_ids, n_clusters, per_cluster)
     probs = np.asarray(models.predict_proba(pixel_features(index)), np.float32)
     return mean_by_cluster(probs, owner, n_clusters)
+
+
+def pair_decider(models, features: np.ndarray, owner: np.ndarray, n_clusters: int):
+    """A ``decide_pair`` for :func:`sattag.predict.rules.apply_rules` from rows already at hand.
+
+    ``models``: a ``sattag.learn.ModelSet`` (its ``predict_pair``); ``features`` float32 (n, F): the
+    models' input for pixels sampled from the clusters (or each cluster's mean features, one row
+    per cluster); ``owner`` int (n,): the cluster of each row. A cluster's probability of ``first``
+    against ``second`` is the mean over its rows, as for the one-vs-all probabilities.
+    """
+    owner = np.asarray(owner)
+
+    def decide(first: int, second: int, clusters: np.ndarray) -> np.ndarray:
+        rows = np.flatnonzero(np.isin(owner, clusters))
+        p = models.predict_pair(first, second, features[rows])
+        return mean_by_cluster(p[:, None], owner[rows], n_clusters)[np.asarray(clusters), 0]
+
+    return decide

@@ -13,7 +13,11 @@ The rules live in ``PredictConfig`` (``sattag.config``), not in code, and name c
   ``other`` are both predicted for a cluster, ``target`` is dropped; with ``scope="neighbours"``,
   ``target`` is dropped from a cluster when ``other`` is predicted for any adjacent cluster.
 
-Order: thresholds, then the size rules, then the overlap rules, each in table order; every rule sees
+* pairwise models (``[model] pairs``, :class:`~sattag.config.ClassPair`, trained with the models):
+  where both classes of a pair are predicted for a cluster, their pairwise model keeps the one it
+  finds more probable and drops the other.
+
+Order: thresholds, then the pairwise models, then the size rules, then the overlap rules, each in table order; every rule sees
 the flags the rules before it left (so a size rule that already dropped a class keeps an overlap rule
 about that class from firing; put a rule earlier in the table to let it act first). A neighbours rule reads the neighbours'
 flags as they were before that rule, so its result does not depend on the order of clusters.
@@ -25,7 +29,7 @@ apply only to a class table with the DSTL classes they name (otherwise they are 
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,6 +52,11 @@ def with_tuned_thresholds(config: PredictConfig, tuned: Mapping[int, float], cla
     if not extra:
         return config
     return dataclasses.replace(config, thresholds={**config.thresholds, **extra})
+
+
+#: ``decide_pair(first id, second id, clusters int (n,)) -> float (n,)``: the probability of ``first``
+#: against ``second`` for those clusters, from their pairwise model.
+PairDecider = Callable[[int, int, np.ndarray], np.ndarray]
 
 
 def threshold_flags(probs: np.ndarray, config: PredictConfig, classes: ClassTable) -> np.ndarray:
@@ -103,8 +112,9 @@ def _describe(rule) -> str:
 
 
 def apply_rules(probs: np.ndarray, table: ClusterTable, config: PredictConfig, classes: ClassTable,
+                pairs: Sequence[tuple[int, int]] = (), decide_pair: PairDecider | None = None,
                 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Decide the classes of every cluster: thresholds, then size rules, then overlap rules.
+    """Decide the classes of every cluster: thresholds, pairwise models, size rules, overlap rules.
 
     Parameters
     ----------
@@ -116,6 +126,9 @@ def apply_rules(probs: np.ndarray, table: ClusterTable, config: PredictConfig, c
         thresholds and rule tables.
     classes:
         the class table (maps the class names of the rules to columns).
+    pairs, decide_pair:
+        ``(first id, second id)`` of each pairwise model and the function that applies them
+        (:data:`PairDecider`); called only for the clusters where both classes are predicted.
 
     Returns
     -------
@@ -139,7 +152,10 @@ def apply_rules(probs: np.ndarray, table: ClusterTable, config: PredictConfig, c
     bound = rules_for(config, classes)
     sizes = table.sizes
     col = {cid: i for i, cid in enumerate(classes.ids)}
-    rows = [_apply(b, flags, table, sizes, col) for b in bound]
+    if pairs and decide_pair is None:
+        raise ValueError("apply_rules: pairs given without decide_pair")
+    rows = [_apply_pair(pair, flags, sizes, col, classes, decide_pair) for pair in pairs]
+    rows += [_apply(b, flags, table, sizes, col) for b in bound]
     record = pd.DataFrame(rows, columns=RULE_COLUMNS)
     # whole numbers stay whole where some rows have none (a size rule has no other class, ...)
     return flags, record.astype({c: "Int64" for c in ("target_id", "other_id", "min_px", "max_px")})
@@ -173,3 +189,24 @@ def _apply(b: BoundRule, flags: np.ndarray, table: ClusterTable, sizes: np.ndarr
     rec["clusters"] = int(changed.sum())
     rec["pixels"] = int(sizes[changed].sum())
     return rec
+
+
+def _apply_pair(pair: tuple[int, int], flags: np.ndarray, sizes: np.ndarray, col: dict[int, int],
+                classes: ClassTable, decide_pair: PairDecider) -> dict:
+    """Let the pairwise model of ``pair`` choose between its classes where both are flagged (in place);
+    its record row (``clusters`` / ``pixels``: where it chose)."""
+    first, second = pair
+    a, b = col[first], col[second]
+    names = classes.by_id(first).name, classes.by_id(second).name
+    both = np.flatnonzero(flags[:, a] & flags[:, b])
+    if both.size:
+        p_first = np.asarray(decide_pair(first, second, both), np.float64)
+        if p_first.shape != both.shape:
+            raise ValueError(f"decide_pair gave {p_first.shape} probabilities for {both.size} clusters")
+        keep_first = p_first >= 0.5
+        flags[both[keep_first], b] = False
+        flags[both[~keep_first], a] = False
+    return {"rule": f"decide {names[0]} vs {names[1]} by their pairwise model where both are predicted",
+            "kind": "pair", "target": names[0], "other": names[1], "target_id": first, "other_id": second,
+            "scope": "cluster", "min_px": None, "max_px": None, "reason": "the pairwise model tells them apart",
+            "skipped": False, "clusters": int(both.size), "pixels": int(sizes[both].sum())}
