@@ -45,12 +45,18 @@ WaitOpt = typer.Option(False, "--wait", help="If another run is writing the run 
 FeaturesOpt = typer.Option(None, "--features", help="What the models see of a pixel: 'context' (default: bands, "
                            "spectral indices, local statistics at several scales) or 'spectra' (the band values alone).")
 
+ModelOpt = typer.Option(None, "--model", help="What the models learn from and predict: 'pixel' (default: "
+                        "pixels, a cluster gets the mean of its pixels' probabilities) or 'cluster' (one row per "
+                        "spectral cluster: its features' mean and spread, shape, contrast to its neighbours).")
+
 
 def _config(config: Optional[Path], scheduler: Optional[str], workers: Optional[int],
-            features: Optional[str] = None) -> Config:
+            features: Optional[str] = None, model: Optional[str] = None) -> Config:
     cfg = load_config(config)
     if features is not None:
         cfg = cfg.replace("features", set=features)
+    if model is not None:
+        cfg = cfg.replace("model", level=model)
     if scheduler is not None:
         cfg = cfg.replace("engine", scheduler=scheduler)
     if workers:
@@ -277,12 +283,12 @@ def train(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--out
           classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
           class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
           holdout: Optional[float] = HoldoutOpt, holdout_scenes: Optional[str] = HoldoutScenesOpt,
-          features: Optional[str] = FeaturesOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
+          features: Optional[str] = FeaturesOpt, model: Optional[str] = ModelOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
     """One model per class from balanced pixel samples of the training scenes: RUN/models/, RUN/auc.csv."""
     from sattag import engine
 
     with _errors():
-        cfg = _config(config, scheduler, workers, features)
+        cfg = _config(config, scheduler, workers, features, model)
         model = {k: v for k, v in dict(n_trees=trees, max_depth=depth, device=device).items() if v is not None}
         if model:
             cfg = cfg.replace("model", **model)
@@ -357,7 +363,7 @@ def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
             classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
             class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
             holdout: Optional[float] = HoldoutOpt, holdout_scenes: Optional[str] = HoldoutScenesOpt,
-            features: Optional[str] = FeaturesOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
+            features: Optional[str] = FeaturesOpt, model: Optional[str] = ModelOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
     """The whole workflow: ingest, labels, split, train, predict, vectorize, score, report.
 
     The labelled scenes are split by scene: models train on some and the others are scored as unseen
@@ -366,7 +372,7 @@ def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
     from sattag import engine
 
     with _errors():
-        cfg = _config(config, scheduler, workers, features)
+        cfg = _config(config, scheduler, workers, features, model)
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
                           unlabelled_is_empty, holdout, holdout_scenes, config_path=config, wait=wait) as (session, found):
             result = engine.run_all(session, found)
@@ -384,12 +390,12 @@ def evaluate(data: Path = typer.Argument(..., help="DSTL-layout folder, or a fol
              workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt,
              classes: Optional[Path] = ClassesOpt, labels: Optional[Path] = LabelsOpt,
              class_column: Optional[str] = ClassColumnOpt, unlabelled_is_empty: bool = UnlabelledOpt,
-             features: Optional[str] = FeaturesOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
+             features: Optional[str] = FeaturesOpt, model: Optional[str] = ModelOpt, wait: bool = WaitOpt, quiet: bool = QuietOpt):
     """K-fold cross-validation by scene: each class's held-out Jaccard, mean and spread over folds."""
     from sattag import engine
 
     with _errors():
-        cfg = _config(config, scheduler, workers, features)
+        cfg = _config(config, scheduler, workers, features, model)
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column,
                           unlabelled_is_empty, config_path=config, wait=wait) as (session, found):
             summary = engine.cross_validate(session, found, folds)

@@ -192,6 +192,11 @@ class ModelConfig:
     # workers with xgboost.dask, for samples too large for one worker's memory.
     distributed: Literal["classes", "rows"] = "classes"
     pairs: tuple[ClassPair, ...] = DSTL_PAIRS
+    # What a model learns from and predicts: "pixel" (balanced pixel samples; a cluster's probability
+    # is the mean over its pixels) or "cluster" (one row per spectral cluster: its features' mean and
+    # spread, shape and contrast to its neighbours, ``sattag.features.objects``; the target is whether
+    # at least half of it lies in the class). The default measures best held-out (README, quality).
+    level: Literal["pixel", "cluster"] = "pixel"
 
 
 @dataclass(frozen=True)

@@ -258,7 +258,12 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     bands = read_stack_metadata(session.run.stack(train_ids[0])).bands
     thresholds = None
     tuning = validation_scenes(train_ids, session.config.split.validation, session.config.split.seed)
-    if session.config.predict.tune_thresholds and tuning.held_out:
+    if session.config.model.level == "cluster" and session.config.predict.tune_thresholds:
+        # The tuning estimates a scene's pixel Jaccard from a balanced pixel sample; clusters of
+        # every size would need their own estimate (not done yet), so cluster models keep 0.5.
+        session.notes.append("object-level (cluster) models keep the threshold 0.5 or the configured ones: "
+                             "thresholds are tuned for pixel models only")
+    elif session.config.predict.tune_thresholds and tuning.held_out:
         # A first model set that does not see the validation scenes chooses the thresholds there.
         first = _fit(session, scenes, explored, tuning.train, bands, "train (for thresholds)",
                      most=session.config.split.tuning_pixels)
@@ -292,16 +297,19 @@ def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequenc
 
     from sattag.learn import allocate_quotas, train_models, train_pairs
 
-    n = session.config.sample
-    if most is not None:
-        n = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
-    quotas = allocate_quotas({s: explored["counts"][s] for s in ids}, n)
-    samples = _sample(session, scenes, quotas)
+    level = session.config.model.level
+    if level == "cluster":
+        samples = _cluster_sample(session, scenes, ids)
+    else:
+        n = session.config.sample
+        if most is not None:
+            n = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
+        samples = _sample(session, scenes, allocate_quotas({s: explored["counts"][s] for s in ids}, n))
     with session.timed(stage):
         bar = session.progress.stage(stage, len(session.classes))
         model_set = train_models(samples, bands, session.classes, session.config, client=session.client,
                                  progress=lambda n=1: bar.advance(n),
-                                 feature_set=FeatureSet.from_config(session.config.features))
+                                 feature_set=FeatureSet.from_config(session.config.features), level=level)
         bar.close()
     if pairs:
         with session.timed(f"{stage} pairs"):
@@ -319,9 +327,21 @@ def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: dict
 
     from sattag.learn import allocate_quotas
 
+    if session.config.model.level == "cluster":
+        return _cluster_sample(session, scenes, ids, stage)
     n, most = session.config.sample, session.config.split.auc_pixels
     asked = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
     return _sample(session, scenes, allocate_quotas({s: explored["counts"][s] for s in ids}, asked), stage)
+
+
+def _cluster_sample(session: Session, scenes: Sequence[Scene], ids: Sequence[str], stage: str = "sample") -> dict:
+    """Every cluster of the scenes ``ids`` as a row of object-level models (on the workers), per class."""
+    from sattag.learn import concat_samples
+
+    chosen = [s for s in scenes if s.id in set(ids)]
+    res = session.record(map_scenes(session.client, stage, tasks.cluster_sample_task, chosen, session.run,
+                                    session.config, session.classes, progress=session.progress))
+    return concat_samples([res.results[s] for s in sorted(res.results)])
 
 
 def _sample(session: Session, scenes: Sequence[Scene], quotas: dict, stage: str = "sample") -> dict:

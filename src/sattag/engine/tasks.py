@@ -76,6 +76,33 @@ def sample_task(scene: Scene, quotas: np.ndarray, run: RunFolder, seed: int, fea
                         feature_set=feature_set)
 
 
+def scene_objects(stack, config: Config, feature_set: FeatureSet):
+    """Cluster a stack (segment stage) and compute each cluster's object features:
+    ``(cluster_ids int32 (H, W), ClusterTable, rows float32 (K, F))``."""
+    from sattag.features import feature_maps
+    from sattag.features.objects import object_features
+    from sattag.segment import cluster_pixels
+
+    cluster_ids, table = cluster_pixels(stack.data, config.cluster.tolerance, config.cluster.min_size,
+                                        config.cluster.tolerance_of)
+    rows, _ = object_features(cluster_ids, len(table), feature_maps(stack.data, stack.bands, feature_set),
+                              table.neighbour_ptr, table.neighbour_ids)
+    return cluster_ids, table, rows
+
+
+def cluster_sample_task(scene: Scene, run: RunFolder, config: Config, classes: ClassTable) -> dict:
+    """A scene's clusters as training rows of object-level models (:func:`sattag.learn.cluster_samples`)."""
+    from sattag.features.objects import cluster_class_shares
+    from sattag.ingest import read_stack
+    from sattag.labels import read_masks
+    from sattag.learn import cluster_samples
+
+    stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
+    cluster_ids, table, rows = scene_objects(stack, config, FeatureSet.from_config(config.features))
+    shares = cluster_class_shares(cluster_ids, len(table), read_masks(run.truth_masks(scene.id))[0])
+    return cluster_samples(rows, shares, classes.ids)
+
+
 def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, classes: ClassTable) -> dict:
     """Cluster (segment), predict on the clusters, apply the rules, write masks and polygons; return
     polygons and pixel counts."""
@@ -96,13 +123,19 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
     else:
         stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
         models = load_models(run.models, stack.bands, classes)
-        cluster_ids, cluster_table = cluster_pixels(stack.data, config.cluster.tolerance, config.cluster.min_size,
-                                                    config.cluster.tolerance_of)
+        if models.level == "cluster":
+            cluster_ids, cluster_table, object_rows = scene_objects(stack, config, models.feature_set)
+        else:
+            cluster_ids, cluster_table = cluster_pixels(stack.data, config.cluster.tolerance,
+                                                        config.cluster.min_size, config.cluster.tolerance_of)
         # The thresholds tuned when the models were trained, unless the configuration fixes them.
         config = dataclasses.replace(config, predict=with_tuned_thresholds(config.predict, models.tuned_thresholds(),
                                                                            classes))
         k = len(cluster_table)
-        if config.predict.pixels_per_cluster > 0:
+        if models.level == "cluster":
+            rows, owner = object_rows, np.arange(k)
+            probs = np.asarray(models.predict_proba(rows), np.float32)
+        elif config.predict.pixels_per_cluster > 0:
             index, owner = sample_cluster_pixels(cluster_ids, k, config.predict.pixels_per_cluster)
             rows = pixel_features(stack.data, stack.bands, models.feature_set, index)
             probs = mean_by_cluster(models.predict_proba(rows), owner, k)

@@ -23,6 +23,7 @@ from sattag.classes import ClassTable
 from sattag.config import Config, config_from_dict
 from sattag.errors import ConfigError, ModelError
 from sattag.features import FeatureSet, feature_names
+from sattag.features.objects import object_feature_names
 from sattag.learn.split import SceneSplit
 
 CARD_NAME = "card.json"
@@ -90,6 +91,9 @@ class ModelSet:
     # probability of ``first`` against ``second``, and what training each gave.
     pairs: dict[tuple[int, int], Any] = field(default_factory=dict)
     pair_results: dict[tuple[int, int], PairResult] = field(default_factory=dict)
+    # "pixel": rows are pixels (``columns`` the feature names); "cluster": rows are clusters
+    # (``columns`` their object features, ``sattag.features.objects``).
+    level: str = "pixel"
 
     def predict_pair(self, first: int, second: int, X: np.ndarray) -> np.ndarray:
         """float32 (N,): the probability of class ``first`` against class ``second`` for each row of
@@ -113,8 +117,9 @@ class ModelSet:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The models' input columns: the feature names of ``feature_set`` on ``bands``."""
-        return feature_names(self.bands, self.feature_set)
+        """The models' input columns: the feature names of ``feature_set`` on ``bands`` (per pixel),
+        or the object features built on them (per cluster)."""
+        return model_columns(self.bands, self.feature_set, self.level)
 
     # -- use -------------------------------------------------------------------------------------
     def predict_proba(self, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
@@ -183,6 +188,7 @@ class ModelSet:
             "format": CARD_FORMAT,
             "kind": "sattag one-vs-all XGBoost models",
             "bands": list(self.bands),
+            "level": self.level,
             "features": {**self.feature_set.to_dict(), "columns": list(self.columns)},
             "classes": self.classes.to_records(),
             "config": self.config.to_dict(),
@@ -231,6 +237,16 @@ class ModelSet:
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(card, indent=2))
         return path
+
+
+def model_columns(bands: Sequence[str], feature_set: FeatureSet, level: str) -> tuple[str, ...]:
+    """The input columns of models of ``level`` ("pixel" | "cluster") on ``bands`` and ``feature_set``."""
+    pixel = feature_names(bands, feature_set)
+    if level == "pixel":
+        return pixel
+    if level == "cluster":
+        return object_feature_names(pixel)
+    raise ValueError(f"model level must be 'pixel' or 'cluster', got {level!r}")
 
 
 def model_file_name(class_id: int) -> str:
@@ -319,6 +335,10 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
     except ConfigError as e:
         raise ModelError(f"model card has a bad config: {e.fault}", card_path) from e
 
+    level = card.get("level", "pixel")
+    if level not in ("pixel", "cluster"):
+        raise ModelError(f"model card has an unknown level {level!r} (pixel or cluster)", card_path)
+    columns = model_columns(bands, card_features, level)
     boosters: dict[int, Any] = {}
     results: dict[int, ClassResult] = {}
     for m in card["models"]:
@@ -331,8 +351,7 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
             pos_weight=float(m.get("pos_weight", 1.0)),
             importance=dict(m.get("importance_gain") or {}), skipped=m.get("skipped"))
         if m.get("file"):
-            boosters[cid] = _load_booster(directory, m, f"class {cid}", feature_names(bands, card_features),
-                                          card_features)
+            boosters[cid] = _load_booster(directory, m, f"class {cid}", columns, card_features)
     pairs: dict[tuple[int, int], Any] = {}
     pair_results: dict[tuple[int, int], PairResult] = {}
     known = set(classes.ids)
@@ -347,8 +366,7 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
             auc=float("nan") if auc is None else float(auc), seconds=float(m.get("seconds", 0.0)),
             importance=dict(m.get("importance_gain") or {}), skipped=m.get("skipped"))
         if m.get("file"):
-            pairs[key] = _load_booster(directory, m, f"pair {m.get('pair', key)}",
-                                       feature_names(bands, card_features), card_features)
+            pairs[key] = _load_booster(directory, m, f"pair {m.get('pair', key)}", columns, card_features)
     split = SceneSplit.from_dict(card["split"]) if card.get("split") else None
     thresholds = None
     if card.get("thresholds"):
@@ -357,7 +375,7 @@ def load_models(directory: str | Path, bands: Sequence[str], classes: ClassTable
         thresholds = pd.DataFrame(card["thresholds"])
     return ModelSet(boosters=boosters, bands=bands, classes=classes, config=config, results=results,
                     split=split, feature_set=card_features, thresholds=thresholds, pairs=pairs,
-                    pair_results=pair_results)
+                    pair_results=pair_results, level=level)
 
 
 def _load_booster(directory: Path, entry: dict, what: str, columns: tuple[str, ...], card_features: FeatureSet):
@@ -376,7 +394,7 @@ def _load_booster(directory: Path, entry: dict, what: str, columns: tuple[str, .
         raise ModelError(f"not a readable XGBoost model: {first}", path) from e
     if booster.num_features() != len(columns):
         raise ModelError(f"model expects {booster.num_features()} features, {card_features.describe()} "
-                         f"on the data's bands gives {len(columns)}", path)
+                         f"on the data's bands gives {len(columns)} columns", path)
     if booster.feature_names is not None and tuple(booster.feature_names) != columns:
         raise ModelError(f"feature mismatch: model was trained on {booster.feature_names}, "
                          f"{card_features.describe()} on the data's bands gives {list(columns)}", path)

@@ -257,3 +257,21 @@ def sample_scenes(
 def sample_counts(samples: Mapping[int, Sample]) -> dict[int, tuple[int, int]]:
     """class id -> (n_in, n_out) actually drawn."""
     return {cid: (int(np.count_nonzero(y)), int(y.size - np.count_nonzero(y))) for cid, (_, y) in samples.items()}
+
+
+def cluster_samples(rows: np.ndarray, shares: np.ndarray, class_ids: Sequence[int],
+                    min_share: float = 0.5) -> dict[int, Sample]:
+    """Training rows of an object-level (per-cluster) model: every cluster, for every class.
+
+    ``rows``: float32 (K, F) object features of a scene's clusters (``sattag.features.objects``);
+    ``shares``: float32 (K, C) the share of each cluster inside each class mask, columns in
+    ``class_ids`` order. A cluster is in a class (y = 1) when at least ``min_share`` of it lies in
+    the class mask. Unlike pixels, clusters are few (thousands per scene), so all are kept; the
+    training weights in-class rows to balance (``sattag.learn.train``).
+    """
+    rows = np.ascontiguousarray(rows, np.float32)
+    shares = np.asarray(shares)
+    if shares.shape != (rows.shape[0], len(class_ids)):
+        raise ValueError(f"cluster_samples: shares of shape {shares.shape} for {rows.shape[0]} clusters and "
+                         f"{len(class_ids)} classes")
+    return {cid: (rows, (shares[:, j] >= min_share).astype(np.uint8)) for j, cid in enumerate(class_ids)}

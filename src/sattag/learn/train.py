@@ -23,7 +23,7 @@ from sattag.classes import ClassTable
 from sattag.config import Config, ModelConfig
 from sattag.errors import SattagError
 from sattag.features import FeatureSet, feature_names
-from sattag.learn.models import ClassResult, ModelSet, PairResult
+from sattag.learn.models import ClassResult, ModelSet, PairResult, model_columns
 from sattag.learn.sample import Sample
 
 
@@ -151,6 +151,7 @@ def train_models(
     progress: Callable[[int], None] | None = None,
     n_jobs: int | None = None,
     feature_set: FeatureSet | None = None,
+    level: str = "pixel",
 ) -> ModelSet:
     """Train one binary model per class of ``classes``.
 
@@ -178,6 +179,9 @@ def train_models(
     feature_set:
         What the columns of X are (default: the band values alone, ``"spectra"``); recorded in the card,
         so prediction computes the same features.
+    level:
+        "pixel": the rows of ``samples`` are pixels; "cluster": they are clusters, columns the object
+        features (:func:`sattag.learn.models.model_columns`, :func:`cluster_samples`).
 
     Raises
     ------
@@ -187,7 +191,7 @@ def train_models(
     check_device(config.model)
     bands = tuple(bands)
     feature_set = feature_set or FeatureSet("spectra")
-    columns = feature_names(bands, feature_set)
+    columns = model_columns(bands, feature_set, level)
     results: dict[int, ClassResult] = {}
     todo: list[tuple[ClassResult, np.ndarray, np.ndarray]] = []
     for cls in classes:
@@ -215,7 +219,7 @@ def train_models(
         if results[cls.id].skipped is not None and progress is not None:
             progress(1)
     return ModelSet(boosters=boosters, bands=bands, classes=classes, config=config,
-                    results=results, feature_set=feature_set)
+                    results=results, feature_set=feature_set, level=level)
 
 
 def _fit_all(todo: Sequence[tuple[ClassResult, np.ndarray, np.ndarray]], columns: Sequence[str], config: Config,

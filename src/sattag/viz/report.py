@@ -365,9 +365,13 @@ def _models_html(run: RunFolder, classes: ClassTable) -> str:
         card = read_card(run.models)
         features = card.get("features") or {"name": "spectra", "columns": card.get("bands", [])}
         scales = features.get("scales") or []
-        out = [f"<p>Features: <b>{_e(features.get('name'))}</b>"
+        level = card.get("level", "pixel")
+        out = [f"<p>Models per <b>{_e(level)}</b>"
+               + (" (one row per spectral cluster: its features' mean and spread, shape, neighbours)"
+                  if level == "cluster" else "") + "</p>",
+               f"<p>Features: <b>{_e(features.get('name'))}</b>"
                + (f" (scales {_e(', '.join(map(str, scales)))} px)" if scales else "")
-               + f", {len(features.get('columns') or [])} per pixel: "
+               + f", {len(features.get('columns') or [])} per {_e(level)}: "
                + f"<code>{_e(' '.join(features.get('columns') or []))}</code></p>"]
         split = card.get("split") or {}
         if split:
@@ -392,6 +396,12 @@ def _models_html(run: RunFolder, classes: ClassTable) -> str:
                          "most used features (share of gain)": ", ".join(f"{k} {v / total:.0%}" for k, v in top)})
         if rows:
             out.append(f"<div><h3>what each model uses most</h3>{_table(pd.DataFrame(rows), classes=classes)}</div>")
+        pairs = [{"pair": p.get("pair", ""), "pixels (first / second)": f"{p.get('n_first', 0)} / {p.get('n_second', 0)}",
+                  "validation AUC": p.get("auc"), "skipped": p.get("skipped") or ""}
+                 for p in card.get("pairs") or []]
+        if pairs:
+            out.append("<div><h3>pairwise models (decide where both classes' models fire; what they changed: "
+                       f"the 'pair' rows of each scene's rules)</h3>{_table(pd.DataFrame(pairs))}</div>")
         return "".join(out)
 
     return _section("models", "Models", _guard(path, build), _src(path, run))

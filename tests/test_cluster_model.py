@@ -1,0 +1,87 @@
+"""Object-level (per-cluster) models: rows from clusters, their own card level, the whole run with --model cluster."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sattag.classes import ClassTable, ObjectClass
+from sattag.config import Config, ModelConfig
+from sattag.errors import ModelError
+from sattag.features import FeatureSet, feature_names
+from sattag.features.objects import object_feature_names
+from sattag.learn import cluster_samples, load_models, train_models
+from sattag.learn.models import model_columns
+
+CLASSES = ClassTable((ObjectClass(1, "Road", "#555555"), ObjectClass(2, "Roof", "#c0392b")))
+BANDS = ("R", "G", "B")
+
+
+def test_cluster_samples_mark_clusters_at_least_half_inside():
+    rows = np.arange(8, dtype=np.float32).reshape(4, 2)
+    shares = np.array([[0.0, 1.0], [0.49, 0.5], [0.5, 0.0], [1.0, 0.2]], np.float32)
+    samples = cluster_samples(rows, shares, CLASSES.ids)
+    assert samples[1][1].tolist() == [0, 0, 1, 1] and samples[2][1].tolist() == [1, 1, 0, 0]
+    assert np.array_equal(samples[1][0], rows)
+    with pytest.raises(ValueError, match=r"shares of shape \(4, 1\) for 4 clusters and 2 classes"):
+        cluster_samples(rows, shares[:, :1], CLASSES.ids)
+
+
+def test_columns_of_each_level():
+    fs = FeatureSet("spectra")
+    assert model_columns(BANDS, fs, "pixel") == feature_names(BANDS, fs) == BANDS
+    assert model_columns(BANDS, fs, "cluster") == object_feature_names(BANDS)
+    with pytest.raises(ValueError, match="'pixel' or 'cluster'"):
+        model_columns(BANDS, fs, "object")
+
+
+def _cluster_models():
+    rng = np.random.default_rng(0)
+    names = object_feature_names(BANDS)
+    X = rng.uniform(0, 1, (400, len(names))).astype(np.float32)
+    elongation = names.index("elongation")
+    X[:, elongation] = rng.uniform(1, 10, 400)
+    shares = np.column_stack([X[:, elongation] > 5, X[:, elongation] <= 5]).astype(np.float32)
+    config = dataclasses.replace(Config(), model=ModelConfig(n_trees=10, max_depth=3, pairs=()))
+    return train_models(cluster_samples(X, shares, CLASSES.ids), BANDS, CLASSES, config,
+                        feature_set=FeatureSet("spectra"), level="cluster", n_jobs=1), X
+
+
+def test_a_cluster_model_learns_from_shape_and_round_trips_with_its_level(tmp_path):
+    models, X = _cluster_models()
+    assert models.level == "cluster" and models.columns == object_feature_names(BANDS)
+    p = models.predict_proba(X)
+    long = X[:, models.columns.index("elongation")] > 5
+    assert p[long, 0].mean() > 0.9 and p[~long, 0].mean() < 0.1  # long and thin: the road
+    models.save(tmp_path)
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert card["level"] == "cluster" and card["features"]["columns"] == list(object_feature_names(BANDS))
+    back = load_models(tmp_path, BANDS, CLASSES)
+    assert back.level == "cluster" and np.array_equal(back.predict_proba(X), p)
+    # A pixel-row input is refused with the shapes named.
+    with pytest.raises(ValueError, match=rf"expected \(N, {len(models.columns)}\) features"):
+        back.predict_proba(np.zeros((2, len(BANDS)), np.float32))
+    card["level"] = "object"
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="unknown level 'object'"):
+        load_models(tmp_path, BANDS, CLASSES)
+
+
+@pytest.mark.slow
+def test_run_with_cluster_models(small_dstl, tmp_path):
+    run = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "sattag.cli", "run", str(small_dstl), "--out", str(run),
+                          "--workers", "0", "--quiet", "--model", "cluster"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    card = json.loads((run / "models" / "card.json").read_text())
+    assert card["level"] == "cluster" and card["config"]["model"]["level"] == "cluster"
+    assert "elongation" in card["features"]["columns"]
+    run_json = json.loads((run / "run.json").read_text())
+    assert run_json["config"]["model"]["level"] == "cluster"
+    assert (run / "submission.csv").is_file() and (run / "scores.csv").is_file()
+    assert len(list((run / "masks").glob("*.tif"))) == 4
