@@ -73,14 +73,16 @@ def write_csv(final: str | Path, header: Iterable[str], rows: Iterable[Iterable]
 CSV_KINDS = {"str": "str", "int": "int64", "Int64": "Int64", "float": "float64", "bool": "bool"}
 
 
-def read_csv(path: str | Path, columns: Mapping[str, str]):
+def read_csv(path: str | Path, columns: Mapping[str, str], optional: Mapping[str, str] | None = None):
     """A CSV file that sattag wrote, as a DataFrame of ``columns`` (in that order) with explicit dtypes.
 
     ``columns``: name -> kind: ``"str"`` (text; an empty cell is ``""``), ``"int"`` (int64, every cell
     filled), ``"Int64"`` (nullable integer, ``<NA>`` for an empty cell), ``"float"`` (float64, NaN for an
-    empty cell), ``"bool"`` (``True``/``False``). Other columns of the file are left out. Raises
-    :class:`sattag.errors.InputError` naming the file for a file that cannot be read, a missing column,
-    or a cell that is not of its column's kind.
+    empty cell), ``"bool"`` (``True``/``False``). ``optional``: more columns (name -> kind, after
+    ``columns``) that files written before they existed lack: read as all-empty cells then (so only
+    the kinds that allow an empty cell: ``"str"``, ``"Int64"``, ``"float"``). Other columns of the
+    file are left out. Raises :class:`sattag.errors.InputError` naming the file for a file that cannot
+    be read, a missing column, or a cell that is not of its column's kind.
     """
     import pandas as pd
 
@@ -100,6 +102,10 @@ def read_csv(path: str | Path, columns: Mapping[str, str]):
     missing = [c for c in columns if c not in raw.columns]
     if missing:
         raise InputError(f"no column {', '.join(map(repr, missing))} (columns: {list(raw.columns)})", path)
+    for name in optional or {}:
+        if name not in raw.columns:
+            raw[name] = ""
+    columns = {**columns, **(optional or {})}
     out = {}
     for name, kind in columns.items():
         text = raw[name].astype(str)
