@@ -223,15 +223,15 @@ def test_stack_round_trip_and_skip(small_dstl, tmp_path):
     # offsets.csv (the engine writes it from these rows): a group left unaligned has an empty correlation
     rows.append((scene.id, "X", 0.0, 0.0, float("nan")))
     lines = write_offsets(tmp_path / "run" / "offsets.csv", rows).read_text().splitlines()
-    assert lines[0] == "scene,group,dx,dy,correlation"
-    assert lines[-1] == f"{scene.id},X,0.000,0.000,"
+    assert lines[0] == "scene,group,dx,dy,correlation,spread_px"
+    assert lines[-1] == f"{scene.id},X,0.000,0.000,,"
 
 
 def test_offsets_csv_written_and_read_back(tmp_path):
     """offsets.csv's owner (ingest): writer and reader agree; ids stay text, an unaligned group is NaN."""
     rows = [("6010", "P", 0.1234, -2.5, 0.98765), ("6010", "A", 41.5, 12.25, float("nan"))]
     df = read_offsets(write_offsets(tmp_path / "offsets.csv", rows))
-    assert list(df.columns) == ["scene", "group", "dx", "dy", "correlation"]
+    assert list(df.columns) == ["scene", "group", "dx", "dy", "correlation", "spread_px"]
     assert df["scene"].tolist() == ["6010", "6010"] and df["group"].tolist() == ["P", "A"]
     assert df["dx"].dtype == np.float64 and df["correlation"].dtype == np.float64
     np.testing.assert_allclose(df[["dx", "dy"]].to_numpy(), [[0.123, -2.5], [41.5, 12.25]])

@@ -10,6 +10,7 @@ import pytest
 import rasterio
 from affine import Affine
 
+from sattag.config import IngestConfig
 from sattag.ingest import (build_stack, offsets_rows, read_offsets, read_stack_metadata, scene_from_files,
                            write_offsets, write_stack)
 from sattag.ingest.align import (MIN_ALIGN_PX, AlignmentWarning, GroupGeometry, central_window, estimate_offset,
@@ -126,7 +127,7 @@ def test_build_stack_records_the_spread_through_cache_and_offsets_csv(tmp_path):
     scene = scene_from_files("far", {"pan": _write(tmp_path / "pan.tif", truth),
                                      "ms": _write(tmp_path / "ms.tif", target)})
     with pytest.warns(AlignmentWarning, match=r"scene far: group ms: .*by up to \d\.\d\d px") as rec:
-        stack = build_stack(scene, grid_min_px=N)
+        stack = build_stack(scene, IngestConfig(grid_min_px=N))
     # The central window (512 px of 600) spans both parts: its offset lies between theirs, and the
     # stack applies it (one shift per group); the right column's windows are 1.4 px off, the spread
     # is their distance from the centre (measured: centre 0.72, spread 0.70 px).

@@ -110,6 +110,12 @@ class IngestConfig:
     max_shift_px: float = field(default=80.0, metadata=within("[0, inf)"))
     # An ECC correlation below this means the fit did not find the same structures.
     min_correlation: float = field(default=0.5, metadata=within("[-1, 1]"))
+    # Offsets across a scene: a group image at least this many of its own pixels a side (three 512-px
+    # fit windows side by side) also has its offset fitted on a 3x3 grid of windows; the largest
+    # distance from the centre's offset is offsets.csv's spread_px. inf: never. Full-size DSTL: only P.
+    grid_min_px: float = field(default=1536, metadata=within("[0, inf]"))
+    # A spread above this (reference px) gives an AlignmentWarning naming scene, group and spread.
+    spread_warn_px: float = field(default=0.2, metadata=within("[0, inf)"))
     ecc_iterations: int = field(default=200, metadata=within("[1, inf)"))
     ecc_epsilon: float = field(default=1e-6, metadata=within("(0, inf)"))
     # Values above 2**bits - 1 by more than this share of pixels mean the bit depth is wrong.

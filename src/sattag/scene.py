@@ -78,7 +78,9 @@ class Stack:
 
     ``data``: float32 (bands, H, W) in [0, 1] (None when only the header was read); ``bands``: band names in stack order; ``offsets``:
     per band group, the (dx, dy) in reference pixels that alignment found and removed, and the fit's
-    correlation: ``{"M": (dx, dy, corr), ...}``.
+    correlation: ``{"M": (dx, dy, corr), ...}``; ``offset_spread``: per band group whose offset was
+    also measured across the scene (``sattag.ingest.align.offset_spread``), how far (reference px) the
+    offsets of a grid of windows lie from the centre's; groups not measured are absent.
     """
 
     scene_id: str
@@ -86,6 +88,7 @@ class Stack:
     bands: tuple[str, ...]
     grid: Grid
     offsets: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    offset_spread: dict[str, float] = field(default_factory=dict)
 
     def band(self, name: str) -> np.ndarray:
         """One band (H, W) by name."""

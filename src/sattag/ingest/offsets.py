@@ -32,9 +32,8 @@ _LATER_COLUMNS = ("spread_px",)
 
 def offsets_rows(stack: Stack) -> list[tuple[str, str, float, float, float, float]]:
     """A stack's rows ``(scene, group, dx, dy, correlation, spread_px)`` of ``offsets.csv``;
-    ``spread_px`` NaN for a group not measured across the scene (or a plain :class:`Stack`, which
-    carries no spreads: only :class:`sattag.ingest.stack.AlignedStack` does)."""
-    spreads = getattr(stack, "offset_spread", None) or {}
+    ``spread_px`` NaN for a group not measured across the scene."""
+    spreads = stack.offset_spread
     return [(stack.scene_id, g, float(v[0]), float(v[1]), float(v[2]), float(spreads.get(g, math.nan)))
             for g, v in stack.offsets.items()]
 

@@ -21,7 +21,6 @@ are the grid's.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -40,21 +39,10 @@ from sattag.ingest.discover import DstlScene
 from sattag.ingest.resample import resample_axis_aligned, resample_rasterio
 from sattag.scene import Grid, Scene, Stack, dstl_grid
 
-__all__ = ["build_stack", "write_stack", "read_stack", "stack_is_complete", "ingest_scene", "STACK_FORMAT",
-           "AlignedStack"]
+__all__ = ["build_stack", "write_stack", "read_stack", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
 
 STACK_FORMAT = "sattag-stack-1"
 _SCALE = 65535.0
-
-
-@dataclass
-class AlignedStack(Stack):
-    """A :class:`Stack` as :func:`build_stack` and :func:`read_stack` return it, with
-    ``offset_spread``: per band group whose offset was also measured across the scene
-    (:func:`sattag.ingest.align.offset_spread`), how far (reference px) the offsets of the grid's
-    windows lie from the centre's; groups not measured are absent (``spread_px`` empty in offsets.csv)."""
-
-    offset_spread: dict[str, float] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------- geometry
@@ -116,8 +104,7 @@ def _processing_order(scene: Scene, dstl: bool) -> list[int]:
 
 
 def build_stack(scene: Scene, config: IngestConfig | None = None,
-                progress: Callable[[int], None] | None = None, *, grid_min_px: float | None = 1536,
-                spread_warn_px: float = 0.2) -> AlignedStack:
+                progress: Callable[[int], None] | None = None) -> Stack:
     """All bands of ``scene`` as one aligned float32 (bands, H, W) stack in [0, 1] on the reference grid.
 
     DSTL scenes: every file covers the scene's footprint (georeferencing ignored), the grid is
@@ -126,11 +113,11 @@ def build_stack(scene: Scene, config: IngestConfig | None = None,
     group's offset is found and removed (``Stack.offsets``). ``progress(1)`` after each band group.
 
     Offsets across the scene: for a group whose image (the one the fit runs on) is at least
-    ``grid_min_px`` on each side (default 1536: three 512-px fit windows side by side, so they do not
-    overlap; None or inf: never) the offset is also measured on a 3x3 grid of windows
+    ``config.grid_min_px`` on each side (default 1536: three 512-px fit windows side by side, so they do not
+    overlap; inf: never) the offset is also measured on a 3x3 grid of windows
     (:func:`sattag.ingest.align.offset_spread`); the largest distance from the centre's offset is
-    recorded (``AlignedStack.offset_spread``, ``spread_px`` in offsets.csv) and above
-    ``spread_warn_px`` an :class:`~sattag.ingest.align.AlignmentWarning` names scene, group and
+    recorded (``Stack.offset_spread``, ``spread_px`` in offsets.csv) and above
+    ``config.spread_warn_px`` an :class:`~sattag.ingest.align.AlignmentWarning` names scene, group and
     spread. The stack applies the centre's offset either way. Cost: 8 more fits per measured group,
     on one mix of the candidate bands; on a full-size (3400 px) generated DSTL scene only P is
     measured, build_stack took 6.8-7.6 s without and 8.7-11.3 s with (a loaded 2-core machine).
@@ -204,9 +191,9 @@ def build_stack(scene: Scene, config: IngestConfig | None = None,
             dx, dy, corr = estimate_offset(cands, target, geom_fit, config, scene=scene.id,
                                            group=bf.group)
             offsets[bf.group] = (dx, dy, corr)
-            if grid_min_px is not None and min(target.shape) >= grid_min_px:
+            if min(target.shape) >= config.grid_min_px:
                 spread, _ = offset_spread(cands, target, geom_fit, (dx, dy), config, scene=scene.id,
-                                          group=bf.group, warn_px=spread_warn_px)
+                                          group=bf.group, warn_px=config.spread_warn_px)
                 if np.isfinite(spread):  # NaN: no window of the grid could be fitted
                     spreads[bf.group] = spread
             del target, cands
@@ -223,7 +210,7 @@ def build_stack(scene: Scene, config: IngestConfig | None = None,
             progress(1)
     offsets = {bf.group: offsets[bf.group] for bf in scene.files if bf.group in offsets}
     spreads = {bf.group: spreads[bf.group] for bf in scene.files if bf.group in spreads}
-    return AlignedStack(scene.id, data, names, grid, offsets, spreads)
+    return Stack(scene.id, data, names, grid, offsets, spreads)
 
 
 # ------------------------------------------------------------------------------------------- cache
@@ -296,20 +283,20 @@ def stack_is_complete(path: str | Path) -> bool:
         return False
 
 
-def read_stack(path: str | Path, threads: int = IngestConfig.gdal_threads) -> AlignedStack:
+def read_stack(path: str | Path, threads: int = IngestConfig.gdal_threads) -> Stack:
     """Read a cache stack written by :func:`write_stack`: float32 (bands, H, W) in [0, 1], band names,
     grid (transform, CRS), offsets and offset spreads (none for a stack written before they were
     recorded). Raises :class:`InputError` when it is not one."""
     return _read(Path(path), with_data=True, threads=threads)
 
 
-def read_stack_metadata(path: str | Path) -> AlignedStack:
+def read_stack_metadata(path: str | Path) -> Stack:
     """The header of a cache stack: band names, grid, offsets and scene id, without reading pixels
     (``data`` is None). Cheap: what a resumed run needs to know about a finished stack."""
     return _read(Path(path), with_data=False)
 
 
-def _read(path: Path, with_data: bool, threads: int = IngestConfig.gdal_threads) -> AlignedStack:
+def _read(path: Path, with_data: bool, threads: int = IngestConfig.gdal_threads) -> Stack:
     if not path.is_file():
         raise InputError("stack file missing", path)
     data = None
@@ -336,17 +323,16 @@ def _read(path: Path, with_data: bool, threads: int = IngestConfig.gdal_threads)
                 scene_id = tags.get("SATTAG_SCENE", path.stem)
     except RasterioError as e:
         raise InputError(f"cannot read stack (truncated or corrupt?): {e}", path) from e
-    return AlignedStack(scene_id, data, bands, grid, offsets, spreads)
+    return Stack(scene_id, data, bands, grid, offsets, spreads)
 
 
 def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = None,
-                 progress: Callable[[int], None] | None = None, *, grid_min_px: float | None = 1536,
-                 spread_warn_px: float = 0.2) -> AlignedStack | None:
+                 progress: Callable[[int], None] | None = None) -> Stack | None:
     """Build and cache the stack of ``scene`` at ``path``; None (nothing done) when a complete stack
-    is already there. ``grid_min_px``, ``spread_warn_px``: :func:`build_stack`'s."""
+    is already there."""
     if stack_is_complete(path):
         return None
     config = config or IngestConfig()
-    stack = build_stack(scene, config, progress, grid_min_px=grid_min_px, spread_warn_px=spread_warn_px)
+    stack = build_stack(scene, config, progress)
     write_stack(stack, path, config.gdal_threads)
     return stack
