@@ -39,3 +39,22 @@ def test_tuned_thresholds_are_applied_unless_the_configuration_fixes_them():
     fixed = with_tuned_thresholds(PredictConfig(thresholds={1: 0.5}), tuned, CLASSES)  # by id
     np.testing.assert_array_equal(threshold_flags(probs, fixed, CLASSES), [[True, True], [True, True]])
     assert with_tuned_thresholds(PredictConfig(), {}, CLASSES) == PredictConfig()
+
+
+def test_cluster_threshold_is_the_exact_pixel_jaccard_of_painted_clusters():
+    from sattag.learn import best_cluster_threshold
+    from sattag.learn.thresholds import GRID
+
+    # Two clusters: a pure one (p 0.9) and a mostly-outside one (p 0.6): above 0.6 only the pure one.
+    t, j = best_cluster_threshold([0.9, 0.6], [100, 10], [0, 90])
+    assert t == 0.61 and j == pytest.approx(100 / 110)
+    # Against painting the clusters at every threshold, on random clusters.
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0, 1, 300)
+    size = rng.integers(1, 500, 300).astype(float)
+    inside = np.round(size * np.clip(p + rng.normal(0, 0.3, 300), 0, 1))
+    brute = [inside[p >= g].sum() / (inside.sum() + (size - inside)[p >= g].sum()) for g in GRID]
+    t, j = best_cluster_threshold(p, inside, size - inside)
+    assert j == pytest.approx(max(brute), abs=0.005 + 1e-9)
+    assert brute[list(GRID).index(t)] == pytest.approx(j)
+    assert best_cluster_threshold(p, np.zeros(300), size) == (0.5, pytest.approx(float("nan"), nan_ok=True))

@@ -245,7 +245,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     resumed run).
     """
     from sattag.ingest import read_stack_metadata
-    from sattag.learn import auc_table, samples_auc, tune_thresholds, validation_scenes, write_auc
+    from sattag.learn import (auc_table, samples_auc, tune_cluster_thresholds, tune_thresholds, validation_scenes,
+                              write_auc)
 
     models_dir = session.run.models
     if (models_dir / "card.json").exists():
@@ -258,48 +259,59 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     bands = read_stack_metadata(session.run.stack(train_ids[0])).bands
     thresholds = None
     tuning = validation_scenes(train_ids, session.config.split.validation, session.config.split.seed)
-    if session.config.model.level == "cluster" and session.config.predict.tune_thresholds:
-        # The tuning estimates a scene's pixel Jaccard from a balanced pixel sample; clusters of
-        # every size would need their own estimate (not done yet), so cluster models keep 0.5.
-        session.notes.append("object-level (cluster) models keep the threshold 0.5 or the configured ones: "
-                             "thresholds are tuned for pixel models only")
-    elif session.config.predict.tune_thresholds and tuning.held_out:
+    held = [s for s in session.split.held_out if not session.failed(s)]
+    objects = None
+    if session.config.model.level == "cluster":
+        # Every training and held-out scene's clusters once: the rows of the models, of the tuning
+        # and of the held-out AUC (a few MB per scene; the client holds no pixels).
+        objects = _cluster_rows(session, scenes, train_ids + held)
+        train_ids = [s for s in train_ids if s in objects]
+        tuning = validation_scenes(train_ids, session.config.split.validation, session.config.split.seed)
+    if session.config.predict.tune_thresholds and tuning.held_out:
         # A first model set that does not see the validation scenes chooses the thresholds there.
         first = _fit(session, scenes, explored, tuning.train, bands, "train (for thresholds)",
-                     most=session.config.split.tuning_pixels)
+                     most=session.config.split.tuning_pixels, objects=objects)
         with session.timed("tune thresholds"):
-            samples = _evaluation_sample(session, scenes, explored, tuning.held_out, "sample validation")
-            totals = {cid: tuple(int(v) for v in sum(explored["counts"][s][i] for s in tuning.held_out))
-                      for i, cid in enumerate(session.classes.ids)}
-            thresholds = tune_thresholds(first, samples, totals).assign(
-                validation_scenes=len(tuning.held_out))
-        del first, samples
+            if objects is not None:
+                v = [objects[s] for s in tuning.held_out]
+                thresholds = tune_cluster_thresholds(first, np.concatenate([o["rows"] for o in v]),
+                                                     np.concatenate([o["shares"] for o in v]),
+                                                     np.concatenate([o["sizes"] for o in v]))
+            else:
+                samples = _evaluation_sample(session, scenes, explored, tuning.held_out, "sample validation")
+                totals = {cid: tuple(int(v) for v in sum(explored["counts"][s][i] for s in tuning.held_out))
+                          for i, cid in enumerate(session.classes.ids)}
+                thresholds = tune_thresholds(first, samples, totals)
+                del samples
+            thresholds = thresholds.assign(validation_scenes=len(tuning.held_out))
+        del first
     model_set = _fit(session, scenes, explored, train_ids, bands, "train",
-                     pairs=pairs_for(session.config.model, session.classes))
+                     pairs=pairs_for(session.config.model, session.classes), objects=objects)
     model_set.split = session.split
     model_set.thresholds = thresholds
     held_table = None
-    held = [s for s in session.split.held_out if not session.failed(s)]
+    held = [s for s in held if objects is None or s in objects]
     if held:
         with session.timed("held-out AUC"):
-            held_table = samples_auc(model_set, _evaluation_sample(session, scenes, explored, held,
-                                                                   "sample held-out"))
+            held_table = samples_auc(model_set, _object_samples(session, objects, held) if objects is not None
+                                     else _evaluation_sample(session, scenes, explored, held, "sample held-out"))
     model_set.save(models_dir)
     write_auc(session.run.auc_csv, auc_table(model_set), held_table)
     return model_set
 
 
 def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequence[str], bands, stage: str,
-         most: int | None = None, pairs: Sequence[tuple[int, int]] = ()):
+         most: int | None = None, pairs: Sequence[tuple[int, int]] = (), objects: dict | None = None):
     """Models trained on balanced samples of the scenes ``ids`` (``config.sample``, at most ``most``
-    pixels in and out of each class), and pairwise models for ``pairs`` on the same samples."""
+    pixels in and out of each class), or on their clusters (``objects``: :func:`_cluster_rows`, for
+    object-level models), and pairwise models for ``pairs`` on the same rows."""
     import dataclasses
 
     from sattag.learn import allocate_quotas, train_models, train_pairs
 
-    level = session.config.model.level
-    if level == "cluster":
-        samples = _cluster_sample(session, scenes, ids)
+    level = "cluster" if objects is not None else "pixel"
+    if objects is not None:
+        samples = _object_samples(session, objects, ids)
     else:
         n = session.config.sample
         if most is not None:
@@ -327,21 +339,26 @@ def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: dict
 
     from sattag.learn import allocate_quotas
 
-    if session.config.model.level == "cluster":
-        return _cluster_sample(session, scenes, ids, stage)
     n, most = session.config.sample, session.config.split.auc_pixels
     asked = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
     return _sample(session, scenes, allocate_quotas({s: explored["counts"][s] for s in ids}, asked), stage)
 
 
-def _cluster_sample(session: Session, scenes: Sequence[Scene], ids: Sequence[str], stage: str = "sample") -> dict:
-    """Every cluster of the scenes ``ids`` as a row of object-level models (on the workers), per class."""
-    from sattag.learn import concat_samples
-
+def _cluster_rows(session: Session, scenes: Sequence[Scene], ids: Sequence[str]) -> dict:
+    """scene id -> its clusters' object rows, shares and sizes (:func:`tasks.cluster_rows_task`, on
+    the workers); a scene that fails is recorded and left out."""
     chosen = [s for s in scenes if s.id in set(ids)]
-    res = session.record(map_scenes(session.client, stage, tasks.cluster_sample_task, chosen, session.run,
-                                    session.config, session.classes, progress=session.progress))
-    return concat_samples([res.results[s] for s in sorted(res.results)])
+    res = session.record(map_scenes(session.client, "cluster rows", tasks.cluster_rows_task, chosen, session.run,
+                                    session.config, progress=session.progress))
+    return res.results
+
+
+def _object_samples(session: Session, objects: dict, ids: Sequence[str]) -> dict:
+    """The rows of object-level models from the clusters of the scenes ``ids``, per class."""
+    from sattag.learn import cluster_samples, concat_samples
+
+    return concat_samples([cluster_samples(objects[s]["rows"], objects[s]["shares"], session.classes.ids)
+                           for s in sorted(ids) if s in objects])
 
 
 def _sample(session: Session, scenes: Sequence[Scene], quotas: dict, stage: str = "sample") -> dict:

@@ -90,17 +90,17 @@ def scene_objects(stack, config: Config, feature_set: FeatureSet):
     return cluster_ids, table, rows
 
 
-def cluster_sample_task(scene: Scene, run: RunFolder, config: Config, classes: ClassTable) -> dict:
-    """A scene's clusters as training rows of object-level models (:func:`sattag.learn.cluster_samples`)."""
+def cluster_rows_task(scene: Scene, run: RunFolder, config: Config) -> dict:
+    """A labelled scene's clusters as rows of object-level models: ``rows`` float32 (K, F) object
+    features, ``shares`` float32 (K, C) share of each cluster in each class, ``sizes`` int64 (K,) pixels."""
     from sattag.features.objects import cluster_class_shares
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
-    from sattag.learn import cluster_samples
 
     stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
     cluster_ids, table, rows = scene_objects(stack, config, FeatureSet.from_config(config.features))
     shares = cluster_class_shares(cluster_ids, len(table), read_masks(run.truth_masks(scene.id))[0])
-    return cluster_samples(rows, shares, classes.ids)
+    return {"rows": rows, "shares": shares, "sizes": table.sizes}
 
 
 def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, classes: ClassTable) -> dict:

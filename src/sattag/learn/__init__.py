@@ -23,7 +23,7 @@ from sattag.learn.sample import (
 )
 from sattag.learn.split import (HELD_OUT, IN_SAMPLE, SceneSplit, kfold_scenes, split_for, split_scenes,
                                 validation_scenes)
-from sattag.learn.thresholds import best_threshold, tune_thresholds
+from sattag.learn.thresholds import best_cluster_threshold, best_threshold, tune_cluster_thresholds, tune_thresholds
 from sattag.learn.train import (AUC_COLUMNS, auc_table, check_device, read_auc, roc_auc, samples_auc, split_train_valid,
                                 train_models, train_pairs, write_auc)
 
@@ -32,6 +32,8 @@ __all__ = [
     "best_threshold",
     "split_for",
     "tune_thresholds",
+    "tune_cluster_thresholds",
+    "best_cluster_threshold",
     "validation_scenes",
     "AUC_COLUMNS",
     "HELD_OUT",
