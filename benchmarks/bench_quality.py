@@ -45,6 +45,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import measure, row  # noqa: E402
 
+from sattag.config import ModelConfig  # noqa: E402
+
 BENCH = "quality"
 REPO = Path(__file__).resolve().parent.parent
 #: The real labelled kits (``../shared/data/real-labelled`` beside the repository; or $SATTAG_REAL_LABELLED).
@@ -89,12 +91,16 @@ HELD_OUT_AUC_PIXELS = 50_000
 SEED_CONFIG = ('[features]\nset = "spectra"\n[predict]\npixels_per_cluster = 0\ntune_thresholds = false\n'
                '[cluster]\ntolerance_of = "range"\n')
 
-#: sattag with object-level models (``--model cluster``), run beside the default in the same benchmark.
-CLUSTER_CONFIG = '[model]\nlevel = "cluster"\n'
+#: sattag at the model level that is not the default (``--model pixel|cluster``), run beside the
+#: default in the same benchmark: the evidence for the default.
+DEFAULT_LEVEL = ModelConfig().level
+OTHER_LEVEL = "pixel" if DEFAULT_LEVEL == "cluster" else "cluster"
+OTHER_CONFIG = f'[model]\nlevel = "{OTHER_LEVEL}"\n'
 
 COLUMNS = ["dataset", "train", "held_out", "class_id", "class", "truth_px", "scene_px", "trivial_pixel",
            "rf_pixel", "rf_polygon", "rf_auc_held_out", "seed_pixel", "seed_polygon", "sattag_pixel",
-           "sattag_polygon", "sattag_auc_held_out", "sattag_auc_in_sample", "cluster_pixel", "cluster_polygon"]
+           "sattag_polygon", "sattag_auc_held_out", "sattag_auc_in_sample", "other_level_pixel",
+           "other_level_polygon"]
 
 
 # ------------------------------------------------------------------------------------------ sattag
@@ -289,7 +295,7 @@ def _dataset(name: str, data: Path, run_dir: Path, extra: list[str], held: list[
 
     cli, st, log = sattag(run_dir, p["config"] or "")
     seed_cli, seed, _ = sattag(run_dir.parent / f"{run_dir.name}-seed", (p["config"] or "") + SEED_CONFIG)
-    cluster_cli, clu, _ = sattag(run_dir.parent / f"{run_dir.name}-cluster", (p["config"] or "") + CLUSTER_CONFIG)
+    other_cli, other, _ = sattag(run_dir.parent / f"{run_dir.name}-{OTHER_LEVEL}", (p["config"] or "") + OTHER_CONFIG)
     ref, ref_s, ref_gib = measure(references, run_dir, p["rf"], p["rf_polygons"])
     table = []
     for c in ref["classes"]:
@@ -305,8 +311,8 @@ def _dataset(name: str, data: Path, run_dir: Path, extra: list[str], held: list[
                       "sattag_polygon": s.get("sattag_polygon", float("nan")),
                       "sattag_auc_held_out": s.get("sattag_auc_held_out", float("nan")),
                       "sattag_auc_in_sample": s.get("sattag_auc_in_sample", float("nan")),
-                      "cluster_pixel": clu.get(cid, {}).get("sattag_pixel", float("nan")),
-                      "cluster_polygon": clu.get(cid, {}).get("sattag_polygon", float("nan"))})
+                      "other_level_pixel": other.get(cid, {}).get("sattag_pixel", float("nan")),
+                      "other_level_polygon": other.get(cid, {}).get("sattag_polygon", float("nan"))})
         # Check that the references trained on the rows sattag trained on (counts from auc.csv).
         want = st["auc_counts"].get(("in-sample", cid))
         if want is not None and r.get("n_in") is not None and (r["n_in"], r["n_out"]) != want:
@@ -316,7 +322,7 @@ def _dataset(name: str, data: Path, run_dir: Path, extra: list[str], held: list[
     mean = {k: _nanmean([t[k] for t in present])
             for k in ("trivial_pixel", "rf_pixel", "rf_polygon", "rf_auc_held_out", "seed_pixel", "seed_polygon",
                       "sattag_pixel", "sattag_polygon", "sattag_auc_held_out", "sattag_auc_in_sample",
-                      "cluster_pixel", "cluster_polygon")}
+                      "other_level_pixel", "other_level_polygon")}
     table.append({"dataset": name, "train": table[0]["train"], "held_out": table[0]["held_out"], "class_id": 0,
                   "class": f"mean ({len(present)} classes in held-out truth)",
                   "truth_px": sum(t["truth_px"] for t in present), "scene_px": table[0]["scene_px"], **mean})
@@ -337,9 +343,9 @@ def _dataset(name: str, data: Path, run_dir: Path, extra: list[str], held: list[
         row(title, "sattag, the seed's pipeline", seed_cli["seconds"], seed_cli["peak_gib"],
             f"mean pixel J {mean['seed_pixel']:.4f}, polygon J {mean['seed_polygon']:.4f}", "",
             "band values only, models on each cluster's mean spectrum, threshold 0.5"),
-        row(title, "sattag --model cluster", cluster_cli["seconds"], cluster_cli["peak_gib"],
-            f"mean pixel J {mean['cluster_pixel']:.4f}, polygon J {mean['cluster_polygon']:.4f}", "",
-            "object-level models (one row per spectral cluster), threshold 0.5"),
+        row(title, f"sattag --model {OTHER_LEVEL}", other_cli["seconds"], other_cli["peak_gib"],
+            f"mean pixel J {mean['other_level_pixel']:.4f}, polygon J {mean['other_level_polygon']:.4f}", "",
+            f"the other model level (default: {DEFAULT_LEVEL})"),
         row(title, "sattag", cli["seconds"], cli["peak_gib"],
             f"mean pixel J {mean['sattag_pixel']:.4f}, polygon J {mean['sattag_polygon']:.4f}, "
             f"AUC {mean['sattag_auc_held_out']:.4f}",
@@ -383,8 +389,8 @@ def _print_table(name: str, table: list[dict], cli: dict, ref: dict, ref_s: floa
     cols = [("class", "class"), ("truth px", "truth_px"), ("trivial pixel J", "trivial_pixel"),
             ("RF pixel J", "rf_pixel"), ("RF polygon J", "rf_polygon"), ("seed pixel J", "seed_pixel"),
             ("seed polygon J", "seed_polygon"), ("sattag pixel J", "sattag_pixel"),
-            ("sattag polygon J", "sattag_polygon"), ("cluster pixel J", "cluster_pixel"),
-            ("cluster polygon J", "cluster_polygon"), ("sattag AUC held-out", "sattag_auc_held_out"),
+            ("sattag polygon J", "sattag_polygon"), (f"--model {OTHER_LEVEL} pixel J", "other_level_pixel"),
+            (f"--model {OTHER_LEVEL} polygon J", "other_level_polygon"), ("sattag AUC held-out", "sattag_auc_held_out"),
             ("RF AUC held-out", "rf_auc_held_out"), ("sattag AUC in-sample", "sattag_auc_in_sample")]
     for head, _ in cols:
         t.add_column(head, justify="left" if head == "class" else "right")

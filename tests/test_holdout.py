@@ -161,9 +161,11 @@ def test_truth_is_clipped_to_each_scene(user_data, held_out_run):
 def test_held_out_scenes_are_never_sampled_for_training(held_out_run):
     card = json.loads((held_out_run / "models" / "card.json").read_text())
     assert card["split"] == {"train": ["s1", "s3"], "held_out": ["s2"]}
-    sampled = {r["scene"] for r in _csv(held_out_run / "timings.csv") if r["stage"] == "sample"}
+    # the rows the models learn from: pixels ("sample") or clusters ("cluster rows"), by the card's level
+    stage = {"pixel": "sample", "cluster": "cluster rows"}[card["level"]]
+    sampled = {r["scene"] for r in _csv(held_out_run / "timings.csv") if r["stage"] == stage}
     assert sampled == {"s1", "s3"}
-    held = {r["scene"] for r in _csv(held_out_run / "timings.csv") if r["stage"] == "sample held-out"}
+    held = {r["scene"] for r in _csv(held_out_run / "timings.csv") if r["stage"] == f"{stage} held-out"}
     assert held == {"s2"}
     info = json.loads((held_out_run / "run.json").read_text())
     assert info["split"] == card["split"]

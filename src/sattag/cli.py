@@ -45,9 +45,9 @@ WaitOpt = typer.Option(False, "--wait", help="If another run is writing the run 
 FeaturesOpt = typer.Option(None, "--features", help="What the models see of a pixel: 'context' (default: bands, "
                            "spectral indices, local statistics at several scales) or 'spectra' (the band values alone).")
 
-ModelOpt = typer.Option(None, "--model", help="What the models learn from and predict: 'pixel' (default: "
-                        "pixels, a cluster gets the mean of its pixels' probabilities) or 'cluster' (one row per "
-                        "spectral cluster: its features' mean and spread, shape, contrast to its neighbours).")
+ModelOpt = typer.Option(None, "--model", help="What the models learn from and predict: 'cluster' (default: one "
+                        "row per spectral cluster: its features' mean and spread, shape, contrast to its neighbours) "
+                        "or 'pixel' (balanced pixel samples; a cluster gets the mean of its pixels' probabilities).")
 
 
 def _config(config: Optional[Path], scheduler: Optional[str], workers: Optional[int],

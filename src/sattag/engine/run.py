@@ -264,7 +264,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     if session.config.model.level == "cluster":
         # Every training and held-out scene's clusters once: the rows of the models, of the tuning
         # and of the held-out AUC (a few MB per scene; the client holds no pixels).
-        objects = _cluster_rows(session, scenes, train_ids + held)
+        objects = {**_cluster_rows(session, scenes, train_ids, "cluster rows"),
+                   **_cluster_rows(session, scenes, held, "cluster rows held-out")}
         train_ids = [s for s in train_ids if s in objects]
         tuning = validation_scenes(train_ids, session.config.split.validation, session.config.split.seed)
     if session.config.predict.tune_thresholds and tuning.held_out:
@@ -344,11 +345,13 @@ def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: dict
     return _sample(session, scenes, allocate_quotas({s: explored["counts"][s] for s in ids}, asked), stage)
 
 
-def _cluster_rows(session: Session, scenes: Sequence[Scene], ids: Sequence[str]) -> dict:
+def _cluster_rows(session: Session, scenes: Sequence[Scene], ids: Sequence[str], stage: str) -> dict:
     """scene id -> its clusters' object rows, shares and sizes (:func:`tasks.cluster_rows_task`, on
     the workers); a scene that fails is recorded and left out."""
     chosen = [s for s in scenes if s.id in set(ids)]
-    res = session.record(map_scenes(session.client, "cluster rows", tasks.cluster_rows_task, chosen, session.run,
+    if not chosen:
+        return {}
+    res = session.record(map_scenes(session.client, stage, tasks.cluster_rows_task, chosen, session.run,
                                     session.config, progress=session.progress))
     return res.results
 
