@@ -20,20 +20,24 @@ scene is made in four steps, each in its own module:
    optics PSF with the group's exact sub-pixel offset, area averaging to the group's grid, noise,
    quantisation to the bit depth.
 
-:mod:`~sattag.synth.scene` puts them together (:func:`generate_scene`); :mod:`~sattag.synth.write`
-writes scenes and the dataset tables (:func:`generate_dataset`). ``benchmarks/generator_auc.py``
+:mod:`~sattag.synth.scene` puts them together (:class:`ScenePlan`: everything but the pixels, which
+it renders for any window of the scene; :func:`generate_scene`: a whole scene in memory);
+:mod:`~sattag.synth.write` writes scenes window by window, in memory bounded by the window whatever
+the scene's size, and the dataset tables (:func:`generate_dataset`). Every random field is a
+function of position (noise drawn per block from seeds of the block's place, coarse lattices drawn
+once), so the files do not depend on the window's size. ``benchmarks/generator_auc.py``
 measures how hard the result is for the per-pixel models against the real data's table.
 """
 from sattag.dstl import CLASS_LAYERS, EXTRA_LAYERS, LAYER_CLASS, REAL_TRAIN_IDS
-from sattag.synth.scene import GeneratedScene, generate_scene, scene_seed
+from sattag.synth.scene import TILE, GeneratedScene, ScenePlan, generate_scene, scene_seed
 from sattag.synth.sensor import PSF_SIGMA, draw_offsets
 from sattag.synth.spectra import MAT, MATERIAL_NAMES, Conditions, band_reflectance, draw_conditions
 from sattag.synth.write import (PLACEHOLDER_WKT, SceneRecord, dataset_scene_ids, generate_dataset,
-                                write_dataset_tables, write_generated_scene, write_scene)
+                                write_dataset_tables, write_generated_scene, write_plan, write_scene)
 
 __all__ = [
     "CLASS_LAYERS", "EXTRA_LAYERS", "LAYER_CLASS", "MAT", "MATERIAL_NAMES", "PLACEHOLDER_WKT", "PSF_SIGMA",
-    "REAL_TRAIN_IDS", "Conditions", "GeneratedScene", "SceneRecord", "band_reflectance", "dataset_scene_ids",
+    "REAL_TRAIN_IDS", "TILE", "Conditions", "GeneratedScene", "ScenePlan", "SceneRecord", "band_reflectance", "dataset_scene_ids",
     "draw_conditions", "draw_offsets", "generate_dataset", "generate_scene", "scene_seed", "write_dataset_tables",
-    "write_generated_scene", "write_scene",
+    "write_generated_scene", "write_plan", "write_scene",
 ]

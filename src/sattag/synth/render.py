@@ -13,6 +13,10 @@ Per fine pixel: a primary material, a secondary one and its share (sub-pixel mix
 
 with ``T`` the atmosphere's two-way transmittance, ``path`` its path radiance as an apparent
 reflectance, and ``light`` 1 in the sun and the (bluish) skylight share in a shadow.
+
+A :class:`Renderer` renders any window of a scene alike: shapes are burnt per window, the random
+fields are functions of position (coarse lattices drawn once for the whole grid, white noise drawn
+per block from seeds of the block's place), shadows come from a halo as long as the longest one.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from rasterio.features import rasterize
 
 from sattag.dstl import BIT_DEPTH
 from sattag.synth.layout import Layout
-from sattag.synth.sensor import DARK, GAIN
+from sattag.synth.sensor import DARK, GAIN, Taps, apply_sep, block_normal, cubic_op
 from sattag.synth.shapes import scale_many
 from sattag.synth.spectra import (MAT, MATERIAL_NAMES, TEX, VEG, Conditions, atmosphere, band_average, band_centre,
                                   material_curves)
@@ -65,11 +69,182 @@ class Land:
 
 def _paint_index(L: Layout, sx: float, sy: float, shape: tuple[int, int]) -> np.ndarray:
     """int32 map of the painter's list: 1 + index of the top object at each pixel, 0 for none."""
-    idx = np.zeros(shape, np.int32)
-    shapes = [(g, k + 1) for k, g in enumerate(scale_many([p.geom for p in L.paint], sx, sy)) if not g.is_empty]
-    if shapes:
-        rasterize(shapes, out=idx, transform=Affine.identity())
-    return idx
+    return _Burner([p.geom for p in L.paint], sx, sy).burn(0, shape[0], 0, shape[1], np.int32)
+
+
+class _Burner:
+    """Geometries (fpx) scaled once to a grid of ``sx``, ``sy`` px per fpx, burnt into any window of it
+    (values 1 + index, later ones on top); only those whose bounds reach the window are handed over."""
+
+    def __init__(self, geoms, sx: float, sy: float, values=None):
+        scaled = scale_many(list(geoms), sx, sy)
+        vals = list(range(1, len(scaled) + 1)) if values is None else list(values)
+        keep = [k for k, g in enumerate(scaled) if not g.is_empty]
+        self.geoms = np.array([scaled[k] for k in keep], dtype=object)
+        self.values = np.array([vals[k] for k in keep])
+        self.bounds = shapely.bounds(self.geoms) if len(keep) else np.zeros((0, 4))
+
+    def burn(self, y0: int, y1: int, x0: int, x1: int, dtype=np.uint8) -> np.ndarray:
+        out = np.zeros((y1 - y0, x1 - x0), dtype)
+        b = self.bounds
+        sel = np.flatnonzero((b[:, 0] <= x1 + 1) & (b[:, 2] >= x0 - 1) & (b[:, 1] <= y1 + 1) & (b[:, 3] >= y0 - 1))
+        if len(sel):
+            rasterize(zip(self.geoms[sel], self.values[sel].tolist()), out=out,
+                      transform=Affine.translation(x0, y0))
+        return out
+
+
+class _Smooth:
+    """:func:`smooth_noise` as a function of position: the coarse lattice drawn once for the whole
+    grid, bicubic (``cv2.resize``'s) per window, divided by the std of the whole field (computed
+    exactly from the lattice and the interpolation weights)."""
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, scale_px: float):
+        gh = max(2, int(math.ceil(h / max(scale_px, 1.0))) + 2)
+        gw = max(2, int(math.ceil(w / max(scale_px, 1.0))) + 2)
+        self.lat = rng.standard_normal((gh, gw)).astype(np.float32)
+        my, mx = cubic_op(h, gh), cubic_op(w, gw)
+        lat = self.lat.astype(np.float64)
+        mean = float(np.asarray(my.sum(axis=0)).ravel() @ lat @ np.asarray(mx.sum(axis=0)).ravel()) / (h * w)
+        gy, gx = (my.T @ my).toarray(), (mx.T @ mx).toarray()
+        sq = float(np.sum((lat.T @ (gy @ lat)) * gx)) / (h * w)
+        self.sd = np.float32(math.sqrt(max(sq - mean * mean, 0.0)) or 1.0)
+        self.ty, self.tx = Taps(my), Taps(mx)
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        out = apply_sep(self.lat, (0, 0), self.ty, (y0, y1), self.tx, (x0, x1))
+        out /= self.sd
+        return out
+
+
+class _Grain:
+    """White noise blurred by a Gaussian of ``sigma`` px, std 1, as a function of position: the noise
+    is drawn per block (:func:`~sattag.synth.sensor.block_normal`) and each block blurred from itself
+    and a halo of its neighbours, an array of the same shape every time."""
+
+    def __init__(self, key: tuple[int, ...], sigma: float):
+        self.key, self.sigma = key, sigma
+        self.ksize = int(round(sigma * 8 + 1)) | 1
+        self.r = self.ksize // 2
+        self.block = max(256, 2 * self.r)
+        k = cv2.getGaussianKernel(self.ksize, sigma).ravel()
+        self.sd = np.float32(float((k ** 2).sum()))  # std of the blurred unit noise
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        B, r = self.block, self.r
+        by0, by1 = y0 // B, (y1 - 1) // B + 1
+        bx0, bx1 = x0 // B, (x1 - 1) // B + 1
+        white = block_normal(self.key, by0 * B - r, by1 * B + r, bx0 * B - r, bx1 * B + r, B)
+        out = np.empty(((by1 - by0) * B, (bx1 - bx0) * B), np.float32)
+        for i in range(by1 - by0):
+            for j in range(bx1 - bx0):
+                sub = np.ascontiguousarray(white[i * B:(i + 1) * B + 2 * r, j * B:(j + 1) * B + 2 * r])
+                blur = cv2.GaussianBlur(sub, (self.ksize, self.ksize), self.sigma, borderType=cv2.BORDER_REFLECT_101)
+                out[i * B:(i + 1) * B, j * B:(j + 1) * B] = blur[r:r + B, r:r + B]
+        out = out[y0 - by0 * B:y1 - by0 * B, x0 - bx0 * B:x1 - bx0 * B]
+        out /= self.sd
+        return out
+
+
+class Renderer:
+    """The land of one scene, rendered window by window: :meth:`land` for any window of the R grid
+    gives the same values there as for the whole scene (random fields are functions of position,
+    shapes are burnt per window, shadows from a halo as long as the longest shadow)."""
+
+    def __init__(self, L: Layout, cond: Conditions, rng: np.random.Generator, H: int, W: int, sx: float,
+                 sy: float, ss: int = 1):
+        self.L, self.cond, self.H, self.W, self.ss = L, cond, H, W, ss
+        h, w = H * ss, W * ss
+        self.fx, self.fy = fx, fy = sx * ss, sy * ss
+        self.s = s = (fx + fy) / 2  # fine px per fpx
+        self.mat_of = np.array([MAT["soil"]] + [MAT[p.mat] for p in L.paint], np.uint8)
+        self.mat2_of = np.array([MAT["grass_dry"]] + [MAT[p.mat2] for p in L.paint], np.uint8)
+        self.frac_of = np.array([0.0] + [p.frac for p in L.paint], np.float32)
+        self.tint_of = np.array([1.0] + [p.tint for p in L.paint], np.float32)
+        self.grain_of = np.array([0.1] + [p.grain for p in L.paint], np.float32)
+        self.vigour_of = np.array([0.0] + [p.vigour for p in L.paint], np.float32)
+        self.paint = _Burner([p.geom for p in L.paint], fx, fy)
+        self.paint_r = _Burner([p.geom for p in L.paint], sx, sy) if ss > 1 else self.paint
+        self.fields = _Burner([f for f, _, _ in L.fields], fx, fy)
+        self.angs = np.array([0.0] + [a for _, a, _ in L.fields], np.float32)
+        self.per = np.array([1.0] + [p for _, _, p in L.fields], np.float32) * s
+        # random fields: lattices from ``rng``, white noise from keys drawn from it
+        self.back = _Smooth(rng, h, w, 250 * s)
+        self.mid = _Smooth(rng, h, w, 10 * s)
+        self.low = _Smooth(rng, h, w, 400 * s)
+        self.patches = _Smooth(rng, h, w, 15 * s)
+        self.vig = _Smooth(rng, h, w, 60 * s)
+        key = int(rng.integers(2**63))
+        self.fine = _Grain((key, 1), max(0.5, 1.2 * s))
+        self.grain = _Grain((key, 2), max(0.5, 1.2 * s))
+        self.shadows = _Shadows(L, cond, fx, fy, (h, w))
+        self.curves = material_curves(cond)
+
+    def materials(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The material map on a window of the R grid: uint8, each pixel's material at its centre."""
+        ss = self.ss
+        idx = self.paint_r.burn(y0, y1, x0, x1, np.int32)
+        mat = self.mat_of[idx]
+        off = ss // 2
+        back = self.back.window(y0 * ss, y1 * ss, x0 * ss, x1 * ss)[off::ss, off::ss] > 0.0
+        mat[(idx == 0) & ~back] = MAT["grass"]
+        return mat
+
+    def land(self, y0: int, y1: int, x0: int, x1: int) -> Land:
+        """The fine-grid :class:`Land` under R pixels y0..y1-1 x x0..x1-1."""
+        ss, cond = self.ss, self.cond
+        fy0, fy1, fx0, fx1 = y0 * ss, y1 * ss, x0 * ss, x1 * ss
+        h, w = fy1 - fy0, fx1 - fx0
+        back = self.back.window(fy0, fy1, fx0, fx1) > 0.0
+        idx = self.paint.burn(fy0, fy1, fx0, fx1, np.int32)
+        none = idx == 0
+        mat = self.mat_of[idx]
+        mat[none & ~back] = MAT["grass"]
+        mat2 = self.mat2_of[idx]
+        frac = self.frac_of[idx]
+        frac[none] = np.float32(cond.dry)
+        tint = self.tint_of[idx]
+        grain_a = self.grain_of[idx]
+        vigour = self.vigour_of[idx]
+        del idx, back, none
+
+        # row texture of crop fields: stripes across the row direction, per field
+        fid = self.fields.burn(fy0, fy1, fx0, fx1, np.int32)
+        yy, xx = np.mgrid[fy0:fy1, fx0:fx1].astype(np.float32)
+        per = self.per[fid]
+        phase = (xx * np.cos(self.angs)[fid] + yy * np.sin(self.angs)[fid]) / np.maximum(per, 1e-3)
+        # rows finer than ~2 px average out: fade their contrast as a real sensor would
+        fade = np.clip((per - 2.0 * ss) / (4.0 * ss), 0.0, 1.0)
+        stripes = np.sin(2 * np.pi * phase) * fade
+        del xx, yy, phase, fade, fid, per
+
+        # texture: fine grain, ~3 m patches, crop rows, ~120 m brightness drift
+        fine_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[0] for m in MATERIAL_NAMES], np.float32)
+        mid_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[1] for m in MATERIAL_NAMES], np.float32)
+        row_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[2] for m in MATERIAL_NAMES], np.float32)
+        mix_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[3] for m in MATERIAL_NAMES], np.float32)
+        fine = self.fine.window(fy0, fy1, fx0, fx1)
+        mid = self.mid.window(fy0, fy1, fx0, fx1)
+        low = self.low.window(fy0, fy1, fx0, fx1)
+        bright = 1.0 + fine_a[mat] * fine + mid_a[mat] * mid + row_a[mat] * stripes + 0.04 * low
+        bright *= tint
+        del mid, low, stripes, tint, fine
+        # patchy mixtures: the secondary material's share varies within an object, in ~5 m patches and
+        # from pixel to pixel (tufts, stones, single plants)
+        grain = self.grain.window(fy0, fy1, fx0, fx1)
+        patches = self.patches.window(fy0, fy1, fx0, fx1)
+        patches += 0.6 * grain
+        frac += mix_a[mat] * patches
+        grain *= grain_a
+        frac += grain
+        np.clip(frac, 0.0, 1.0, out=frac)
+        del patches, grain, grain_a
+
+        shadow = self.shadows.window(fy0, fy1, fx0, fx1)
+        vig = self.vig.window(fy0, fy1, fx0, fx1)
+        vig += vigour
+        del vigour
+        return Land(mat, mat2, frac, bright.astype(np.float32), shadow, vig, ss, cond, self.curves)
 
 
 def render(L: Layout, cond: Conditions, rng: np.random.Generator, H: int, W: int, sx: float, sy: float,
@@ -77,89 +252,11 @@ def render(L: Layout, cond: Conditions, rng: np.random.Generator, H: int, W: int
     """Rasterize the land for an R grid of (H, W) px; fpx -> R px is x_px = sx * x_fpx, y_px = sy * y_fpx.
 
     Returns the fine-grid :class:`Land` and the material map on the R grid (uint8 (H, W), each R
-    pixel's material at its centre: the pixels the labels cover).
+    pixel's material at its centre: the pixels the labels cover). The whole scene at once: a
+    :class:`Renderer` renders any window of it alike.
     """
-    h, w = H * ss, W * ss
-    fx, fy = sx * ss, sy * ss
-    s = (fx + fy) / 2  # fine px per fpx
-    mat_of = np.array([MAT["soil"]] + [MAT[p.mat] for p in L.paint], np.uint8)
-    mat2_of = np.array([MAT["grass_dry"]] + [MAT[p.mat2] for p in L.paint], np.uint8)
-    frac_of = np.array([0.0] + [p.frac for p in L.paint], np.float32)
-    tint_of = np.array([1.0] + [p.tint for p in L.paint], np.float32)
-    grain_of = np.array([0.1] + [p.grain for p in L.paint], np.float32)
-    vigour_of = np.array([0.0] + [p.vigour for p in L.paint], np.float32)
-
-    # background: a mosaic of bare soil and grass (some dry) where nothing is painted
-    back = smooth_noise(rng, h, w, 250 * s) > 0.0
-    idx = _paint_index(L, fx, fy, (h, w))
-    none = idx == 0
-    mat = mat_of[idx]
-    mat[none & ~back] = MAT["grass"]
-    mat2 = mat2_of[idx]
-    frac = frac_of[idx]
-    frac[none] = np.float32(cond.dry)
-    tint = tint_of[idx]
-    grain_a = grain_of[idx]
-    vigour = vigour_of[idx]
-    del idx
-
-    # the material map on the R grid (labels are burnt at pixel centres)
-    idx_r = _paint_index(L, sx, sy, (H, W)) if ss > 1 else None
-    if idx_r is None:
-        mat_r = mat.copy()
-    else:
-        mat_r = mat_of[idx_r]
-        off = ss // 2
-        mat_r[(idx_r == 0) & ~back[off::ss, off::ss][:H, :W]] = MAT["grass"]
-        del idx_r
-    del back
-
-    # row texture of crop fields: stripes across the row direction, per field
-    fid = np.zeros((h, w), np.int32)
-    if L.fields:
-        rasterize(list(zip(scale_many([f for f, _, _ in L.fields], fx, fy), range(1, len(L.fields) + 1))),
-                  out=fid, transform=Affine.identity())
-    angs = np.array([0.0] + [a for _, a, _ in L.fields], np.float32)
-    per = np.array([1.0] + [p for _, _, p in L.fields], np.float32) * s
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    phase = (xx * np.cos(angs)[fid] + yy * np.sin(angs)[fid]) / np.maximum(per[fid], 1e-3)
-    # rows finer than ~2 px average out: fade their contrast as a real sensor would
-    fade = np.clip((per[fid] - 2.0 * ss) / (4.0 * ss), 0.0, 1.0)
-    stripes = np.sin(2 * np.pi * phase) * fade
-    del xx, yy, phase, fade, fid
-
-    # texture: fine grain, ~3 m patches, crop rows, ~120 m brightness drift
-    fine_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[0] for m in MATERIAL_NAMES], np.float32)
-    mid_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[1] for m in MATERIAL_NAMES], np.float32)
-    row_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[2] for m in MATERIAL_NAMES], np.float32)
-    mix_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[3] for m in MATERIAL_NAMES], np.float32)
-    fine = rng.standard_normal((h, w), dtype=np.float32)
-    fine = cv2.GaussianBlur(fine, (0, 0), max(0.5, 1.2 * s))
-    fine /= float(fine.std()) or 1.0
-    mid = smooth_noise(rng, h, w, 10 * s)
-    low = smooth_noise(rng, h, w, 400 * s)
-    bright = 1.0 + fine_a[mat] * fine + mid_a[mat] * mid + row_a[mat] * stripes + 0.04 * low
-    bright *= tint
-    del mid, low, stripes, tint
-    # patchy mixtures: the secondary material's share varies within an object, in ~5 m patches and
-    # from pixel to pixel (tufts, stones, single plants)
-    grain = rng.standard_normal((h, w), dtype=np.float32)
-    grain = cv2.GaussianBlur(grain, (0, 0), max(0.5, 1.2 * s))
-    grain /= float(grain.std()) or 1.0
-    patches = smooth_noise(rng, h, w, 15 * s)
-    patches += 0.6 * grain
-    frac += mix_a[mat] * patches
-    grain *= grain_a
-    frac += grain
-    np.clip(frac, 0.0, 1.0, out=frac)
-    del patches, grain, grain_a, fine
-
-    shadow = _shadows(L, cond, fx, fy, (h, w))
-    vig = smooth_noise(rng, h, w, 60 * s)
-    vig += vigour
-    del vigour
-    land = Land(mat, mat2, frac, bright.astype(np.float32), shadow, vig, ss, cond, material_curves(cond))
-    return land, mat_r
+    r = Renderer(L, cond, rng, H, W, sx, sy, ss)
+    return r.land(0, H, 0, W), r.materials(0, H, 0, W)
 
 
 def _mask(geoms: list, fx: float, fy: float, shape: tuple[int, int]) -> np.ndarray:
@@ -196,40 +293,71 @@ def _sweep(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return acc
 
 
-def _shadows(L: Layout, cond: Conditions, fx: float, fy: float, shape: tuple[int, int]) -> np.ndarray:
-    """Share of each fine pixel in shadow.
+class _Shadows:
+    """Share of each fine pixel in shadow, for any window of the fine grid.
 
     Cast shadows: casters' footprints swept away from the sun by height / tan(elevation), darkening
     what is not itself a caster. Crowns (trees, hedges, bushes) also shade their own side turned
     away from the sun (a crown's lit part is the crown moved towards the sun by ~half its radius).
-    Footprints are rasterized once (per height level, per crown size) and moved on the grid.
+    Footprints are rasterized per height level, per crown size, over the window and a halo as long
+    as the longest move (cut at the scene's edge, as the whole scene is), and moved on the grid.
     """
-    if not L.casters:
-        return np.zeros(shape, np.float32)
-    casters = [(g, hgt, crown) for g, hgt, crown in L.casters if not g.is_empty]
-    sun = np.array([math.cos(cond.sun_azimuth), math.sin(cond.sun_azimuth)])
-    reach = 1.0 / math.tan(math.radians(cond.sun_elevation))
-    levels = np.round(np.array([hgt for _, hgt, _ in casters]) / 5.0) * 5.0
-    shadow = np.zeros(shape, np.uint8)
-    own = np.zeros(shape, np.uint8)
-    for lev in np.unique(levels):
-        m = _mask([g for (g, _, _), lv in zip(casters, levels) if lv == lev], fx, fy, shape)
-        own |= m
-        shadow |= _sweep(m, -sun[0] * lev * reach * fx, -sun[1] * lev * reach * fy)
-    out = ((shadow > 0) & (own == 0)).astype(np.float32)
-    del shadow, own
-    crowns = [g for g, _, crown in casters if crown]
-    if crowns:
-        radius = np.sqrt(shapely.area(np.array(crowns, dtype=object)) / math.pi)
-        rbin = np.round(np.minimum(radius, 40.0) / 2.0) * 2.0
-        crown_px = np.zeros(shape, np.uint8)
-        lit = np.zeros(shape, np.uint8)
-        for rb in np.unique(rbin):
-            m = _mask([g for g, r in zip(crowns, rbin) if r == rb], fx, fy, shape)
-            crown_px |= m
-            _or_shifted(lit, m, sun[0] * 0.5 * rb * fx, sun[1] * 0.5 * rb * fy)
-        out[(crown_px > 0) & (lit == 0)] = 0.8
-    return out
+
+    def __init__(self, L: Layout, cond: Conditions, fx: float, fy: float, shape: tuple[int, int]):
+        self.shape = shape
+        casters = [(g, hgt, crown) for g, hgt, crown in L.casters if not g.is_empty]
+        self.levels, self.crowns = [], []
+        if not casters:
+            self.halo = 0
+            return
+        sun = np.array([math.cos(cond.sun_azimuth), math.sin(cond.sun_azimuth)])
+        reach = 1.0 / math.tan(math.radians(cond.sun_elevation))
+        levels = np.round(np.array([hgt for _, hgt, _ in casters]) / 5.0) * 5.0
+        moves = [0.0]
+        for lev in np.unique(levels):
+            dx, dy = -sun[0] * lev * reach * fx, -sun[1] * lev * reach * fy
+            self.levels.append((_Burner([g for (g, _, _), lv in zip(casters, levels) if lv == lev], fx, fy), dx, dy))
+            moves.append(max(abs(dx), abs(dy)))
+        crowns = [g for g, _, crown in casters if crown]
+        if crowns:
+            radius = np.sqrt(shapely.area(np.array(crowns, dtype=object)) / math.pi)
+            rbin = np.round(np.minimum(radius, 40.0) / 2.0) * 2.0
+            for rb in np.unique(rbin):
+                dx, dy = sun[0] * 0.5 * rb * fx, sun[1] * 0.5 * rb * fy
+                self.crowns.append((_Burner([g for g, r in zip(crowns, rbin) if r == rb], fx, fy), dx, dy))
+                moves.append(max(abs(dx), abs(dy)))
+        self.halo = int(math.ceil(max(moves))) + 2
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        if not self.levels:
+            return np.zeros((y1 - y0, x1 - x0), np.float32)
+        h, w = self.shape
+        ey0, ey1 = max(0, y0 - self.halo), min(h, y1 + self.halo)
+        ex0, ex1 = max(0, x0 - self.halo), min(w, x1 + self.halo)
+        win = (ey0, ey1, ex0, ex1)
+        shape = (ey1 - ey0, ex1 - ex0)
+        shadow = np.zeros(shape, np.uint8)
+        own = np.zeros(shape, np.uint8)
+        for burner, dx, dy in self.levels:
+            m = burner.burn(*win)
+            own |= m
+            shadow |= _sweep(m, dx, dy)
+        out = ((shadow > 0) & (own == 0)).astype(np.float32)
+        del shadow, own
+        if self.crowns:
+            crown_px = np.zeros(shape, np.uint8)
+            lit = np.zeros(shape, np.uint8)
+            for burner, dx, dy in self.crowns:
+                m = burner.burn(*win)
+                crown_px |= m
+                _or_shifted(lit, m, dx, dy)
+            out[(crown_px > 0) & (lit == 0)] = 0.8
+        return out[y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0]
+
+
+def _shadows(L: Layout, cond: Conditions, fx: float, fy: float, shape: tuple[int, int]) -> np.ndarray:
+    """Share of each fine pixel of the whole grid in shadow (see :class:`_Shadows`)."""
+    return _Shadows(L, cond, fx, fy, shape).window(0, shape[0], 0, shape[1])
 
 
 def band_radiance(band: str, land: Land) -> np.ndarray:
@@ -269,4 +397,12 @@ def to_r_grid(img: np.ndarray, ss: int) -> np.ndarray:
     if ss == 1:
         return img
     h, w = img.shape
-    return cv2.resize(img, (w // ss, h // ss), interpolation=cv2.INTER_AREA)
+    img = img[:h - h % ss, :w - w % ss]
+    # a fixed order of sums: the same value for a pixel whatever window it is computed in
+    out = img[0::ss, 0::ss].copy()
+    for i in range(ss):
+        for j in range(ss):
+            if i or j:
+                out += img[i::ss, j::ss]
+    out *= np.float32(1.0 / (ss * ss))
+    return out

@@ -130,3 +130,170 @@ def pansharpen(colour: list[np.ndarray], pan: np.ndarray, ms_shape: tuple[int, i
         c += np.float32(dark)
         out.append(c)
     return out
+
+
+# ---- the sensor as separable linear operators, for rendering a scene window by window
+#
+# Every step between the R-grid radiance and a group's counts is linear and separable (PSF with the
+# offset, area averaging, the blur on the group's grid; the pan-sharpening's low-pass), so per axis it
+# is one sparse matrix: output pixel j = sum_t w[j, t] * input[idx[j, t]], with the image's borders
+# folded into ``idx``. Applied to a window, each output pixel sums the same inputs in the same order
+# whatever the window: a scene comes out the same whatever its tiling.
+
+
+class Taps:
+    """A 1-D linear operator in fixed-width form: ``out[j] = sum_t w[j, t] * src[idx[j, t]]``."""
+
+    def __init__(self, m):
+        m = m.tocsr()
+        m.sum_duplicates()  # sorts each row's columns
+        m.eliminate_zeros()
+        n = m.shape[0]
+        counts = np.diff(m.indptr)
+        k = max(1, int(counts.max()) if n else 1)
+        first = np.where(counts > 0, m.indices[np.minimum(m.indptr[:-1], max(m.nnz - 1, 0))], 0) if m.nnz else np.zeros(n, np.int64)
+        last = np.where(counts > 0, m.indices[np.maximum(m.indptr[1:] - 1, 0)], 0) if m.nnz else np.zeros(n, np.int64)
+        row = np.repeat(np.arange(n), counts)
+        pos = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)
+        self.idx = np.repeat(first.astype(np.int64)[:, None], k, 1)  # padding: weight 0 on a real input
+        self.idx[row, pos] = m.indices
+        self.w = np.zeros((n, k), np.float32)
+        self.w[row, pos] = m.data
+        self.lo = first.astype(np.int64)
+        self.hi = last.astype(np.int64) + 1
+        self.n_src = m.shape[1]
+
+    def span(self, a: int, b: int) -> tuple[int, int]:
+        """Input range [lo, hi) read by outputs a..b-1."""
+        if b <= a:
+            return 0, 0
+        return int(self.lo[a:b].min()), int(self.hi[a:b].max())
+
+
+def _reflect(i: np.ndarray, n: int) -> np.ndarray:
+    """``cv2.BORDER_REFLECT`` (fedcba|abcdef|fedcba) of indices, any distance out."""
+    i = np.mod(i, 2 * n)
+    return np.where(i >= n, 2 * n - 1 - i, i)
+
+
+def _reflect101(i: np.ndarray, n: int) -> np.ndarray:
+    """``cv2.BORDER_REFLECT_101`` (fedcb|abcdef|edcba) of indices, any distance out."""
+    if n == 1:
+        return np.zeros_like(i)
+    i = np.mod(i, 2 * n - 2)
+    return np.where(i >= n, 2 * n - 2 - i, i)
+
+
+def _op(rows: np.ndarray, cols: np.ndarray, w: np.ndarray, shape: tuple[int, int]):
+    from scipy import sparse
+
+    return sparse.csr_matrix((w.ravel(), (rows.ravel(), cols.ravel())), shape=shape)
+
+
+def psf_op(n: int, d: float, sigma: float = PSF_SIGMA):
+    """The PSF sampled off-centre by ``d`` px on a line of ``n`` px, borders reflected (as :func:`optics`)."""
+    k, o = _psf_taps(sigma, d)
+    x = np.arange(n)[:, None]
+    cols = _reflect(x + o + np.arange(k.size)[None, :], n)
+    return _op(np.broadcast_to(x, cols.shape), cols, np.broadcast_to(k.astype(np.float64), cols.shape), (n, n))
+
+
+def area_op(n_dst: int, n_src: int):
+    """Area averaging of ``n_src`` px onto ``n_dst`` (``cv2.INTER_AREA``: each output pixel the mean
+    of the input it covers, partly covered pixels by their share)."""
+    scale = n_src / n_dst
+    rows, cols, ws = [], [], []
+    for j in range(n_dst):
+        a, b = j * scale, (j + 1) * scale
+        i = np.arange(int(math.floor(a)), min(n_src, int(math.ceil(b))))
+        ov = np.minimum(i + 1, b) - np.maximum(i, a)
+        keep = ov > 1e-9
+        rows.append(np.full(keep.sum(), j))
+        cols.append(i[keep])
+        ws.append(ov[keep] / ov[keep].sum())
+    return _op(np.concatenate(rows), np.concatenate(cols), np.concatenate(ws), (n_dst, n_src))
+
+
+def cubic_op(n_dst: int, n_src: int):
+    """Bicubic resampling of ``n_src`` px to ``n_dst`` as ``cv2.resize(..., INTER_CUBIC)`` (A = -0.75,
+    pixel centres aligned, borders replicated)."""
+    A = -0.75
+    x = (np.arange(n_dst) + 0.5) * (n_src / n_dst) - 0.5
+    sx = np.floor(x)
+    f = x - sx
+    c0 = ((A * (f + 1) - 5 * A) * (f + 1) + 8 * A) * (f + 1) - 4 * A
+    c1 = ((A + 2) * f - (A + 3)) * f * f + 1
+    c2 = ((A + 2) * (1 - f) - (A + 3)) * (1 - f) * (1 - f) + 1
+    c3 = 1.0 - c0 - c1 - c2
+    cols = np.clip(sx[:, None].astype(np.int64) + np.arange(-1, 3)[None, :], 0, n_src - 1)
+    w = np.stack([c0, c1, c2, c3], 1)
+    return _op(np.broadcast_to(np.arange(n_dst)[:, None], cols.shape), cols, w, (n_dst, n_src))
+
+
+def blur_op(n: int, sigma: float):
+    """``cv2.GaussianBlur`` (float images: 4 sigma either side) along one axis, borders ``REFLECT_101``."""
+    ksize = int(round(sigma * 8 + 1)) | 1
+    k = cv2.getGaussianKernel(ksize, sigma).ravel()
+    x = np.arange(n)[:, None]
+    cols = _reflect101(x + np.arange(ksize)[None, :] - ksize // 2, n)
+    return _op(np.broadcast_to(x, cols.shape), cols, np.broadcast_to(k, cols.shape), (n, n))
+
+
+def sensor_op(n_r: int, n_g: int, d: float) -> Taps:
+    """One axis of a group's sensor, R-grid radiance -> the group's grid: PSF with the offset ``d`` (R px),
+    and for a coarser group area averaging and the 0.5 px blur on its grid (as :func:`sense`)."""
+    m = psf_op(n_r, d)
+    if n_g != n_r:
+        m = blur_op(n_g, 0.5) @ (area_op(n_g, n_r) @ m)
+    return Taps(m)
+
+
+def lowpass_op(n_r: int, n_m: int) -> Taps:
+    """One axis of the pan-sharpening's low-pass: area averaging to the M grid, bicubic back."""
+    return Taps(cubic_op(n_r, n_m) @ area_op(n_m, n_r))
+
+
+def apply_sep(src: np.ndarray, origin: tuple[int, int], ty: Taps, y: tuple[int, int], tx: Taps,
+              x: tuple[int, int]) -> np.ndarray:
+    """Outputs ``y[0]..y[1]-1`` x ``x[0]..x[1]-1`` of the separable operator (``ty`` rows, ``tx`` columns)
+    applied to ``src``, a window of its input whose (row, col) origin is ``origin`` and that holds every
+    input the outputs read. Columns first, then rows, taps in a fixed order: float32, the same values
+    for an output pixel whatever the window."""
+    oy, ox = origin
+    ylo, yhi = ty.span(*y)
+    iy = ty.idx[y[0]:y[1]] - ylo
+    wy = ty.w[y[0]:y[1]]
+    ix = tx.idx[x[0]:x[1]] - ox
+    wx = tx.w[x[0]:x[1]]
+    # gathers of whole rows (contiguous) are far faster than of columns: work on the transpose
+    cols = np.ascontiguousarray(src[ylo - oy:yhi - oy].T)  # (input columns, rows)
+    tmp = cols[ix[:, 0]]
+    tmp *= wx[:, 0, None]
+    for t in range(1, ix.shape[1]):
+        g = cols[ix[:, t]]
+        g *= wx[:, t, None]
+        tmp += g
+    del cols
+    tmp = np.ascontiguousarray(tmp.T)  # (rows, output columns)
+    out = tmp[iy[:, 0]]
+    out *= wy[:, 0, None]
+    for t in range(1, iy.shape[1]):
+        g = tmp[iy[:, t]]
+        g *= wy[:, t, None]
+        out += g
+    return out
+
+
+def block_normal(key: tuple[int, ...], y0: int, y1: int, x0: int, x1: int, block: int = 256) -> np.ndarray:
+    """Standard normal float32 noise over rows y0..y1-1, columns x0..x1-1 of an unbounded grid, drawn
+    per ``block`` x ``block`` block from a seed of (``key``, block row, block column): the same value at
+    a pixel whatever window asks for it. Block indices may be -1 (a halo beyond the image)."""
+    out = np.empty((y1 - y0, x1 - x0), np.float32)
+    for by in range(y0 // block, (y1 - 1) // block + 1):
+        for bx in range(x0 // block, (x1 - 1) // block + 1):
+            rng = np.random.default_rng([*key, by + 2, bx + 2])
+            b = rng.standard_normal((block, block), dtype=np.float32)
+            ya, yb = max(y0, by * block), min(y1, (by + 1) * block)
+            xa, xb = max(x0, bx * block), min(x1, (bx + 1) * block)
+            out[ya - y0:yb - y0, xa - x0:xb - x0] = b[ya - by * block:yb - by * block, xa - bx * block:xb - bx * block]
+    return out

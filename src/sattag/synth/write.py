@@ -2,21 +2,24 @@
 ``train_wkt_v4.csv``, ``grid_sizes.csv``, ``sample_submission.csv`` and ``generator_truth.csv``."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
 import rasterio
 import shapely
 from affine import Affine
+from rasterio.windows import Window
 from shapely.geometry import MultiPolygon, box, mapping
 
 from sattag._files import atomic_path, write_csv
-from sattag.dstl import ALL_IDS, REAL_TRAIN_IDS
-from sattag.synth.scene import GeneratedScene, generate_scene
+from sattag.dstl import ALL_IDS, GROUP_BANDS, REAL_TRAIN_IDS
+from sattag.synth.scene import TILE, GeneratedScene, ScenePlan
 from sattag.synth.sensor import NOMINAL_FULL_WIDTH
 from sattag.synth.shapes import as_multipolygon
 
@@ -44,25 +47,27 @@ def dataset_scene_ids(n_scenes: int = 450, n_train: int = 25, seed: int = 0) -> 
     return train + others, train
 
 
+def _tif_profile(count: int, h: int, w: int, georef: tuple[float, float, float]) -> dict:
+    x0, y0, px = georef
+    return dict(driver="GTiff", height=h, width=w, count=count, dtype="uint16", crs="EPSG:32631",
+                transform=Affine(px, 0, x0, 0, -px, y0), compress="deflate", predictor=2, zlevel=1)
+
+
+def _description(count: int) -> dict[str, str]:
+    return {"TIFFTAG_IMAGEDESCRIPTION": ",".join(str(i) for i in range(1, count + 1))}
+
+
 def _write_tif(path: Path, arr: np.ndarray, georef: tuple[float, float, float]) -> None:
     """Write a uint16 (bands, h, w) GeoTIFF atomically, with a plausible UTM georeference."""
-    x0, y0, px = georef
     count, h, w = arr.shape
     with atomic_path(path) as tmp:
-        with rasterio.open(
-            tmp, "w", driver="GTiff", height=h, width=w, count=count, dtype="uint16",
-            crs="EPSG:32631", transform=Affine(px, 0, x0, 0, -px, y0),
-            compress="deflate", predictor=2, zlevel=1,
-        ) as dst:
+        with rasterio.open(tmp, "w", **_tif_profile(count, h, w, georef)) as dst:
             dst.write(arr)
-            dst.update_tags(TIFFTAG_IMAGEDESCRIPTION=",".join(str(i) for i in range(1, count + 1)))
+            dst.update_tags(**_description(count))
 
 
-def write_scene(out: str | Path, scene: GeneratedScene, with_labels: bool = False) -> None:
-    """Write one scene's four GeoTIFFs (and, with ``with_labels``, its GeoJSON layers) under ``out``."""
-    out = Path(out)
-    sid = scene.scene_id
-    h, w = scene.shape
+def _scene_files(out: Path, sid: str, w: int, shapes: dict[str, tuple[int, int]]) -> dict[str, tuple[Path, tuple]]:
+    """group -> (file, georef) of a scene whose R grid is ``w`` px wide."""
     # a plausible UTM 31N position per grid square; the pixel size follows the generated size
     g, r, c = (int(v) for v in sid.split("_"))
     px = 0.31 * NOMINAL_FULL_WIDTH / w
@@ -70,16 +75,60 @@ def write_scene(out: str | Path, scene: GeneratedScene, with_labels: bool = Fals
     y0 = 5450000.0 - r * 1040.0
     names = {"R": out / "three_band" / f"{sid}.tif", "P": out / "sixteen_band" / f"{sid}_P.tif",
              "M": out / "sixteen_band" / f"{sid}_M.tif", "A": out / "sixteen_band" / f"{sid}_A.tif"}
-    for grp, path in names.items():
-        arr = scene.bands[grp]
-        gpx = px * w / arr.shape[2]
-        _write_tif(path, arr, (x0, y0, gpx))
+    return {grp: (path, (x0, y0, px * w / shapes[grp][1])) for grp, path in names.items()}
+
+
+def write_scene(out: str | Path, scene: GeneratedScene, with_labels: bool = False) -> None:
+    """Write one scene's four GeoTIFFs (and, with ``with_labels``, its GeoJSON layers) under ``out``."""
+    out = Path(out)
+    files = _scene_files(out, scene.scene_id, scene.shape[1], {g: a.shape[1:] for g, a in scene.bands.items()})
+    for grp, (path, georef) in files.items():
+        _write_tif(path, scene.bands[grp], georef)
     if with_labels:
-        _write_geojson(out / "train_geojson_v3" / sid, scene)
+        _write_geojson(out / "train_geojson_v3" / scene.scene_id, scene)
 
 
-def _write_geojson(folder: Path, scene: GeneratedScene) -> None:
-    """One GeoJSON per non-empty label layer plus the ``Grid_`` outline file."""
+#: GDAL's block cache while a scene is written window by window (MB): written rows are flushed to the
+#: file instead of piling up in memory.
+WRITE_CACHE_MB = 64
+
+
+def write_plan(out: str | Path, plan: ScenePlan, tile: int = TILE) -> None:
+    """Write one scene's four GeoTIFFs under ``out`` window by window: a row of windows at a time is
+    rendered and written into each file (the same files as :func:`write_scene`), so memory is bounded by
+    ``tile`` x the scene's width in counts plus one window's rendering, whatever the scene's size."""
+    out = Path(out)
+    files = _scene_files(out, plan.scene_id, plan.W, plan.shapes)
+    tiles = plan.tiles(tile)
+    rows = sorted({(y0, y1) for y0, y1, _, _ in tiles})
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB))
+        dsts = {}
+        for grp, (path, georef) in files.items():
+            tmp = stack.enter_context(atomic_path(path))
+            h, w = plan.shapes[grp]
+            dsts[grp] = stack.enter_context(rasterio.open(tmp, "w", **_tif_profile(len(GROUP_BANDS[grp]), h, w, georef)))
+        for y0, y1 in rows:
+            bufs = {}
+            for grp, dst in dsts.items():
+                gy0, gy1, _, _ = plan.group_window(grp, y0, y1, 0, plan.W)
+                bufs[grp] = (gy0, np.zeros((dst.count, gy1 - gy0, dst.width), np.uint16))
+            for ty0, ty1, x0, x1 in tiles:
+                if (ty0, ty1) != (y0, y1):
+                    continue
+                for grp, ((gy0, gy1, gx0, gx1), arr) in plan.render_tile(y0, y1, x0, x1).items():
+                    bufs[grp][1][:, :, gx0:gx1] = arr
+            for grp, (gy0, buf) in bufs.items():
+                if buf.shape[1]:
+                    dsts[grp].write(buf, window=Window(0, gy0, buf.shape[2], buf.shape[1]))
+            del bufs
+        for grp, dst in dsts.items():
+            dst.update_tags(**_description(dst.count))
+
+
+def _write_geojson(folder: Path, scene) -> None:
+    """One GeoJSON per non-empty label layer plus the ``Grid_`` outline file (``scene``: a
+    :class:`GeneratedScene` or anything with its ``scene_id``, ``layers``, ``xmax`` and ``ymin``)."""
     oid = 0
     for layer, geoms in sorted(scene.layers.items()):
         if not geoms:
@@ -128,16 +177,23 @@ class SceneRecord:
 
 def write_generated_scene(out: str | Path, scene_id: str, size: int | None = None, seed: int = 0,
                           offsets: dict[str, tuple[float, float]] | None = None,
-                          with_labels: bool = False) -> SceneRecord:
+                          with_labels: bool = False, tile: int = TILE) -> SceneRecord:
     """Generate one scene and write its GeoTIFFs (and GeoJSON layers when ``with_labels``) under ``out``.
 
-    Independent of every other scene, so an engine may map it over scenes in parallel and hand the
-    records to :func:`write_dataset_tables`.
+    Rendered and written window by window (``tile`` R px a side, see :func:`write_plan`): memory does
+    not grow with ``size`` as a whole scene's arrays would (20000 px: ~32 GB), and the files are the
+    same whatever ``tile``. Independent of every other scene, so an engine may map it over scenes in
+    parallel and hand the records to :func:`write_dataset_tables`.
     """
-    sc = generate_scene(scene_id, size=size, seed=seed, offsets=offsets)
-    write_scene(out, sc, with_labels=with_labels)
-    wkt = tuple(_wkt(sc.polygons[cid]) for cid in range(1, 11)) if with_labels else ()
-    return SceneRecord(scene_id, sc.grid_sizes, dict(sc.offsets), wkt)
+    plan = ScenePlan(scene_id, size=size, seed=seed, offsets=offsets)
+    write_plan(out, plan, tile)
+    wkt = ()
+    if with_labels:
+        layers, polygons = plan.labels()
+        _write_geojson(Path(out) / "train_geojson_v3" / scene_id,
+                       SimpleNamespace(scene_id=scene_id, layers=layers, xmax=plan.xmax, ymin=plan.ymin))
+        wkt = tuple(_wkt(polygons[cid]) for cid in range(1, 11))
+    return SceneRecord(scene_id, plan.grid_sizes, dict(plan.offsets), wkt)
 
 
 def write_dataset_tables(out: str | Path, records: list[SceneRecord], train: list[str], seed: int = 0) -> None:
@@ -165,7 +221,7 @@ def write_dataset_tables(out: str | Path, records: list[SceneRecord], train: lis
 
 def generate_dataset(out: str | Path, n_scenes: int = 450, n_train: int = 25, size: int | None = None,
                      seed: int = 0, offsets: dict[str, tuple[float, float]] | None = None,
-                     progress: Callable[[int], None] | None = None) -> Path:
+                     progress: Callable[[int], None] | None = None, tile: int = TILE) -> Path:
     """Write a DSTL-format dataset under ``out`` and return ``out``.
 
     ``n_scenes`` ImageIds from the 450 real ones, the first ``n_train`` of them training scenes (with
@@ -174,7 +230,8 @@ def generate_dataset(out: str | Path, n_scenes: int = 450, n_train: int = 25, si
     few px per scene and so do generated ones. ``offsets``: group -> (dx, dy) in R px of the generated
     size, forced for every scene (else drawn per scene like the real ones, scaled to the size). Also
     writes ``grid_sizes.csv``, ``sample_submission.csv`` and ``generator_truth.csv``. ``progress`` is
-    called with 1 after each scene. Same arguments, same bytes. Serial; for parallel runs map
+    called with 1 after each scene. Same arguments, same bytes (whatever ``tile``, the window scenes
+    are rendered and written in: memory follows it, not ``size``). Serial; for parallel runs map
     :func:`write_generated_scene` over :func:`dataset_scene_ids` and finish with
     :func:`write_dataset_tables`.
     """
@@ -185,7 +242,7 @@ def generate_dataset(out: str | Path, n_scenes: int = 450, n_train: int = 25, si
     records = []
     for sid in ids:
         records.append(write_generated_scene(out, sid, size=size, seed=seed, offsets=offsets,
-                                             with_labels=sid in train_set))
+                                             with_labels=sid in train_set, tile=tile))
         if progress is not None:
             progress(1)
     write_dataset_tables(out, records, train, seed)

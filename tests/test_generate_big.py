@@ -1,0 +1,135 @@
+"""Scenes of any size in bounded memory: the generator renders and writes a scene window by window,
+and what it writes does not depend on the window's size."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+
+from sattag.synth import generate_scene, write_generated_scene
+from sattag.synth.render import _Grain, _Smooth
+from sattag.synth.sensor import apply_sep, block_normal, lowpass_op, optics, sensor_op
+
+
+def _files(root: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for p in sorted(root.glob("*/*.tif")):
+        with rasterio.open(p) as src:
+            out[p.name] = (src.read(), src.profile["dtype"], src.block_shapes[0], src.tags())
+    return out
+
+
+# ---- the pieces, fast: each gives a window the values the whole grid has there
+
+
+def test_sensor_operators_match_the_whole_image_steps():
+    img = np.random.default_rng(0).random((90, 100), dtype=np.float32) * 1000
+    # P: PSF with a sub-pixel shift
+    ty, tx = sensor_op(90, 90, 0.4), sensor_op(100, 100, -1.3)
+    assert np.abs(apply_sep(img, (0, 0), ty, (0, 90), tx, (0, 100)) - optics(img, -1.3, 0.4)).max() < 1e-3
+    # M: PSF, area average to ~1/4, 0.5 px blur
+    ty, tx = sensor_op(90, 22, 2.4), sensor_op(100, 25, -7.3)
+    ref = cv2.GaussianBlur(cv2.resize(optics(img, -7.3, 2.4), (25, 22), interpolation=cv2.INTER_AREA), (0, 0), 0.5)
+    full = apply_sep(img, (0, 0), ty, (0, 22), tx, (0, 25))
+    assert np.abs(full - ref).max() < 1e-3
+    # any window of the output from a window of the input: the same values, bit for bit
+    (ya, yb), (xa, xb) = ty.span(5, 17), tx.span(3, 20)
+    part = apply_sep(img[ya:yb, xa:xb].copy(), (ya, xa), ty, (5, 17), tx, (3, 20))
+    assert np.array_equal(part, full[5:17, 3:20])
+    # the pan-sharpening's low-pass: area to the M grid, bicubic back
+    ly, lx = lowpass_op(90, 22), lowpass_op(100, 25)
+    ref = cv2.resize(cv2.resize(img, (25, 22), interpolation=cv2.INTER_AREA), (100, 90), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(apply_sep(img, (0, 0), ly, (0, 90), lx, (0, 100)) - ref).max() < 1e-3
+
+
+def test_random_fields_are_functions_of_position():
+    a = block_normal((7, 1), -10, 300, 5, 600, 128)
+    assert np.array_equal(block_normal((7, 1), 100, 200, 250, 400, 128), a[110:210, 245:395])
+    assert abs(float(a.std()) - 1.0) < 0.02
+    g = _Grain((3, 1), 2.5)
+    whole = g.window(0, 700, 0, 650)
+    assert np.array_equal(g.window(123, 456, 300, 610), whole[123:456, 300:610])
+    assert abs(float(whole.std()) - 1.0) < 0.1
+    s = _Smooth(np.random.default_rng(1), 700, 650, 40.0)
+    whole = s.window(0, 700, 0, 650)
+    assert np.array_equal(s.window(123, 456, 300, 610), whole[123:456, 300:610])
+    assert abs(float(whole.std()) - 1.0) < 1e-4  # divided by the whole field's exact std
+
+
+# ---- whole scenes
+
+
+@pytest.mark.slow  # two small scenes (~10 s)
+def test_small_scene_same_whatever_the_window(tmp_path):
+    a = generate_scene("6120_2_2", size=240, seed=5, tile=64)
+    b = generate_scene("6120_2_2", size=240, seed=5)
+    for g in a.bands:
+        assert np.array_equal(a.bands[g], b.bands[g]), g
+    assert np.array_equal(a.materials, b.materials)
+
+
+@pytest.mark.slow  # three 1500 px scenes (~1 min)
+def test_files_same_whatever_the_window(tmp_path):
+    recs = {}
+    for tile in (512, 768, 4096):  # 4096: the whole scene in one window
+        recs[tile] = write_generated_scene(tmp_path / str(tile), "6100_1_3", size=1500, seed=3, tile=tile,
+                                           with_labels=True)
+    ref = _files(tmp_path / "4096")
+    assert set(ref) == {"6100_1_3.tif", "6100_1_3_P.tif", "6100_1_3_M.tif", "6100_1_3_A.tif"}
+    for tile in (512, 768):
+        got = _files(tmp_path / str(tile))
+        assert set(got) == set(ref)
+        for name, (arr, dtype, block, tags) in ref.items():
+            assert dtype == "uint16" and got[name][1] == dtype
+            assert got[name][2] == block and got[name][3] == tags
+            assert np.array_equal(got[name][0], arr), (tile, name)
+        assert recs[tile] == recs[4096]
+        labels = sorted(p.name for p in (tmp_path / str(tile) / "train_geojson_v3" / "6100_1_3").iterdir())
+        assert labels == sorted(p.name for p in (tmp_path / "4096" / "train_geojson_v3" / "6100_1_3").iterdir())
+    # the written scene is the in-memory one
+    sc = generate_scene("6100_1_3", size=1500, seed=3)
+    assert np.array_equal(ref["6100_1_3.tif"][0], sc.bands["R"])
+    assert np.array_equal(ref["6100_1_3_A.tif"][0], sc.bands["A"])
+
+
+_PEAK = """
+import sys
+from sattag.synth.scene import ScenePlan
+from sattag.synth.write import write_plan
+size, tile, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+plan = ScenePlan("6100_1_3", size=size, seed=3)
+def kb(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+base = kb("VmRSS:")
+with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the present
+    f.write("5")
+write_plan(out, plan, tile)
+print(base, kb("VmHWM:"), plan.H, plan.W)
+"""
+
+
+def _peak_mb(tmp_path: Path, size: int, tile: int) -> tuple[float, int, int]:
+    """Peak resident memory (MB) writing one scene's pixels, above what its plan holds."""
+    res = subprocess.run([sys.executable, "-c", _PEAK, str(size), str(tile), str(tmp_path / f"{size}_{tile}")],
+                         capture_output=True, text=True, check=True)
+    base, peak, h, w = (int(v) for v in res.stdout.split())
+    return (peak - base) / 1024, h, w
+
+
+@pytest.mark.slow  # two scenes (~1 min)
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset the peak")
+def test_memory_follows_the_window_not_the_scene(tmp_path):
+    small, h, w = _peak_mb(tmp_path, 1000, 256)
+    big, H, W = _peak_mb(tmp_path, 2000, 256)
+    whole = H * W * 20 * 4 / 2**20  # the 20 bands of the larger scene as float32, as it was made before
+    # a window's working set plus a row of windows' counts: far below the whole scene's arrays, and
+    # nearly the same for a scene of four times the pixels
+    assert big < 0.5 * whole, (big, whole)
+    assert big < small + 0.15 * whole, (small, big, whole)
