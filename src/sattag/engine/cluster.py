@@ -20,9 +20,13 @@ def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa
 
     ``config.scheduler`` (``tcp://HOST:PORT``) connects to an existing cluster; otherwise a
     LocalCluster with ``config.workers`` worker processes (default: one per core), one thread each
-    and ``config.memory_limit`` per worker is started for the run.
+    and ``config.memory_limit`` per worker is started for the run. Either way the workers get
+    :func:`sattag.engine.scenes.worker_guard`: a worker that closes (it lost the scheduler, or the
+    run stopped) while running a task of the run ends there, and writes nothing after the run.
     """
     from distributed import Client, LocalCluster
+
+    from sattag.engine.scenes import worker_guard
 
     if config.scheduler:
         try:
@@ -30,6 +34,7 @@ def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa
         except OSError as e:
             raise ConfigError(f"cannot reach the Dask scheduler at {config.scheduler}: {e}") from e
         try:
+            client.register_plugin(worker_guard())
             yield client
         finally:
             client.close()
@@ -52,6 +57,7 @@ def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa
         env=env,
     ))
     with cluster, Client(cluster) as client:
+        client.register_plugin(worker_guard())
         yield client
 
 
