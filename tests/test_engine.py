@@ -78,7 +78,7 @@ def test_run_with_corrupt_scene_on_local_cluster(engine_data, tmp_path):
     assert (run.models / "card.json").exists() and run.auc_csv.exists()
     assert run.scores_csv.exists() and run.report_html.exists()
     stages = {r["stage"] for r in read_rows(run.timings_csv)}
-    assert {"ingest", "labels", "sample", "train", "predict"} <= stages
+    assert {"ingest", "labels", "cluster rows", "train", "predict"} <= stages  # cluster-level models: the default
 
 
 def test_one_and_two_workers_give_identical_outputs(engine_data, tmp_path):

@@ -125,14 +125,9 @@ def procs(tmp_path):
         p.close()
 
 
-def _cli(*args: str, no_workers_timeout: float | None = None) -> list[str]:
-    """``sattag ARGS`` as a command; ``no_workers_timeout`` shortens how long a run waits with no
-    worker (:data:`sattag.engine.scenes.NO_WORKERS_TIMEOUT_S`) so that a test need not wait a minute."""
-    if no_workers_timeout is None:
-        return [sys.executable, "-m", "sattag.cli", *args]
-    prelude = ("import sys, sattag.engine.scenes as s; s.NO_WORKERS_TIMEOUT_S = float(sys.argv.pop(1)); "
-               "from sattag.cli import app; app()")
-    return [sys.executable, "-c", prelude, str(no_workers_timeout), *args]
+def _cli(*args: str) -> list[str]:
+    """``sattag ARGS`` as a command."""
+    return [sys.executable, "-m", "sattag.cli", *args]
 
 
 def _said(stderr: str) -> list[str]:
@@ -264,8 +259,11 @@ def test_losing_every_worker_ends_the_run_in_bounded_time(data, small_toml, tmp_
     after the no-worker timeout (5 s here) it stops in one line naming the cluster, exit 1."""
     run = tmp_path / "run"
     address = procs.start_cluster(workers=2)
+    # A run waits [engine] no_workers_timeout for a worker to come back (60 s by default): 5 s here.
+    config = tmp_path / "short-wait.toml"
+    config.write_text(small_toml.read_text() + "\n[engine]\nno_workers_timeout = 5\n")
     proc = procs.popen(_cli("run", str(data), "--out", str(run), "--scheduler", address, "--quiet", "--config",
-                            str(small_toml), no_workers_timeout=5),
+                            str(config)),
                        cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=ENV)
     _wait_for(lambda: _visible(run / "stacks", "*.tif"), proc, "scene stacked")
     procs.kill(procs.workers)
@@ -376,7 +374,8 @@ def test_a_scheduler_without_workers_is_a_lost_cluster_not_an_endless_wait(tmp_p
     """map_scenes on a scheduler that has no worker: ClusterLostError after the no-worker timeout."""
     from distributed import Client, LocalCluster
 
-    from sattag.engine.scenes import ClusterLostError, _workers_now, map_scenes
+    from sattag._futures import _workers_now
+    from sattag.engine.scenes import ClusterLostError, map_scenes
     from sattag.scene import Scene
 
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:

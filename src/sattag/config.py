@@ -377,6 +377,10 @@ class EngineConfig:
     workers: int | None = field(default=None, metadata=within("[0, inf)"))  # None: one per core; 0: no Dask
     threads_per_worker: int = field(default=1, metadata=within("[1, inf)"))
     memory_limit: str = "4GiB"
+    # Seconds a run waits with unfinished work and no worker connected to the scheduler before it
+    # stops (ClusterLostError): long enough for a nanny to restart a killed worker, or for a worker
+    # to join a scheduler started just before the run.
+    no_workers_timeout: float = field(default=60.0, metadata=within("(0, inf)"))
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,16 @@ Each subclass also derives from the builtin exception a caller would catch for t
 without sattag (as rasterio's errors do), so ``except ValueError`` and ``except SattagError`` both
 work. The rule: the builtin says *what kind of thing* is at fault.
 
-==================  ================  ===========================================================
-class               also a            because the fault is ...
-==================  ================  ===========================================================
-``ConfigError``     ``ValueError``    a configuration value (a TOML field, a rule, an option)
-``InputError``      ``ValueError``    the input data set: its files' content, or a file it lacks
-``LabelError``      ``ValueError``    the vector labels' content
-``AlignmentError``  ``RuntimeError``  no fault of a value: a fit that failed or is implausible
-``ModelError``      ``OSError``       the stored models (a folder of files, read as a resource)
-==================  ================  ===========================================================
+======================  =====================  ===========================================================
+class                   also a                 because the fault is ...
+======================  =====================  ===========================================================
+``ConfigError``         ``ValueError``         a configuration value (a TOML field, a rule, an option)
+``InputError``          ``ValueError``         the input data set: its files' content, or a file it lacks
+``LabelError``          ``ValueError``         the vector labels' content
+``AlignmentError``      ``RuntimeError``       no fault of a value: a fit that failed or is implausible
+``ModelError``          ``OSError``            the stored models (a folder of files, read as a resource)
+``ClusterLostError``    ``ConnectionError``    the Dask cluster: its scheduler or every worker went away
+======================  =====================  ===========================================================
 
 A missing or unreadable *input* file is an ``InputError`` (a ``ValueError``), not a
 ``FileNotFoundError``: sattag judges the input set as a whole, and one ``except`` clause catches
@@ -90,6 +91,10 @@ class AlignmentError(SattagError, RuntimeError):
 
 class LabelError(SattagError, ValueError):
     """Vector labels are unreadable, invalid or do not fit the scene."""
+
+
+class ClusterLostError(SattagError, ConnectionError):
+    """The Dask scheduler (or every worker) went away: a failure of the whole run, not of its scenes."""
 
 
 class ModelError(SattagError, OSError):

@@ -69,6 +69,13 @@ class Session:
         self.write_records()
         return result
 
+    def map(self, stage: str, fn, scenes: Sequence[Scene], *args, per_scene: dict | None = None) -> StageResult:
+        """:func:`map_scenes` on this session's client, progress and ``[engine] no_workers_timeout``,
+        its failures and timings recorded."""
+        return self.record(map_scenes(self.client, stage, fn, scenes, *args, per_scene=per_scene,
+                                      progress=self.progress,
+                                      no_workers_timeout=self.config.engine.no_workers_timeout))
+
     def failed(self, scene_id: str) -> bool:
         return any(f.scene == scene_id for f in self.failures)
 
@@ -157,8 +164,7 @@ def ingest(session: Session, scenes: Sequence[Scene]) -> StageResult:
     """Aligned stacks for every scene, plus ``offsets.csv``."""
     from sattag.ingest import write_offsets
 
-    res = session.record(map_scenes(session.client, "ingest", tasks.ingest_task, scenes,
-                                    session.run, session.config, progress=session.progress))
+    res = session.map("ingest", tasks.ingest_task, scenes, session.run, session.config)
     write_offsets(session.run.offsets_csv, [r for sid in sorted(res.results) for r in res.results[sid]])
     return res
 
@@ -178,9 +184,8 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
     out = {"labelled": [], "unlabelled": [], "counts": {}, "histograms": None}
     if not session.labels.exists:
         return out
-    res = session.record(map_scenes(
-        session.client, "labels", tasks.labels_task, scenes, session.run, session.labels,
-        session.classes, session.config.figures.histogram_bins, progress=session.progress))
+    res = session.map("labels", tasks.labels_task, scenes, session.run, session.labels, session.classes,
+                      session.config.figures.histogram_bins)
     labelled = {sid: r for sid, r in res.results.items() if r is not None}
     out["labelled"] = sorted(labelled)
     out["unlabelled"] = sorted(sid for sid, r in res.results.items() if r is None)
@@ -208,8 +213,7 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
     first = figure_scene if figure_scene in labelled else ids[0]
     if not (figures / f"overlay_{first}.png").exists():
         scene = next(s for s in scenes if s.id == first)
-        session.record(map_scenes(session.client, "figures", tasks.explore_figures_task, [scene],
-                                  session.run, session.classes, progress=session.progress))
+        session.map("figures", tasks.explore_figures_task, [scene], session.run, session.classes)
     return out
 
 
@@ -351,8 +355,7 @@ def _cluster_rows(session: Session, scenes: Sequence[Scene], ids: Sequence[str],
     chosen = [s for s in scenes if s.id in set(ids)]
     if not chosen:
         return {}
-    res = session.record(map_scenes(session.client, stage, tasks.cluster_rows_task, chosen, session.run,
-                                    session.config, progress=session.progress))
+    res = session.map(stage, tasks.cluster_rows_task, chosen, session.run, session.config)
     return res.results
 
 
@@ -369,10 +372,8 @@ def _sample(session: Session, scenes: Sequence[Scene], quotas: dict, stage: str 
     from sattag.learn import concat_samples
 
     chosen = [s for s in scenes if s.id in quotas]
-    res = session.record(map_scenes(session.client, stage, tasks.sample_task, chosen,
-                                    session.run, session.config.sample.seed,
-                                    FeatureSet.from_config(session.config.features), per_scene=quotas,
-                                    progress=session.progress))
+    res = session.map(stage, tasks.sample_task, chosen, session.run, session.config.sample.seed,
+                      FeatureSet.from_config(session.config.features), per_scene=quotas)
     return concat_samples([res.results[s] for s in sorted(res.results)])
 
 
@@ -395,9 +396,8 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None
     if figure_scenes is None:
         figure_scenes = session.config.figures.cluster_figure_scenes
     with_figures = {s.id for s in scenes[:figure_scenes]}
-    res = session.record(map_scenes(
-        session.client, "predict", tasks.predict_task, scenes, session.run, session.config,
-        session.classes, per_scene={s.id: s.id in with_figures for s in scenes}, progress=session.progress))
+    res = session.map("predict", tasks.predict_task, scenes, session.run, session.config, session.classes,
+                      per_scene={s.id: s.id in with_figures for s in scenes})
     polygons = {(sid, cid): shapely.from_wkb(wkb)
                 for sid in sorted(res.results) for cid, wkb in res.results[sid]["polygons"].items()}
     pixel = {sid: r["pixel"] for sid, r in res.results.items() if r["pixel"] is not None}

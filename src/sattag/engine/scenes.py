@@ -5,7 +5,8 @@ returns something small. Scenes never travel through the scheduler as big arrays
 is a failure of that scene at that stage (recorded, the others go on); a worker that dies is the
 scheduler's business: its tasks are rerun elsewhere (Dask's ``allowed-failures``), so a killed
 worker costs only a retry. Losing the whole cluster (the scheduler, or every worker for
-:data:`NO_WORKERS_TIMEOUT_S`) is a failure of the run: :class:`ClusterLostError`.
+``[engine] no_workers_timeout`` seconds) is a failure of the run: :class:`ClusterLostError`
+(waiting: :func:`sattag._futures.as_finished`).
 """
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ import resource
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
+from sattag._futures import as_finished
+from sattag.config import EngineConfig
 from sattag.engine.progress import NULL_PROGRESS, Progress
-from sattag.errors import SattagError
+from sattag.errors import ClusterLostError, SattagError
 from sattag.scene import Scene
+
+__all__ = ["ClusterLostError", "Failure", "StageResult", "Timing", "map_scenes", "peak_rss_mib", "worker_guard"]
 
 
 @dataclass
@@ -65,11 +70,6 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-#: Seconds a run waits with unfinished scenes and no worker connected to the scheduler before it
-#: stops (:class:`ClusterLostError`): long enough for a nanny to restart a killed worker, or for a
-#: worker to join a scheduler started just before the run.
-NO_WORKERS_TIMEOUT_S = 60.0
-
 # Tasks of this module running in this process (a worker's task threads), see worker_guard().
 _running = 0
 _running_lock = threading.Lock()
@@ -99,10 +99,6 @@ def _timed(fn: Callable, scene: Scene, *args: Any) -> tuple[Any, float, float]:
     seconds = time.perf_counter() - t0
     # The worker process's lifetime peak: an upper bound of this task's own peak.
     return result, seconds, peak_rss_mib()
-
-
-class ClusterLostError(SattagError, ConnectionError):
-    """The scheduler (or every worker) went away: a failure of the whole run, not of its scenes."""
 
 
 def worker_guard():
@@ -138,28 +134,6 @@ def worker_guard():
     return SattagWorkerGuard(os.getpid())
 
 
-def _workers_now(client) -> int | None:
-    """Workers connected to the scheduler as the client last heard (None: unknown).
-
-    Dask's client refreshes its copy of the scheduler's identity every 2 s in the background
-    (``distributed.client.scheduler-info-interval``): reading it never blocks, whereas asking the
-    scheduler (``client.scheduler_info()``) waits out the connect timeout when the scheduler is gone.
-    """
-    info = getattr(client, "_scheduler_identity", None)
-    try:
-        n = info["n_workers"]
-    except (KeyError, TypeError):
-        return None
-    return int(n) if n is not None else None
-
-
-def _address(client) -> str:
-    try:
-        return str(client.scheduler.address)
-    except Exception:
-        return "unknown"
-
-
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, SattagError):
         return str(exc)
@@ -174,7 +148,7 @@ def map_scenes(
     *args: Any,
     per_scene: dict[str, Any] | None = None,
     progress: Progress = NULL_PROGRESS,
-    no_workers_timeout: float | None = None,
+    no_workers_timeout: float = EngineConfig.no_workers_timeout,
 ) -> StageResult:
     """Run ``fn(scene, *args)`` for every scene; ``client`` None runs them here, one after another.
 
@@ -183,8 +157,8 @@ def map_scenes(
     must be small (paths, configs, quotas): they travel with every task.
 
     Raises :class:`ClusterLostError` when the scheduler goes away, or when no worker has been
-    connected to it for ``no_workers_timeout`` seconds (default :data:`NO_WORKERS_TIMEOUT_S`) while
-    scenes are unfinished (:func:`as_finished`).
+    connected to it for ``no_workers_timeout`` seconds (``[engine] no_workers_timeout``) while
+    scenes are unfinished (:func:`sattag._futures.as_finished`).
     """
     def call_args(scene: Scene) -> tuple:
         return (per_scene[scene.id], *args) if per_scene is not None else args
@@ -223,100 +197,3 @@ def map_scenes(
     finally:
         bar.close()
     return out
-
-
-def as_finished(client, futures: Sequence, stage: str, no_workers_timeout: float | None = None,
-                unit: str = "scene(s)") -> Iterator[tuple[Any, Any, BaseException | None]]:
-    """Yield ``(future, result, error)`` for each of ``futures`` (of ``client``) as it finishes:
-    ``error`` None and its result, here; or the exception its task raised. Like
-    ``distributed.as_completed``, except that when the cluster goes away it raises
-    :class:`ClusterLostError` (naming ``stage``, and how many ``unit`` are unfinished) instead of
-    waiting forever:
-
-    * the scheduler is lost: Dask cancels every future (or a result's transfer breaks off);
-    * no worker has been connected to the scheduler for ``no_workers_timeout`` seconds (default
-      :data:`NO_WORKERS_TIMEOUT_S`) while futures are unfinished: the scheduler would keep them
-      waiting for a worker forever. That holds while a result is fetched too: a finished task's
-      result lives on its worker, and when that worker dies the task waits to be computed again.
-    """
-    import concurrent.futures
-
-    from distributed import as_completed
-
-    if no_workers_timeout is None:
-        no_workers_timeout = NO_WORKERS_TIMEOUT_S
-    total, handled = len(futures), 0
-    no_workers_since = None
-    lock = threading.Lock()
-
-    def workers_gone() -> ClusterLostError | None:
-        """The error to raise once no worker has been there for ``no_workers_timeout`` seconds."""
-        nonlocal no_workers_since
-        with lock:
-            if _workers_now(client) != 0:
-                no_workers_since = None
-                return None
-            no_workers_since = no_workers_since or time.monotonic()
-            if time.monotonic() - no_workers_since <= no_workers_timeout:
-                return None
-        return ClusterLostError(
-            f"the Dask cluster lost its workers: none for {no_workers_timeout:g} s during {stage} "
-            f"(scheduler {_address(client)}; {total - handled} of {total} {unit} unfinished); work already "
-            "finished is kept: start workers and rerun the same command to resume")
-
-    def outcome(fut) -> tuple[Any, BaseException | None]:
-        # Fetching a result waits, with no limit, for a task whose result was lost with its worker to
-        # be computed again. A watchdog cancels the future once no worker is left: the wait then ends
-        # (a timeout on the wait would leave Dask waiting on the key in the background, and
-        # complaining when the client closes).
-        gone: list[ClusterLostError] = []
-        stop = threading.Event()
-
-        def watchdog():
-            while not stop.wait(0.25):
-                error = workers_gone()
-                if error is not None:
-                    gone.append(error)
-                    fut.cancel()
-                    return
-
-        dog = threading.Thread(target=watchdog, name=f"sattag-{stage}-watchdog", daemon=True)
-        dog.start()
-        try:
-            return fut.result(), None
-        except Exception as exc:
-            if gone:
-                raise gone[0] from None
-            if fut.status == "error":  # the task raised (whatever it raised)
-                return None, exc
-            if isinstance(exc, (concurrent.futures.CancelledError, OSError)):
-                # Cancelled with the scheduler, or the transfer broke off with it.
-                raise _lost_scheduler(client, stage, total - handled, total, unit) from None
-            raise
-        finally:
-            stop.set()
-            dog.join()
-
-    waiting = as_completed(list(futures))
-    while not waiting.is_empty():
-        if not waiting.has_ready():
-            if getattr(client, "status", "running") in ("closing", "closed"):
-                raise _lost_scheduler(client, stage, total - handled, total, unit)
-            error = workers_gone()
-            if error is not None:
-                raise error
-            time.sleep(0.05)
-            continue
-        fut = next(waiting)
-        if fut.cancelled():
-            raise _lost_scheduler(client, stage, total - handled, total, unit)
-        result, error = outcome(fut)
-        yield fut, result, error
-        handled += 1
-
-
-def _lost_scheduler(client, stage: str, unfinished: int, total: int, unit: str) -> ClusterLostError:
-    # The address in the message, not as the error's path: a path would read tcp:/HOST.
-    return ClusterLostError(
-        f"the Dask cluster was lost during {stage} (scheduler {_address(client)}; {unfinished} of {total} {unit} "
-        "unfinished); work already finished is kept: start the cluster again and rerun the same command to resume")

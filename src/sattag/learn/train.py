@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from sattag._futures import as_finished
 from sattag.classes import ClassTable
 from sattag.config import Config, ModelConfig
 from sattag.errors import SattagError
@@ -238,10 +239,12 @@ def _fit_all(todo: Sequence[tuple[ClassResult, np.ndarray, np.ndarray]], columns
         for res, X, y in todo:
             X_f, y_f = client.scatter([X, y])
             futures.append(client.submit(_fit_class_on_worker, res, X_f, y_f, params, columns, config, pure=False))
-        from distributed import as_completed
-
-        for fut in as_completed(futures):
-            booster, res = fut.result()
+        # A lost cluster is one ClusterLostError, not an endless wait (sattag._futures).
+        for _, out, error in as_finished(client, futures, "train", config.engine.no_workers_timeout,
+                                         unit="model(s)"):
+            if error is not None:
+                raise error
+            booster, res = out
             boosters[res.key] = booster
             for i, (r, _, _) in enumerate(todo):  # the filled-in result replaces the one sent
                 if r.key == res.key:
