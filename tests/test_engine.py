@@ -320,3 +320,15 @@ def test_a_worker_that_cannot_see_a_folder_is_named(tmp_path):
         with pytest.raises(SattagError, match=r"worker tcp://127\.0\.0\.1:\d+ cannot see this folder") as e:
             check_workers_see(client, [tmp_path / "only-on-my-laptop"])
     assert "only-on-my-laptop" in str(e.value)
+
+
+def test_the_readme_stage_table_is_the_engines():
+    import re
+
+    from sattag.engine import STAGES, stage_named
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| `([^`]+)` \| (scene|run) \| (.+) \|$", readme, flags=re.M)
+    assert rows == [(s.name, s.per, s.what) for s in STAGES]
+    with pytest.raises(ValueError, match="no stage 'trian'; the stages are: ingest, labels"):
+        stage_named("trian")

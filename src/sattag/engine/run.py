@@ -26,6 +26,7 @@ from sattag.engine.lock import run_lock
 from sattag.engine.progress import NULL_PROGRESS, Progress
 from sattag.engine.records import write_failures, write_run_json, write_timings
 from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes, peak_rss_mib
+from sattag.engine.stages import stage_named
 from sattag.engine import tasks
 from sattag.features import FeatureSet
 from sattag.labels.source import LabelSource
@@ -71,7 +72,9 @@ class Session:
 
     def map(self, stage: str, fn, scenes: Sequence[Scene], *args, per_scene: dict | None = None) -> StageResult:
         """:func:`map_scenes` on this session's client, progress and ``[engine] no_workers_timeout``,
-        its failures and timings recorded."""
+        its failures and timings recorded. ``stage``: a per-scene stage of :data:`sattag.engine.stages.STAGES`."""
+        if stage_named(stage).per != "scene":
+            raise ValueError(f"stage {stage!r} runs once per run, not per scene")
         return self.record(map_scenes(self.client, stage, fn, scenes, *args, per_scene=per_scene,
                                       progress=self.progress,
                                       no_workers_timeout=self.config.engine.no_workers_timeout))
@@ -86,7 +89,10 @@ class Session:
 
     @contextlib.contextmanager
     def timed(self, stage: str) -> Iterator[None]:
-        """Record a client-side step (training, scoring, report) in the timings when it ends."""
+        """Record a client-side step (training, scoring, report) in the timings when it ends.
+        ``stage``: a per-run stage of :data:`sattag.engine.stages.STAGES`."""
+        if stage_named(stage).per != "run":
+            raise ValueError(f"stage {stage!r} runs per scene: run it with Session.map")
         t0 = time.perf_counter()
         yield
         self.timings.append(Timing(stage, "*", time.perf_counter() - t0, peak_rss_mib()))
