@@ -288,26 +288,6 @@ def test_relative_paths_on_a_cluster_by_address(engine_data, tmp_path):
     assert not (tmp_path / "elsewhere" / "run").exists()
 
 
-def test_losing_the_scheduler_is_one_failure_of_the_run(engine_data, tmp_path):
-    """The scheduler is killed mid-run: one line, exit 1, no run-level output from the incomplete run."""
-    with _dask_processes(tmp_path) as (address, sched):
-        out = tmp_path / "run"
-        proc = subprocess.Popen(_cli("run", str(engine_data), "--out", str(out), "--scheduler", address, "--quiet",
-                                     "--config", str(_write_small_toml(tmp_path))),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 300
-        stacks = out / "stacks"
-        while time.time() < deadline and not (stacks.is_dir() and any(stacks.glob("*.tif"))):
-            assert proc.poll() is None, proc.stderr.read()[-2000:]
-            time.sleep(0.05)
-        os.killpg(sched.pid, signal.SIGKILL)
-        err = proc.communicate(timeout=180)[1]
-    assert proc.returncode == 1, err[-2000:]
-    assert "cluster was lost" in err.replace("\n", " ") and "Traceback" not in err
-    for name in ("submission.csv", "polygons.parquet", "scores.csv", "report.html"):
-        assert not (out / name).exists(), name
-
-
 def test_a_worker_that_cannot_see_a_folder_is_named(tmp_path):
     from distributed import Client, LocalCluster
 
