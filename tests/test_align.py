@@ -16,13 +16,7 @@ from sattag.errors import AlignmentError
 from sattag.ingest import build_stack, discover_scenes, estimate_offset, scene_from_files
 from sattag.ingest.align import GroupGeometry, spectral_class_features
 
-
-def _texture(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.zeros((h, w), np.float32)
-    for sigma, amp in ((2, 0.3), (6, 0.5), (20, 1.0)):
-        img += amp * cv2.GaussianBlur(rng.random((h, w), dtype=np.float32), (0, 0), sigma)
-    return (img - img.min()) / (img.max() - img.min())
+from images import texture  # tests/images.py
 
 
 def _sense(truth: np.ndarray, d: tuple[float, float], h: int, w: int) -> np.ndarray:
@@ -38,7 +32,7 @@ def _sense(truth: np.ndarray, d: tuple[float, float], h: int, w: int) -> np.ndar
     ((-48.2, 21.6), (48, 50)),        # A-like: 1/25 and ~50 px off (2 of its own pixels)
 ])
 def test_recovers_known_offsets_on_own_arrays(d, shape):
-    truth = _texture(1200, 1250, 3)
+    truth = texture(1200, 1250, 3)
     h, w = shape
     rng = np.random.default_rng(1)
     target = _sense(truth, d, h, w) + rng.normal(0, 0.003, (h, w)).astype(np.float32)
@@ -130,7 +124,7 @@ def test_alignment_failures_are_refused(generated):
     with pytest.raises(AlignmentError, match="group M.*max_shift_px") as e:
         build_stack(scene, IngestConfig(max_shift_px=3.0))
     assert scene.id in str(e.value)
-    truth = _texture(600, 600, 5)
+    truth = texture(600, 600, 5)
     noise = np.random.default_rng(0).random((150, 150), dtype=np.float32)
     with pytest.raises(AlignmentError, match="group N"):
         estimate_offset(truth, noise, GroupGeometry(0, 0, 4, 4), group="N", scene="s")

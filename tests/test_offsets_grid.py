@@ -19,14 +19,7 @@ from sattag.ingest.align import (MIN_ALIGN_PX, AlignmentWarning, GroupGeometry, 
 N = 600  # image side; fit windows of 128 px (200-px cells) keep each fit to a few ms
 WIN = 128
 
-
-def _texture(h: int, w: int, seed: int) -> np.ndarray:
-    """Structure at several scales in [0, 1] (as tests/test_align.py builds it)."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros((h, w), np.float32)
-    for sigma, amp in ((2, 0.3), (6, 0.5), (20, 1.0)):
-        img += amp * cv2.GaussianBlur(rng.random((h, w), dtype=np.float32), (0, 0), sigma)
-    return (img - img.min()) / (img.max() - img.min())
+from images import texture  # tests/images.py
 
 
 def _shifted(truth: np.ndarray, d: tuple[float, float]) -> np.ndarray:
@@ -60,7 +53,7 @@ def test_grid_windows_tile_the_image_without_overlap():
 def test_uniform_shift_has_a_small_spread_and_no_warning():
     # two candidate bands, the target a mix of them (as P is of R, G, B and M): the grid fits on
     # the one mix found at the centre
-    a, b = _texture(N, N, 3), _texture(N, N, 13)
+    a, b = texture(N, N, 3), texture(N, N, 13)
     d = (0.37, -0.81)
     target = _shifted(0.7 * a + 0.3 * b, d)
     geom = GroupGeometry(0, 0, 1, 1)
@@ -75,7 +68,7 @@ def test_uniform_shift_has_a_small_spread_and_no_warning():
 
 
 def test_offset_differing_across_the_scene_is_warned_about():
-    truth = _texture(N, N, 4)
+    truth = texture(N, N, 4)
     left, right = (0.3, -0.2), (1.1, -0.2)
     target = _split_shift(truth, left, right, col=400)  # the right column of cells is off by 0.8 px
     geom = GroupGeometry(0, 0, 1, 1)
@@ -99,7 +92,7 @@ def test_windows_without_structure_are_left_out():
     """Open water in a third of the scene: those windows' fits are refused and left out, the rest
     measure the spread; with nothing fitted at all the spread is NaN, without a warning."""
     n, win = 360, 96  # smaller still: refused fits run ECC to its iteration limit
-    truth = _texture(n, n, 6)
+    truth = texture(n, n, 6)
     target = _shifted(truth, (0.5, 0.5))
     rng = np.random.default_rng(0)
     target[:, 240:] = 0.5 + rng.normal(0, 0.01, (n, n - 240)).astype(np.float32)
@@ -122,7 +115,7 @@ def _write(path, img: np.ndarray) -> str:
 
 
 def test_build_stack_records_the_spread_through_cache_and_offsets_csv(tmp_path):
-    truth = _texture(N, N, 5)
+    truth = texture(N, N, 5)
     target = np.clip(_split_shift(truth, (0.4, 0.3), (1.4, 0.3), col=400), 0, 1)
     scene = scene_from_files("far", {"pan": _write(tmp_path / "pan.tif", truth),
                                      "ms": _write(tmp_path / "ms.tif", target)})

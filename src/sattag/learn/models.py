@@ -195,48 +195,25 @@ class ModelSet:
             "split": self.split.to_dict() if self.split is not None else None,
             "thresholds": (None if self.thresholds is None else
                            json.loads(self.thresholds.to_json(orient="records"))),
-            "models": [
-                {
-                    "class_id": cid,
-                    "class": r.name,
-                    "file": files.get(cid, {}).get("file"),
-                    "sha256": files.get(cid, {}).get("sha256"),
-                    "n_in": r.n_in,
-                    "n_out": r.n_out,
-                    "n_train": r.n_train,
-                    "n_valid": r.n_valid,
-                    "auc": None if r.auc is None or math.isnan(r.auc) else r.auc,
-                    "seconds": r.seconds,
-                    "pos_weight": r.pos_weight,
-                    "importance_gain": r.importance,
-                    "skipped": r.skipped,
-                }
-                for cid, r in sorted(self.results.items())
-            ],
-            "pairs": [
-                {
-                    "first_id": r.class_id,
-                    "second_id": r.other_id,
-                    "pair": r.name,
-                    "file": files.get(key, {}).get("file"),
-                    "sha256": files.get(key, {}).get("sha256"),
-                    "n_first": r.n_in,
-                    "n_second": r.n_out,
-                    "n_train": r.n_train,
-                    "n_valid": r.n_valid,
-                    "auc": None if r.auc is None or math.isnan(r.auc) else r.auc,
-                    "seconds": r.seconds,
-                    "importance_gain": r.importance,
-                    "skipped": r.skipped,
-                }
-                for key, r in sorted(self.pair_results.items())
-            ],
+            "models": [{"class_id": cid, "class": r.name, "n_in": r.n_in, "n_out": r.n_out,
+                        "pos_weight": r.pos_weight, **_card_entry(r, files.get(cid, {}))}
+                       for cid, r in sorted(self.results.items())],
+            "pairs": [{"first_id": r.class_id, "second_id": r.other_id, "pair": r.name, "n_first": r.n_in,
+                       "n_second": r.n_out, **_card_entry(r, files.get(key, {}))}
+                      for key, r in sorted(self.pair_results.items())],
             "versions": card_versions(),
         }
         path = directory / CARD_NAME
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(card, indent=2))
         return path
+
+
+def _card_entry(r: ClassResult, file: dict) -> dict:
+    """What the card says of every model, one-vs-all or pairwise: its file and how training went."""
+    return {"file": file.get("file"), "sha256": file.get("sha256"), "n_train": r.n_train, "n_valid": r.n_valid,
+            "auc": None if r.auc is None or math.isnan(r.auc) else r.auc, "seconds": r.seconds,
+            "importance_gain": r.importance, "skipped": r.skipped}
 
 
 def model_columns(bands: Sequence[str], feature_set: FeatureSet, level: str) -> tuple[str, ...]:
