@@ -243,9 +243,11 @@ def split(session: Session, explored: dict) -> SceneSplit:
 
 
 def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object | None":
-    """Balanced samples from the training scenes, one model per class, ``models/`` and ``auc.csv``.
+    """One model per class (and per configured pair) from the training scenes, ``models/`` and ``auc.csv``.
 
-    Only ``session.split.train`` scenes are sampled; the held-out scenes then give each model's AUC
+    The rows are the training scenes' clusters (``[model] level = "cluster"``: every cluster, its
+    object features) or balanced pixel samples (``"pixel"``). Only ``session.split.train`` scenes
+    train; the held-out scenes then give each model's AUC
     on scenes it never saw (``auc.csv`` rows ``split=held-out``), beside the 90/10 pixel-split AUC
     of the training scenes (``split=in-sample``: neighbouring pixels leak, so it flatters).
     With ``[predict] tune_thresholds`` and two or more training scenes, a first model set trained
@@ -267,8 +269,6 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     if not train_ids:
         raise SattagError("no labelled scene to train on", session.labels.path or session.data_dir)
     bands = read_stack_metadata(session.run.stack(train_ids[0])).bands
-    thresholds = None
-    tuning = validation_scenes(train_ids, session.config.split.validation, session.config.split.seed)
     held = [s for s in session.split.held_out if not session.failed(s)]
     objects = None
     if session.config.model.level == "cluster":
@@ -277,7 +277,9 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
         objects = {**_cluster_rows(session, scenes, train_ids, "cluster rows"),
                    **_cluster_rows(session, scenes, held, "cluster rows held-out")}
         train_ids = [s for s in train_ids if s in objects]
-        tuning = validation_scenes(train_ids, session.config.split.validation, session.config.split.seed)
+        held = [s for s in held if s in objects]
+    thresholds = None
+    tuning = validation_scenes(train_ids, session.config.split.validation, session.config.split.seed)
     if session.config.predict.tune_thresholds and tuning.held_out:
         # A first model set that does not see the validation scenes chooses the thresholds there.
         first = _fit(session, scenes, explored, tuning.train, bands, "train (for thresholds)",
@@ -301,7 +303,6 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     model_set.split = session.split
     model_set.thresholds = thresholds
     held_table = None
-    held = [s for s in held if objects is None or s in objects]
     if held:
         with session.timed("held-out AUC"):
             held_table = samples_auc(model_set, _object_samples(session, objects, held) if objects is not None
