@@ -85,3 +85,18 @@ def test_run_with_cluster_models(small_dstl, tmp_path):
     assert run_json["config"]["model"]["level"] == "cluster"
     assert (run / "submission.csv").is_file() and (run / "scores.csv").is_file()
     assert len(list((run / "masks").glob("*.tif"))) == 4
+
+
+def test_cap_samples_keeps_at_most_n_in_and_n_out_rows_per_class_in_order():
+    from sattag.learn import cap_samples
+
+    X = np.arange(100, dtype=np.float32).reshape(50, 2)
+    y = (np.arange(50) % 5 == 0).astype(np.uint8)  # 10 in, 40 out
+    capped = cap_samples({1: (X, y)}, n_in=4, n_out=7, seed=0)[1]
+    assert int(capped[1].sum()) == 4 and int((capped[1] == 0).sum()) == 7
+    assert np.all(np.diff(capped[0][:, 0]) > 0)  # original order kept
+    assert set(capped[0][:, 0]) <= set(X[:, 0])
+    again = cap_samples({1: (X, y)}, n_in=4, n_out=7, seed=0)[1]
+    assert np.array_equal(again[0], capped[0])  # the same draw for the same seed
+    whole = cap_samples({1: (X, y)}, n_in=10, n_out=40, seed=0)[1]
+    assert whole[0] is X  # nothing to drop: the rows themselves

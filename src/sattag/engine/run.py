@@ -257,8 +257,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     resumed run).
     """
     from sattag.ingest import read_stack_metadata
-    from sattag.learn import (auc_table, samples_auc, tune_cluster_thresholds, tune_thresholds, validation_scenes,
-                              write_auc)
+    from sattag.learn import (auc_table, cap_samples, samples_auc, tune_cluster_thresholds, tune_thresholds,
+                              validation_scenes, write_auc)
 
     models_dir = session.run.models
     if (models_dir / "card.json").exists():
@@ -305,8 +305,12 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     held_table = None
     if held:
         with session.timed("held-out AUC"):
-            held_table = samples_auc(model_set, _object_samples(session, objects, held) if objects is not None
-                                     else _evaluation_sample(session, scenes, explored, held, "sample held-out"))
+            if objects is not None:
+                most = session.config.split.auc_pixels
+                rows = cap_samples(_object_samples(session, objects, held), most, most, session.config.sample.seed)
+            else:
+                rows = _evaluation_sample(session, scenes, explored, held, "sample held-out")
+            held_table = samples_auc(model_set, rows)
     model_set.save(models_dir)
     write_auc(session.run.auc_csv, auc_table(model_set), held_table)
     return model_set
@@ -319,15 +323,15 @@ def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequenc
     object-level models), and pairwise models for ``pairs`` on the same rows."""
     import dataclasses
 
-    from sattag.learn import allocate_quotas, train_models, train_pairs
+    from sattag.learn import allocate_quotas, cap_samples, train_models, train_pairs
 
     level = "cluster" if objects is not None else "pixel"
+    n = session.config.sample
+    if most is not None:
+        n = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
     if objects is not None:
-        samples = _object_samples(session, objects, ids)
+        samples = cap_samples(_object_samples(session, objects, ids), n.n_in, n.n_out, n.seed)
     else:
-        n = session.config.sample
-        if most is not None:
-            n = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
         samples = _sample(session, scenes, allocate_quotas({s: explored["counts"][s] for s in ids}, n))
     with session.timed(stage):
         bar = session.progress.stage(stage, len(session.classes))

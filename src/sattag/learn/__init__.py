@@ -13,6 +13,7 @@ from sattag.learn.models import (ClassResult, ModelSet, PairResult, load_models,
                                  pair_file_name, read_card, read_card_split)
 from sattag.learn.sample import (
     allocate_quotas,
+    cap_samples,
     class_pixel_counts,
     cluster_samples,
     concat_samples,
@@ -46,6 +47,7 @@ __all__ = [
     "ClassResult",
     "ModelSet",
     "allocate_quotas",
+    "cap_samples",
     "cluster_samples",
     "auc_table",
     "check_device",

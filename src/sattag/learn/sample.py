@@ -275,3 +275,22 @@ def cluster_samples(rows: np.ndarray, shares: np.ndarray, class_ids: Sequence[in
         raise ValueError(f"cluster_samples: shares of shape {shares.shape} for {rows.shape[0]} clusters and "
                          f"{len(class_ids)} classes")
     return {cid: (rows, (shares[:, j] >= min_share).astype(np.uint8)) for j, cid in enumerate(class_ids)}
+
+
+def cap_samples(samples: Mapping[int, Sample], n_in: int, n_out: int, seed: int) -> dict[int, Sample]:
+    """At most ``n_in`` rows in and ``n_out`` rows out of each class, drawn at random without
+    replacement (per class, from ``seed`` and the class id), in their original order.
+
+    For the rows of object-level models: a full-size DSTL scene has ~130 000 clusters, so 25 scenes
+    give millions of rows; the pixel sample's sizes (``[sample] n_in / n_out``) bound them the same way.
+    """
+    out: dict[int, Sample] = {}
+    for cid, (X, y) in samples.items():
+        rng = np.random.default_rng([seed, cid])
+        keep = []
+        for label, most in ((1, n_in), (0, n_out)):
+            idx = np.flatnonzero(y == label)
+            keep.append(idx if idx.size <= most else rng.choice(idx, size=most, replace=False))
+        idx = np.sort(np.concatenate(keep))
+        out[cid] = (X[idx], y[idx]) if idx.size < y.size else (X, y)
+    return out
