@@ -442,7 +442,7 @@ def test_sampled_cluster_pixels_are_spread_and_deterministic():
 def test_a_cluster_gets_the_mean_of_its_pixels_probabilities():
     """Averaging probabilities, not features: a cluster half of one kind and half of another gets
     probability 0.5 from a model that is sure of each pixel, where its mean feature would be ~0."""
-    from sattag.predict import sampled_cluster_probabilities
+    from sattag.predict import mean_by_cluster, sample_cluster_pixels
 
     class Step:
         columns = ("x",)
@@ -453,5 +453,6 @@ def test_a_cluster_gets_the_mean_of_its_pixels_probabilities():
     x = np.zeros((1, 4, 4), np.float32)
     x[0, :, :2] = 1.0
     ids = np.zeros((4, 4), np.int32)
-    probs = sampled_cluster_probabilities(Step(), lambda idx: x.reshape(1, -1)[:, idx].T, ids, 1, 16)
+    index, owner = sample_cluster_pixels(ids, 1, 16)  # as the predict task does it
+    probs = mean_by_cluster(Step().predict_proba(x.reshape(1, -1)[:, index].T), owner, 1)
     assert probs[0, 0] == pytest.approx(0.5)

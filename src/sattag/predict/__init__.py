@@ -7,11 +7,11 @@ from sattag.predict.files import (RULE_KINDS, probability_frame, read_probabilit
                                   write_probabilities, write_rules)
 from sattag.predict.masks import PredictResult, class_masks, predict_clusters
 from sattag.predict.probabilities import (cluster_probabilities, mean_by_cluster, paint, pair_decider,
-                                          sample_cluster_pixels, sampled_cluster_probabilities)
+                                          sample_cluster_pixels)
 from sattag.predict.rules import (RULE_COLUMNS, PairDecider, apply_rules, group_sizes, neighbour_any, threshold_flags,
                                   with_tuned_thresholds)
 
-__all__ = ["pair_decider", "mean_by_cluster", "sample_cluster_pixels", "sampled_cluster_probabilities", "PredictResult", "RULE_COLUMNS", "RULE_KINDS", "PairDecider", "apply_rules", "class_masks", "cluster_probabilities",
+__all__ = ["pair_decider", "mean_by_cluster", "sample_cluster_pixels", "PredictResult", "RULE_COLUMNS", "RULE_KINDS", "PairDecider", "apply_rules", "class_masks", "cluster_probabilities",
            "group_sizes", "neighbour_any", "paint", "predict_clusters", "probability_frame", "read_probabilities",
            "read_rules", "threshold_flags", "with_tuned_thresholds", "write_prediction", "write_probabilities",
            "write_rules"]

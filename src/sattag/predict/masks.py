@@ -76,7 +76,7 @@ def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, model
         (``sattag.features.cluster_features``); default: their mean spectra.
     probabilities:
         float32 (K, C) the clusters' class probabilities when already known (e.g. the mean over a
-        sample of each cluster's pixels, :func:`sampled_cluster_probabilities`); then ``models`` and
+        sample of each cluster's pixels: :func:`sample_cluster_pixels`, then :func:`mean_by_cluster`); then ``models`` and
         ``features`` are not used.
     pairs, decide_pair:
         the pairwise models to apply where both classes of a pair are predicted

@@ -153,20 +153,6 @@ def mean_by_cluster(values: np.ndarray, owner: np.ndarray, n_clusters: int) -> n
     return out
 
 
-def sampled_cluster_probabilities(models: ProbabilityModel, pixel_features, cluster_ids: np.ndarray,
-                                  n_clusters: int, per_cluster: int) -> np.ndarray:
-    """Each cluster's class probabilities as the mean of the models' per-pixel probabilities over up
-    to ``per_cluster`` of its pixels (:func:`sample_cluster_pixels`): float32 (K, C).
-
-    ``pixel_features(flat_index) -> float32 (n, F)``: the models' input for those pixels.
-    Averaging probabilities (not features) keeps every model input a real pixel's: trees applied to
-    a cluster's mean see values no training pixel had (the mean of a local spread, of a mixed edge).
-    """
-    index, owner = sample_cluster_pixels(cluster_ids, n_clusters, per_cluster)
-    probs = np.asarray(models.predict_proba(pixel_features(index)), np.float32)
-    return mean_by_cluster(probs, owner, n_clusters)
-
-
 def pair_decider(models, features: np.ndarray, owner: np.ndarray, n_clusters: int):
     """A ``decide_pair`` for :func:`sattag.predict.rules.apply_rules` from rows already at hand.
 
