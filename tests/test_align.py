@@ -68,6 +68,7 @@ def _truth(generated: Path) -> dict:
             for r in csv.DictReader(open(generated / "generator_truth.csv"))}
 
 
+@pytest.mark.slow  # its 3 generated scenes of 1400 px take ~50 s to make on 2 cores
 def test_recovers_generator_offsets(generated):
     truth = _truth(generated)
     for scene in discover_scenes(generated):
@@ -80,6 +81,7 @@ def test_recovers_generator_offsets(generated):
             assert corr >= 0.5
 
 
+@pytest.mark.slow  # the `generated` fixture (see test_recovers_generator_offsets)
 def test_polish_beats_a_linear_mix_on_swir(generated):
     """A without the spectral-class polish (its pixel threshold raised out of reach) is further off
     than with it, on average over the three scenes: the polish is what brings A close, not luck.
@@ -119,6 +121,7 @@ def test_spectral_class_features():
     np.testing.assert_array_equal(f, spectral_class_features(bands, k=2))  # deterministic
 
 
+@pytest.mark.slow  # the `generated` fixture (see test_recovers_generator_offsets)
 def test_alignment_failures_are_refused(generated):
     scene = discover_scenes(generated)[0]
     with pytest.raises(AlignmentError, match="group M.*max_shift_px") as e:
