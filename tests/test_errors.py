@@ -52,17 +52,22 @@ class Unpicklable(Exception):
         super().__init__(threading.Lock())
 
 
-@pytest.mark.parametrize("cls", [SattagError, *BUILTIN], ids=lambda c: c.__name__)
-def test_pickles_with_type_fields_and_message_even_from_an_unpicklable_cause(cls):
-    with pytest.raises(TypeError):
-        pickle.dumps(Unpicklable())
+def _raised_from_unpicklable(cls: type[SattagError]) -> SattagError:
+    """An error of ``cls`` raised from an :class:`Unpicklable` cause (also its context)."""
     try:
         try:
             raise Unpicklable()
         except Unpicklable as cause:
             raise cls("cannot fit", "/d/6010_0_0_A.tif", "6010_0_0") from cause
     except SattagError as e:
-        err = e
+        return e
+
+
+@pytest.mark.parametrize("cls", [SattagError, *BUILTIN], ids=lambda c: c.__name__)
+def test_pickles_with_type_fields_and_message_even_from_an_unpicklable_cause(cls):
+    with pytest.raises(TypeError):
+        pickle.dumps(Unpicklable())
+    err = _raised_from_unpicklable(cls)
     assert isinstance(err.__cause__, Unpicklable)
     err.add_note("while aligning group A")
     back = pickle.loads(pickle.dumps(err))
@@ -74,21 +79,11 @@ def test_pickles_with_type_fields_and_message_even_from_an_unpicklable_cause(cls
         assert isinstance(back, BUILTIN[cls])
 
 
-def _raised_from_unpicklable() -> AlignmentError:
-    try:
-        try:
-            raise Unpicklable()
-        except Unpicklable as cause:
-            raise AlignmentError("cannot fit", "/d/6010_0_0_A.tif", "6010_0_0") from cause
-    except AlignmentError as e:
-        return e
-
-
 def test_pickles_under_tblib_with_the_cause_as_text():
     # distributed installs tblib's reducers on import; they pickle the cause and context too.
     pickling_support = pytest.importorskip("tblib.pickling_support")
     pickling_support.install()
-    err = _raised_from_unpicklable()
+    err = _raised_from_unpicklable(AlignmentError)
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is AlignmentError and back.scene == "6010_0_0"
     assert type(back.__cause__).__name__ == "CauseText"
