@@ -612,17 +612,29 @@ def rules_for(config: PredictConfig, classes: "ClassTable", path: str | Path | N
             out.extend(BoundRule(r, None) for r in rules)
             continue
         for r in rules:
-            try:  # a rule built in code has not been through config_from_dict
-                r = _check_dataclass(r, type(r), "")
-            except _Invalid as e:
-                raise _config_error(f"[predict] rule {r.describe()}: {e.where}: {e.fault}", path) from None
-            names = (r.target,) if isinstance(r, SizeRule) else (r.target, r.other)
-            for n in names:
-                if n not in ids:
-                    raise _config_error(f"[predict] rule {r.describe()}: class {n!r} is not in the class table "
-                                        f"({', '.join(classes.names)})", path)
-            out.append(BoundRule(r, ids[r.target], None if isinstance(r, SizeRule) else ids[r.other]))
+            where = f"[predict] rule {r.describe()}"
+            r = _checked(r, type(r), where, path)
+            target = _class_id(r.target, ids, classes, where, path)
+            other = None if isinstance(r, SizeRule) else _class_id(r.other, ids, classes, where, path)
+            out.append(BoundRule(r, target, other))
     return tuple(out)
+
+
+def _checked(entry: Any, cls: type, where: str, path: str | Path | None) -> Any:
+    """A rule or pair built in code (not through :func:`config_from_dict`) checked as a file's
+    entry would be; a one-line ``ConfigError`` starting with ``where`` when it does not fit."""
+    try:
+        return _check_dataclass(entry, cls, "")
+    except _Invalid as e:
+        raise _config_error(f"{where}: {e.where}: {e.fault}", path) from None
+
+
+def _class_id(name: str, ids: Mapping[str, int], classes: "ClassTable", where: str, path: str | Path | None) -> int:
+    """The id of the class called ``name``; a one-line ``ConfigError`` starting with ``where``
+    and listing the table's classes when there is none."""
+    if name not in ids:
+        raise _config_error(f"{where}: class {name!r} is not in the class table ({', '.join(classes.names)})", path)
+    return ids[name]
 
 
 def pairs_for(config: ModelConfig, classes: "ClassTable", path: str | Path | None = None,
@@ -638,17 +650,12 @@ def pairs_for(config: ModelConfig, classes: "ClassTable", path: str | Path | Non
         return ()
     out: list[tuple[int, int]] = []
     for p in config.pairs:
-        try:  # a pair built in code has not been through config_from_dict
-            p = _check_dataclass(p, ClassPair, "")
-        except _Invalid as e:
-            raise _config_error(f"[model] pair {p.describe()}: {e.where}: {e.fault}", path) from None
-        for n in (p.first, p.second):
-            if n not in ids:
-                raise _config_error(f"[model] pair {p.describe()}: class {n!r} is not in the class table "
-                                    f"({', '.join(classes.names)})", path)
-        if p.first == p.second:
-            raise _config_error(f"[model] pair {p.describe()}: a class cannot be paired with itself", path)
-        out.append((ids[p.first], ids[p.second]))
+        where = f"[model] pair {p.describe()}"
+        p = _checked(p, ClassPair, where, path)
+        first, second = _class_id(p.first, ids, classes, where, path), _class_id(p.second, ids, classes, where, path)
+        if first == second:
+            raise _config_error(f"{where}: a class cannot be paired with itself", path)
+        out.append((first, second))
     return tuple(out)
 
 
