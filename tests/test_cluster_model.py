@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sattag.classes import ClassTable, ObjectClass
-from sattag.config import Config, ModelConfig
+from sattag.config import CLUSTER_MAX_BIN, PIXEL_MAX_BIN, Config, ModelConfig
 from sattag.errors import ModelError
 from sattag.features import FeatureSet, feature_names
 from sattag.features.objects import object_feature_names
@@ -60,6 +60,10 @@ def test_a_cluster_model_learns_from_shape_and_round_trips_with_its_level(tmp_pa
     models.save(tmp_path)
     card = json.loads((tmp_path / "card.json").read_text())
     assert card["level"] == "cluster" and card["features"]["columns"] == list(object_feature_names(BANDS))
+    # Cluster models bin coarser than pixel models, and the booster itself was trained so.
+    assert card["max_bin"] == CLUSTER_MAX_BIN != PIXEL_MAX_BIN
+    booster = next(iter(models.boosters.values()))
+    assert f'"max_bin":"{CLUSTER_MAX_BIN}"' in booster.save_config().replace(" ", "")
     back = load_models(tmp_path, BANDS, CLASSES)
     assert back.level == "cluster" and np.array_equal(back.predict_proba(X), p)
     # A pixel-row input is refused with the shapes named.

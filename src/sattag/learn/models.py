@@ -189,6 +189,7 @@ class ModelSet:
             "kind": "sattag one-vs-all XGBoost models",
             "bands": list(self.bands),
             "level": self.level,
+            "max_bin": self.config.model.bins(self.level),
             "features": {**self.feature_set.to_dict(), "columns": list(self.columns)},
             "classes": self.classes.to_records(),
             "config": self.config.to_dict(),

@@ -59,8 +59,9 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def xgb_params(model: ModelConfig) -> dict[str, Any]:
-    """XGBoost parameters for one binary model from the model section of the config."""
+def xgb_params(model: ModelConfig, level: str = "pixel") -> dict[str, Any]:
+    """XGBoost parameters for one binary model from the model section of the config, for models at
+    ``level`` ("pixel" or "cluster": it sets the histogram bins when ``model.max_bin`` does not)."""
     return {
         "objective": "binary:logistic",
         "eval_metric": "auc",
@@ -68,6 +69,7 @@ def xgb_params(model: ModelConfig) -> dict[str, Any]:
         "max_depth": model.max_depth,
         "eta": model.learning_rate,
         "seed": model.seed,
+        "max_bin": model.bins(level),
         "device": model.device,
         "verbosity": 0,
     }
@@ -122,7 +124,7 @@ def _train_local(params, X_tr, y_tr, feature_names, n_trees):
     import xgboost as xgb
 
     # QuantileDMatrix: hist trees need only the binned matrix, not a float copy.
-    dtrain = xgb.QuantileDMatrix(X_tr, label=y_tr, feature_names=feature_names)
+    dtrain = xgb.QuantileDMatrix(X_tr, label=y_tr, feature_names=feature_names, max_bin=params["max_bin"])
     return xgb.train(params, dtrain, num_boost_round=n_trees)
 
 
@@ -138,7 +140,8 @@ def _train_dask(client, params, X_tr, y_tr, feature_names, n_trees):
     dy = da.from_array(y_tr, chunks=(chunk,))
     # verbosity 0 travels to the workers as the global config (keeps their logs quiet).
     with xgb.config_context(verbosity=0):
-        dtrain = xgb.dask.DaskQuantileDMatrix(client, dX, dy, feature_names=feature_names)
+        dtrain = xgb.dask.DaskQuantileDMatrix(client, dX, dy, feature_names=feature_names,
+                                                max_bin=params["max_bin"])
         out = xgb.dask.train(client, params, dtrain, num_boost_round=n_trees)
     return out["booster"]
 
@@ -215,7 +218,7 @@ def train_models(
         if res.skipped is None:
             todo.append((res, X, y))
 
-    boosters = _fit_all(todo, columns, config, client, progress, n_jobs)
+    boosters = _fit_all(todo, columns, config, client, progress, n_jobs, level)
     for cls in classes:
         if results[cls.id].skipped is not None and progress is not None:
             progress(1)
@@ -224,7 +227,8 @@ def train_models(
 
 
 def _fit_all(todo: Sequence[tuple[ClassResult, np.ndarray, np.ndarray]], columns: Sequence[str], config: Config,
-             client: Any, progress: Callable[[int], None] | None, n_jobs: int | None) -> dict:
+             client: Any, progress: Callable[[int], None] | None, n_jobs: int | None,
+             level: str = "pixel") -> dict:
     """Train one binary booster per ``(result, X, y)`` of ``todo``; ``{result.key: booster}``.
 
     Fills each result (counts, AUC, importances, seconds); ``progress(1)`` after each model.
@@ -234,7 +238,7 @@ def _fit_all(todo: Sequence[tuple[ClassResult, np.ndarray, np.ndarray]], columns
     if client is not None and config.model.distributed == "classes" and config.model.device == "cpu":
         # Each class whole on one worker: the model does not depend on how many workers there are
         # (xgboost.dask's quantile sketches do), and 10 classes keep several workers busy.
-        params = xgb_params(config.model)
+        params = xgb_params(config.model, level)
         futures = []
         for res, X, y in todo:
             X_f, y_f = client.scatter([X, y])
@@ -253,7 +257,7 @@ def _fit_all(todo: Sequence[tuple[ClassResult, np.ndarray, np.ndarray]], columns
                 progress(1)
     elif client is not None or len(todo) <= 1 or config.model.device != "cpu":
         # xgboost.dask: each model uses every worker, so classes go one after another. GPU: one device.
-        params = xgb_params(config.model)
+        params = xgb_params(config.model, level)
         for res, X, y in todo:
             boosters[res.key] = _fit_class(res, X, y, params, columns, config, client)
             if progress is not None:
@@ -264,7 +268,7 @@ def _fit_all(todo: Sequence[tuple[ClassResult, np.ndarray, np.ndarray]], columns
         # a busy 2-core machine: a 360 000-row class used 7.6 CPU s on 1 thread, 40 on 2), so classes
         # in parallel use the cores far better. Boosters are the same whatever the order: each class has its own seed and data.
         jobs = min(_n_cores() if n_jobs is None else max(1, int(n_jobs)), len(todo))
-        params = dict(xgb_params(config.model), nthread=max(1, _n_cores() // jobs))
+        params = dict(xgb_params(config.model, level), nthread=max(1, _n_cores() // jobs))
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:  # XGBoost frees the GIL
             futures = {pool.submit(_fit_class, res, X, y, params, columns, config, None): res.key
                        for res, X, y in todo}
@@ -309,7 +313,7 @@ def train_pairs(model_set: ModelSet, samples: Mapping[int, Sample], pairs: Seque
         X = np.concatenate([X_first, X_second])
         y = np.concatenate([np.ones(res.n_in, np.uint8), np.zeros(res.n_out, np.uint8)])
         todo.append((res, X, y))
-    model_set.pairs = _fit_all(todo, columns, config, client, progress, n_jobs)
+    model_set.pairs = _fit_all(todo, columns, config, client, progress, n_jobs, model_set.level)
     model_set.pair_results = results
     return model_set
 
