@@ -328,10 +328,13 @@ def test_a_bad_scene_reads_the_same_in_process_on_the_embedded_cluster_and_by_ad
     Exception holding its repr."""
     from distributed import Client
 
+    from sattag.classes import DSTL_CLASSES
     from sattag.config import Config
+    from sattag.engine.contracts import RunContext
     from sattag.engine import select_scenes, tasks
     from sattag.engine.scenes import _timed
     from sattag.errors import InputError
+    from sattag.labels.source import LabelSource
     from sattag.runfolder import RunFolder
 
     copy = tmp_path / "data"
@@ -363,7 +366,8 @@ def test_a_bad_scene_reads_the_same_in_process_on_the_embedded_cluster_and_by_ad
 
     scene = next(s for s in select_scenes(copy, [bad]))
     with Client(address, timeout="20s") as client:
-        fut = client.submit(_timed, tasks.ingest_task, scene, RunFolder(tmp_path / "direct"), Config(), pure=False)
+        ctx = RunContext(RunFolder(tmp_path / "direct"), Config(), DSTL_CLASSES, LabelSource.resolve(copy))
+        fut = client.submit(_timed, tasks.ingest_task, scene, ctx, pure=False)
         exc = fut.exception(timeout=120)
     assert type(exc) is InputError, repr(exc)
     assert str(exc) == error and exc.path == band and exc.scene == bad

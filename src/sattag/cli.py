@@ -268,7 +268,7 @@ def explore(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
         with _over_scenes(data, run, scenes, cfg, workers, quiet, classes, labels, class_column, config_path=config, wait=wait) as (session, found):
             engine.ingest(session, found)
             res = engine.explore(session, found, figure_scene=scene)
-            out.print(f"{len(res['labelled'])} labelled scene(s) ({session.labels.describe()}); "
+            out.print(f"{len(res.labelled)} labelled scene(s) ({session.labels.describe()}); "
                       f"figures in {session.run.figures}")
 
 
@@ -378,7 +378,7 @@ def run_cmd(data: Path = typer.Argument(...), run: Path = typer.Option(..., "--o
             result = engine.run_all(session, found)
             if session.run.auc_csv.exists():
                 _print_auc(session.run.auc_csv)
-            _print_scores(result["scores"])
+            _print_scores(result.scores)
             out.print(f"report: {session.run.report_html}")
 
 

@@ -32,7 +32,7 @@ def cross_validate(session: Session, scenes: Sequence[Scene], folds: int):
 
     stages.ingest(session, scenes)
     explored = stages.explore(session, scenes)
-    labelled = [s for s in explored["labelled"] if not session.failed(s)]
+    labelled = [s for s in explored.labelled if not session.failed(s)]
     if not labelled:
         raise SattagError("no labelled scene to cross-validate on", session.labels.path or session.data_dir)
     rows = []

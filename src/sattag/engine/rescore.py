@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sattag.classes import ClassTable
+from sattag.engine.contracts import Predicted
 from sattag.engine.records import read_run_json, recorded_classes
 from sattag.errors import InputError
 from sattag.labels.source import LabelSource
@@ -80,6 +81,6 @@ def score_run(run_dir: str | Path, source: LabelSource | None = None, classes: C
     if not truth:
         raise InputError("none of the predicted scenes has truth labels",
                          source.path if source is not None else run.root)
-    table = score_tables({"polygons": polygons, "pixel": pixel}, truth, trained_on(run), classes)
+    table = score_tables(Predicted(polygons=polygons, pixel=pixel), truth, trained_on(run), classes)
     write_scores(run.scores_csv, table)
     return table

@@ -22,6 +22,7 @@ from sattag.classes import DSTL_CLASSES, ClassTable
 from sattag.config import Config, pairs_for
 from sattag.errors import SattagError
 from sattag.engine.cluster import open_client
+from sattag.engine.contracts import ClusterRows, Explored, Predicted, RunContext, RunResult
 from sattag.engine.lock import run_lock
 from sattag.engine.progress import NULL_PROGRESS, Progress
 from sattag.engine.records import write_failures, write_run_json, write_timings
@@ -63,6 +64,11 @@ class Session:
         if self.labels is None:
             self.labels = LabelSource.resolve(self.data_dir)
 
+    @property
+    def context(self) -> RunContext:
+        """What every task of this run is handed (:class:`~sattag.engine.contracts.RunContext`)."""
+        return RunContext(run=self.run, config=self.config, classes=self.classes, labels=self.labels)
+
     def record(self, result: StageResult) -> StageResult:
         """Keep a stage's failures and timings, and write them out so far (atomically)."""
         self.failures.extend(result.failures)
@@ -70,12 +76,14 @@ class Session:
         self.write_records()
         return result
 
-    def map(self, stage: str, fn, scenes: Sequence[Scene], *args, per_scene: dict | None = None) -> StageResult:
-        """:func:`map_scenes` on this session's client, progress and ``[engine] no_workers_timeout``,
-        its failures and timings recorded. ``stage``: a per-scene stage of :data:`sattag.engine.stages.STAGES`."""
+    def map(self, stage: str, fn, scenes: Sequence[Scene], per_scene: dict | None = None) -> StageResult:
+        """``fn(scene, ctx)`` (or ``fn(scene, per_scene[scene.id], ctx)``) for every scene, ``ctx`` this
+        run's :attr:`context`: :func:`map_scenes` on this session's client, progress and ``[engine]
+        no_workers_timeout``, its failures and timings recorded. ``stage``: a per-scene stage of
+        :data:`sattag.engine.stages.STAGES`."""
         if stage_named(stage).per != "scene":
             raise ValueError(f"stage {stage!r} runs once per run, not per scene")
-        return self.record(map_scenes(self.client, stage, fn, scenes, *args, per_scene=per_scene,
+        return self.record(map_scenes(self.client, stage, fn, scenes, self.context, per_scene=per_scene,
                                       progress=self.progress,
                                       no_workers_timeout=self.config.engine.no_workers_timeout))
 
@@ -170,15 +178,15 @@ def ingest(session: Session, scenes: Sequence[Scene]) -> StageResult:
     """Aligned stacks for every scene, plus ``offsets.csv``."""
     from sattag.ingest import write_offsets
 
-    res = session.map("ingest", tasks.ingest_task, scenes, session.run, session.config)
+    res = session.map("ingest", tasks.ingest_task, scenes)
     write_offsets(session.run.offsets_csv, [r for sid in sorted(res.results) for r in res.results[sid]])
     return res
 
 
-def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None = None) -> dict:
+def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None = None) -> Explored:
     """Truth of the labelled scenes (clipped polygons + class masks), per-class histograms, figures.
 
-    Returns ``{"labelled": [...], "unlabelled": [...], "counts": {scene: (C,2)}, "histograms": (C,B,bins)}``.
+    Returns the labelled and unlabelled scenes, their pixel counts and histograms (:class:`Explored`).
     A scene the label source does not cover is *unlabelled*: not trained on, not scored (said once
     in ``session.notes``). Resumable: a scene whose truth files exist is read, not rewritten, and
     figures that exist are kept.
@@ -187,43 +195,42 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
     from sattag.viz.explore import write_explore_figures
 
     scenes = _ok(session, scenes)
-    out = {"labelled": [], "unlabelled": [], "counts": {}, "histograms": None}
+    out = Explored()
     if not session.labels.exists:
         return out
-    res = session.map("labels", tasks.labels_task, scenes, session.run, session.labels, session.classes,
-                      session.config.figures.histogram_bins)
+    res = session.map("labels", tasks.labels_task, scenes)
     labelled = {sid: r for sid, r in res.results.items() if r is not None}
-    out["labelled"] = sorted(labelled)
-    out["unlabelled"] = sorted(sid for sid, r in res.results.items() if r is None)
-    out["counts"] = {s: labelled[s]["counts"] for s in out["labelled"]}
-    if out["unlabelled"] and session.labels.kind == "vector":
-        shown = ", ".join(out["unlabelled"][:5]) + (", ..." if len(out["unlabelled"]) > 5 else "")
-        session.notes.append(f"{len(out['unlabelled'])} scene(s) not covered by {session.labels.path.name} "
+    out.labelled = sorted(labelled)
+    out.unlabelled = sorted(sid for sid, r in res.results.items() if r is None)
+    out.counts = {s: labelled[s].counts for s in out.labelled}
+    if out.unlabelled and session.labels.kind == "vector":
+        shown = ", ".join(out.unlabelled[:5]) + (", ..." if len(out.unlabelled) > 5 else "")
+        session.notes.append(f"{len(out.unlabelled)} scene(s) not covered by {session.labels.path.name} "
                              f"(not trained on, not scored): {shown}")
     if not labelled:
         return out
-    ids = out["labelled"]
+    ids = out.labelled
     # Partial histograms add up: the same sum whatever worker computed each scene.
-    hist = sum(labelled[s]["histograms"] for s in ids)
-    bands = labelled[ids[0]]["bands"]
-    out["histograms"] = hist
-    background = sum(labelled[s]["background"] for s in ids)
+    hist = sum(labelled[s].histograms for s in ids)
+    bands = labelled[ids[0]].bands
+    out.histograms = hist
+    background = sum(labelled[s].background for s in ids)
     figures = session.run.figures / "explore"
     if not session.run.histograms.exists():
         write_histograms(session.run.histograms, hist, bands, session.classes, background=background)
     if not (figures / "histograms.png").exists():
         with session.timed("explore"):
             write_explore_figures(figures, classes=session.classes,
-                                  thumbnails={s: labelled[s]["thumbnail"] for s in ids},
+                                  thumbnails={s: labelled[s].thumbnail for s in ids},
                                   hist=hist, bands=bands, background=background)
     first = figure_scene if figure_scene in labelled else ids[0]
     if not (figures / f"overlay_{first}.png").exists():
         scene = next(s for s in scenes if s.id == first)
-        session.map("figures", tasks.explore_figures_task, [scene], session.run, session.classes)
+        session.map("figures", tasks.explore_figures_task, [scene])
     return out
 
 
-def split(session: Session, explored: dict) -> SceneSplit:
+def split(session: Session, explored: Explored) -> SceneSplit:
     """Split the labelled scenes (of those that did not fail) into training and held-out scenes.
 
     Uses the split of the models' card when models exist (a resumed run keeps its split), else
@@ -231,7 +238,7 @@ def split(session: Session, explored: dict) -> SceneSplit:
     """
     from sattag.learn import read_card_split
 
-    labelled = [s for s in explored["labelled"] if not session.failed(s)]
+    labelled = [s for s in explored.labelled if not session.failed(s)]
     if (session.run.models / "card.json").exists():
         session.split = read_card_split(session.run.models, labelled)
     else:
@@ -242,7 +249,7 @@ def split(session: Session, explored: dict) -> SceneSplit:
     return session.split
 
 
-def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object | None":
+def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "object | None":
     """One model per class (and per configured pair) from the training scenes, ``models/`` and ``auc.csv``.
 
     The rows are the training scenes' clusters (``[model] level = "cluster"``: every cluster, its
@@ -287,12 +294,12 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
         with session.timed("tune thresholds"):
             if objects is not None:
                 v = [objects[s] for s in tuning.held_out]
-                thresholds = tune_cluster_thresholds(first, np.concatenate([o["rows"] for o in v]),
-                                                     np.concatenate([o["shares"] for o in v]),
-                                                     np.concatenate([o["sizes"] for o in v]))
+                thresholds = tune_cluster_thresholds(first, np.concatenate([o.rows for o in v]),
+                                                     np.concatenate([o.shares for o in v]),
+                                                     np.concatenate([o.sizes for o in v]))
             else:
                 samples = _evaluation_sample(session, scenes, explored, tuning.held_out, "sample validation")
-                totals = {cid: tuple(int(v) for v in sum(explored["counts"][s][i] for s in tuning.held_out))
+                totals = {cid: tuple(int(v) for v in sum(explored.counts[s][i] for s in tuning.held_out))
                           for i, cid in enumerate(session.classes.ids)}
                 thresholds = tune_thresholds(first, samples, totals)
                 del samples
@@ -316,7 +323,7 @@ def train(session: Session, scenes: Sequence[Scene], explored: dict) -> "object 
     return model_set
 
 
-def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequence[str], bands, stage: str,
+def _fit(session: Session, scenes: Sequence[Scene], explored: Explored, ids: Sequence[str], bands, stage: str,
          most: int | None = None, pairs: Sequence[tuple[int, int]] = (), objects: dict | None = None):
     """Models trained on balanced samples of the scenes ``ids`` (``config.sample``, at most ``most``
     pixels in and out of each class), or on their clusters (``objects``: :func:`_cluster_rows`, for
@@ -332,7 +339,7 @@ def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequenc
     if objects is not None:
         samples = cap_samples(_object_samples(session, objects, ids), n.n_in, n.n_out, n.seed)
     else:
-        samples = _sample(session, scenes, allocate_quotas({s: explored["counts"][s] for s in ids}, n))
+        samples = _sample(session, scenes, allocate_quotas({s: explored.counts[s] for s in ids}, n))
     with session.timed(stage):
         bar = session.progress.stage(stage, len(session.classes))
         model_set = train_models(samples, bands, session.classes, session.config, client=session.client,
@@ -347,7 +354,7 @@ def _fit(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequenc
     return model_set
 
 
-def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: dict, ids: Sequence[str],
+def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: Explored, ids: Sequence[str],
                        stage: str) -> dict:
     """A balanced sample of the scenes ``ids`` to measure models on, at most ``[split] auc_pixels``
     pixels in and out of each class."""
@@ -357,24 +364,24 @@ def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: dict
 
     n, most = session.config.sample, session.config.split.auc_pixels
     asked = dataclasses.replace(n, n_in=min(n.n_in, most), n_out=min(n.n_out, most))
-    return _sample(session, scenes, allocate_quotas({s: explored["counts"][s] for s in ids}, asked), stage)
+    return _sample(session, scenes, allocate_quotas({s: explored.counts[s] for s in ids}, asked), stage)
 
 
-def _cluster_rows(session: Session, scenes: Sequence[Scene], ids: Sequence[str], stage: str) -> dict:
+def _cluster_rows(session: Session, scenes: Sequence[Scene], ids: Sequence[str], stage: str) -> dict[str, ClusterRows]:
     """scene id -> its clusters' object rows, shares and sizes (:func:`tasks.cluster_rows_task`, on
     the workers); a scene that fails is recorded and left out."""
     chosen = [s for s in scenes if s.id in set(ids)]
     if not chosen:
         return {}
-    res = session.map(stage, tasks.cluster_rows_task, chosen, session.run, session.config)
+    res = session.map(stage, tasks.cluster_rows_task, chosen)
     return res.results
 
 
-def _object_samples(session: Session, objects: dict, ids: Sequence[str]) -> dict:
+def _object_samples(session: Session, objects: dict[str, ClusterRows], ids: Sequence[str]) -> dict:
     """The rows of object-level models from the clusters of the scenes ``ids``, per class."""
     from sattag.learn import cluster_samples, concat_samples
 
-    return concat_samples([cluster_samples(objects[s]["rows"], objects[s]["shares"], session.classes.ids)
+    return concat_samples([cluster_samples(objects[s].rows, objects[s].shares, session.classes.ids)
                            for s in sorted(ids) if s in objects])
 
 
@@ -383,18 +390,17 @@ def _sample(session: Session, scenes: Sequence[Scene], quotas: dict, stage: str 
     from sattag.learn import concat_samples
 
     chosen = [s for s in scenes if s.id in quotas]
-    res = session.map(stage, tasks.sample_task, chosen, session.run, session.config.sample.seed,
-                      FeatureSet.from_config(session.config.features), per_scene=quotas)
+    res = session.map(stage, tasks.sample_task, chosen, per_scene=quotas)
     return concat_samples([res.results[s] for s in sorted(res.results)])
 
 
-def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None = None) -> dict:
+def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None = None) -> Predicted:
     """Clusters, probabilities, masks and polygons of every scene; the submission CSV and GeoParquet.
 
     Cluster figures are drawn for the first ``figure_scenes`` scenes (default: the configuration's
     ``[figures] cluster_figure_scenes``).
 
-    Returns ``{"polygons": {(scene, class_id): geometry}, "pixel": {scene: counts}}``.
+    Returns every scene's polygons and, for scenes with truth, pixel counts (:class:`Predicted`).
     """
     import shapely
 
@@ -407,11 +413,10 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None
     if figure_scenes is None:
         figure_scenes = session.config.figures.cluster_figure_scenes
     with_figures = {s.id for s in scenes[:figure_scenes]}
-    res = session.map("predict", tasks.predict_task, scenes, session.run, session.config, session.classes,
-                      per_scene={s.id: s.id in with_figures for s in scenes})
+    res = session.map("predict", tasks.predict_task, scenes, per_scene={s.id: s.id in with_figures for s in scenes})
     polygons = {(sid, cid): shapely.from_wkb(wkb)
-                for sid in sorted(res.results) for cid, wkb in res.results[sid]["polygons"].items()}
-    pixel = {sid: r["pixel"] for sid, r in res.results.items() if r["pixel"] is not None}
+                for sid in sorted(res.results) for cid, wkb in res.results[sid].polygons.items()}
+    pixel = {sid: r.pixel for sid, r in res.results.items() if r.pixel is not None}
     with session.timed("write"):
         sample = session.data_dir / "sample_submission.csv"
         if sample.exists():
@@ -425,7 +430,7 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None
                                  classes=session.classes)
         crs = _scene_crs(session, sorted(res.results))
         write_geoparquet(session.run.polygons_parquet, polygons, crs=crs, classes=session.classes)
-    return {"polygons": polygons, "pixel": pixel}
+    return Predicted(polygons=polygons, pixel=pixel)
 
 
 def _scene_crs(session: Session, scene_ids: Sequence[str]) -> str | None:
@@ -436,7 +441,7 @@ def _scene_crs(session: Session, scene_ids: Sequence[str]) -> str | None:
     return None
 
 
-def score(session: Session, predicted: dict) -> "object | None":
+def score(session: Session, predicted: Predicted) -> "object | None":
     """DSTL Jaccard (polygons) and pixel Jaccard of the labelled scenes, held-out apart from in-sample.
 
     Truth is the run's own (``truth_polygons/``, ``truth_masks/``: the label source read once and
@@ -448,7 +453,7 @@ def score(session: Session, predicted: dict) -> "object | None":
     from sattag.labels import read_truth_polygons
 
     truth = {}
-    for sid in sorted({sid for sid, _ in predicted["polygons"]}):
+    for sid in sorted({sid for sid, _ in predicted.polygons}):
         path = session.run.truth_polygons(sid)
         if path.exists():
             truth[sid] = read_truth_polygons(path, session.classes)
@@ -469,10 +474,10 @@ def trained_on(run: RunFolder) -> set[str]:
     return set(read_card_split(run.models).train)
 
 
-def score_tables(predicted: dict, truth: dict, train_ids: set[str], classes: ClassTable):
+def score_tables(predicted: Predicted, truth: dict, train_ids: set[str], classes: ClassTable):
     """Score tables of the scenes in ``truth``: held-out and in-sample apart, polygon and pixel.
 
-    ``predicted``: ``{"polygons": {(scene, class_id): geometry}, "pixel": {scene: (inter, union)}}``;
+    ``predicted``: the scenes' polygons and pixel counts (:class:`Predicted`);
     ``truth``: ``{scene: {class_id: geometry}}``; ``train_ids``: the scenes the models trained on.
     """
     import pandas as pd
@@ -484,11 +489,11 @@ def score_tables(predicted: dict, truth: dict, train_ids: set[str], classes: Cla
         ids = [s for s in sorted(truth) if (s in train_ids) == (side == IN_SAMPLE)]
         if not ids:
             continue
-        pred = {k: v for k, v in predicted["polygons"].items() if k[0] in ids}
+        pred = {k: v for k, v in predicted.polygons.items() if k[0] in ids}
         true = {(s, cid): g for s in ids for cid, g in truth[s].items()}
         tables.append(dstl_jaccard(pred, true, classes, scene_ids=ids).assign(split=side, kind="polygon",
                                                                               scenes=len(ids)))
-        counts = [predicted["pixel"][s] for s in ids if s in predicted["pixel"]]
+        counts = [predicted.pixel[s] for s in ids if s in predicted.pixel]
         if counts:
             # Pixel counts add up over scenes, then the ratio: the same rule as the DSTL metric.
             inter = sum(np.asarray(c[0], np.int64) for c in counts)
@@ -547,7 +552,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def run_all(session: Session, scenes: Sequence[Scene]) -> dict:
+def run_all(session: Session, scenes: Sequence[Scene]) -> RunResult:
     """ingest -> labels + explore -> split -> train -> predict (+ vectorize) -> score -> report."""
     started = now()
     record_run(session, scenes, started)
@@ -561,4 +566,4 @@ def run_all(session: Session, scenes: Sequence[Scene]) -> dict:
     scores = score(session, predicted)
     record_run(session, scenes, started, now())
     report(session)
-    return {"explored": explored, "predicted": predicted, "scores": scores}
+    return RunResult(explored=explored, predicted=predicted, scores=scores)

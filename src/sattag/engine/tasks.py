@@ -1,7 +1,9 @@
 """The per-scene tasks the engine runs on workers.
 
-Each reads its inputs from files, writes its outputs to the run folder (atomically, by the stage
-writers) and returns only something small: offsets rows, pixel counts, histograms, polygons as WKB.
+Each takes the scene and the run's :class:`~sattag.engine.contracts.RunContext`, reads its inputs
+from files, writes its outputs to the run folder (atomically, by the stage writers) and returns only
+something small, typed in :mod:`sattag.engine.contracts`: offsets rows, pixel counts, histograms,
+cluster rows, polygons as WKB.
 A task whose outputs are complete returns what it would have returned without redoing the work,
 which is what makes an interrupted run resumable.
 """
@@ -11,24 +13,22 @@ import dataclasses
 
 import numpy as np
 
-from sattag.classes import ClassTable
 from sattag.config import Config
+from sattag.engine.contracts import ClusterRows, RunContext, ScenePrediction, SceneTruth
 from sattag.features import FeatureSet
-from sattag.labels.source import LabelSource
-from sattag.runfolder import RunFolder
 from sattag.scene import Scene
 
 
-def ingest_task(scene: Scene, run: RunFolder, config: Config) -> list[tuple]:
+def ingest_task(scene: Scene, ctx: RunContext) -> list[tuple]:
     """Build (or find complete) the scene's stack; return its offsets rows."""
     from sattag.ingest import ingest_scene, offsets_rows, read_stack_metadata
 
-    path = run.stack(scene.id)
-    stack = ingest_scene(scene, path, config.ingest)
+    path = ctx.run.stack(scene.id)
+    stack = ingest_scene(scene, path, ctx.config.ingest)
     return offsets_rows(stack if stack is not None else read_stack_metadata(path))
 
 
-def labels_task(scene: Scene, run: RunFolder, source: LabelSource, classes: ClassTable, bins: int) -> dict | None:
+def labels_task(scene: Scene, ctx: RunContext) -> SceneTruth | None:
     """The scene's truth from the run's label source, clipped to the scene, as polygons and class
     masks on its stack grid; returns pixel counts, histograms and a thumbnail.
 
@@ -40,6 +40,7 @@ def labels_task(scene: Scene, run: RunFolder, source: LabelSource, classes: Clas
                                write_truth_polygons)
     from sattag.learn import class_pixel_counts
 
+    run, source, classes, bins = ctx.run, ctx.labels, ctx.classes, ctx.config.figures.histogram_bins
     masks_path, polygons_path = run.truth_masks(scene.id), run.truth_polygons(scene.id)
     if masks_path.exists() and polygons_path.exists():
         truth_masks = read_masks(masks_path)[0]
@@ -55,25 +56,24 @@ def labels_task(scene: Scene, run: RunFolder, source: LabelSource, classes: Clas
         write_masks(masks_path, truth_masks, stack.grid, classes)
         # Polygons last: both files present means the scene's truth is complete.
         write_truth_polygons(polygons_path, polygons, classes, crs=stack.grid.crs)
-    return {
-        "counts": class_pixel_counts(truth_masks),
-        "histograms": scene_histograms(stack.data, truth_masks, bins),
-        "background": band_histograms(stack.data, bins),
-        "thumbnail": scene_thumbnail(stack.data, stack.bands),
-        "bands": stack.bands,
-    }
+    return SceneTruth(counts=class_pixel_counts(truth_masks),
+                      histograms=scene_histograms(stack.data, truth_masks, bins),
+                      background=band_histograms(stack.data, bins),
+                      thumbnail=scene_thumbnail(stack.data, stack.bands), bands=tuple(stack.bands))
 
 
-def sample_task(scene: Scene, quotas: np.ndarray, run: RunFolder, seed: int, feature_set: FeatureSet) -> dict:
-    """Draw the scene's share of the balanced per-class pixel samples: the features of the drawn pixels."""
+def sample_task(scene: Scene, quotas: np.ndarray, ctx: RunContext) -> dict:
+    """Draw the scene's share of the balanced per-class pixel samples (``quotas``: pixels in and out
+    of each class, :func:`sattag.learn.allocate_quotas`): class id -> (features (n, F), labels (n,))
+    of the drawn pixels, the run's feature set."""
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
     from sattag.learn import sample_scene
 
-    stack = read_stack(run.stack(scene.id))
-    truth_masks = read_masks(run.truth_masks(scene.id))[0]
-    return sample_scene(stack.data, truth_masks, quotas, seed=seed, scene_id=scene.id, bands=stack.bands,
-                        feature_set=feature_set)
+    stack = read_stack(ctx.run.stack(scene.id))
+    truth_masks = read_masks(ctx.run.truth_masks(scene.id))[0]
+    return sample_scene(stack.data, truth_masks, quotas, seed=ctx.config.sample.seed, scene_id=scene.id,
+                        bands=stack.bands, feature_set=FeatureSet.from_config(ctx.config.features))
 
 
 def scene_objects(stack, config: Config, feature_set: FeatureSet):
@@ -90,22 +90,22 @@ def scene_objects(stack, config: Config, feature_set: FeatureSet):
     return cluster_ids, table, rows
 
 
-def cluster_rows_task(scene: Scene, run: RunFolder, config: Config) -> dict:
-    """A labelled scene's clusters as rows of object-level models: ``rows`` float32 (K, F) object
-    features, ``shares`` float32 (K, C) share of each cluster in each class, ``sizes`` int64 (K,) pixels."""
+def cluster_rows_task(scene: Scene, ctx: RunContext) -> ClusterRows:
+    """A labelled scene's clusters as rows of object-level models (:class:`ClusterRows`)."""
     from sattag.features.objects import cluster_class_shares
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
 
+    run, config = ctx.run, ctx.config
     stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
     cluster_ids, table, rows = scene_objects(stack, config, FeatureSet.from_config(config.features))
     shares = cluster_class_shares(cluster_ids, len(table), read_masks(run.truth_masks(scene.id))[0])
-    return {"rows": rows, "shares": shares, "sizes": table.sizes}
+    return ClusterRows(rows=rows, shares=shares, sizes=table.sizes)
 
 
-def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, classes: ClassTable) -> dict:
-    """Cluster (segment), predict on the clusters, apply the rules, write masks and polygons; return
-    polygons and pixel counts."""
+def predict_task(scene: Scene, figures: bool, ctx: RunContext) -> ScenePrediction:
+    """Cluster (segment), predict on the clusters, apply the rules, write masks and polygons (and the
+    cluster figures when ``figures``); return polygons and pixel counts."""
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
     from sattag.learn import load_models
@@ -115,6 +115,7 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
     from sattag.segment import cluster_pixels
     from sattag.vectorize import masks_to_polygons, read_geojson_polygons, write_geojson
 
+    run, config, classes = ctx.run, ctx.config, ctx.classes
     geojson = run.polygons_geojson(scene.id)
     masks_path = run.masks(scene.id)
     if geojson.exists() and masks_path.exists():
@@ -155,22 +156,23 @@ def predict_task(scene: Scene, figures: bool, run: RunFolder, config: Config, cl
         polygons = masks_to_polygons(result.masks, stack.grid, classes, config.vectorize)
         write_geojson(geojson, scene.id, polygons, classes, crs=stack.grid.crs)
         masks = result.masks
-    out = {"polygons": {cid: g.wkb for cid, g in polygons.items()}, "pixel": None}
+    pixel = None
     truth_path = run.truth_masks(scene.id)
     if truth_path.exists():
         from sattag.evaluate import pixel_counts
 
-        out["pixel"] = pixel_counts(masks, read_masks(truth_path)[0])
-    return out
+        pixel = pixel_counts(masks, read_masks(truth_path)[0])
+    return ScenePrediction(polygons={cid: g.wkb for cid, g in polygons.items()}, pixel=pixel)
 
 
-def explore_figures_task(scene: Scene, run: RunFolder, classes: ClassTable) -> list[str]:
+def explore_figures_task(scene: Scene, ctx: RunContext) -> list[str]:
     """Write one labelled scene's exploration figures: every band, its class masks, RGB with its truth
     polygons overlaid (read from the run folder, where :func:`labels_task` put them)."""
     from sattag.ingest import read_stack
     from sattag.labels import read_masks, read_truth_polygons
     from sattag.viz.explore import write_explore_figures
 
+    run, classes = ctx.run, ctx.classes
     stack = read_stack(run.stack(scene.id))
     truth_masks = read_masks(run.truth_masks(scene.id))[0]
     polygons = read_truth_polygons(run.truth_polygons(scene.id), classes)

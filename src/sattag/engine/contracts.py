@@ -1,0 +1,108 @@
+"""What the engine hands to its tasks and what its stages give back, as typed dataclasses.
+
+A task runs on a worker with one :class:`RunContext` (the run folder, its configuration, class table
+and label source: everything a run decides once) instead of a list of positional arguments, and
+returns one small result (pixel counts, histograms, cluster rows, polygons as WKB), never a scene's
+pixels: those stay in the run folder. The stage functions of :mod:`sattag.engine.run` gather the
+results of all scenes into :class:`Explored` and :class:`Predicted`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sattag.classes import ClassTable
+from sattag.config import Config
+from sattag.labels.source import LabelSource
+from sattag.runfolder import RunFolder
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """One run's fixed facts, sent with every task: where its files go (``run``), how it runs
+    (``config``), what it tags (``classes``) and where its truth comes from (``labels``; a source
+    that does not exist when the data has no labels). Every field pickles small: paths, not pixels."""
+
+    run: RunFolder
+    config: Config
+    classes: ClassTable
+    labels: LabelSource
+
+
+# ------------------------------------------------------------------------------------- per scene
+@dataclass(frozen=True)
+class SceneTruth:
+    """A labelled scene's truth, summarised by the ``labels`` task (its masks and polygons are in the
+    run folder).
+
+    ``counts`` int64 (C, 2): pixels inside / outside each class (class-table order); ``histograms``
+    int64 (C, B, bins): per-class band histograms; ``background`` int64 (B, bins): the histograms of
+    all the scene's pixels; ``thumbnail`` float32 (3, h, w): its display bands, subsampled
+    (:func:`sattag.ingest.scene_thumbnail`); ``bands``: the stack's band names.
+    """
+
+    counts: np.ndarray
+    histograms: np.ndarray
+    background: np.ndarray
+    thumbnail: np.ndarray
+    bands: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClusterRows:
+    """A labelled scene's clusters as rows of object-level models (the ``cluster rows`` task).
+
+    ``rows`` float32 (K, F): the object features of its K clusters; ``shares`` float32 (K, C): the
+    share of each cluster inside each class (class-table order); ``sizes`` int64 (K,): pixels.
+    """
+
+    rows: np.ndarray
+    shares: np.ndarray
+    sizes: np.ndarray
+
+
+@dataclass(frozen=True)
+class ScenePrediction:
+    """What the ``predict`` task returns of a scene (masks and polygons are written in the run folder).
+
+    ``polygons``: class id -> (Multi)Polygon as WKB bytes (small to send, exact); ``pixel``: the
+    scene's per-class pixel intersections and unions with its truth masks, two int64 (C,) arrays, or
+    None when the scene has no truth.
+    """
+
+    polygons: dict[int, bytes]
+    pixel: tuple[np.ndarray, np.ndarray] | None
+
+
+# ---------------------------------------------------------------------------------------- per run
+@dataclass
+class Explored:
+    """The ``explore`` stage over all scenes: which are ``labelled`` (the label source covers them)
+    and which ``unlabelled`` (scene ids, sorted), each labelled scene's pixel ``counts`` (C, 2), and
+    the per-class band ``histograms`` (C, B, bins) summed over the labelled scenes (None without any)."""
+
+    labelled: list[str] = field(default_factory=list)
+    unlabelled: list[str] = field(default_factory=list)
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+    histograms: np.ndarray | None = None
+
+
+@dataclass
+class Predicted:
+    """The ``predict`` stage over all scenes: ``polygons`` (scene id, class id) -> shapely geometry,
+    and ``pixel`` scene id -> (intersections, unions) per class for the scenes with truth."""
+
+    polygons: dict[tuple[str, int], Any] = field(default_factory=dict)
+    pixel: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """A whole run (:func:`sattag.engine.run.run_all`): its exploration, predictions and score table
+    (a pandas DataFrame, or None when no predicted scene has truth)."""
+
+    explored: Explored
+    predicted: Predicted
+    scores: Any = None
