@@ -102,6 +102,24 @@ def test_pixel_and_polygon_jaccard_agree_on_pixel_polygons():
     assert a == pytest.approx(b, rel=1e-9)
 
 
+def test_per_scene_polygon_counts_add_up_to_the_dstl_score():
+    """What a predict task sends back (one scene's areas) sums to the all-scenes overlay."""
+    from sattag.evaluate import polygon_counts, score_table
+
+    pred = {("s1", 1): shapely.box(0, 0, 2, 2), ("s1", 2): shapely.box(0, 0, 1, 1),
+            ("s2", 1): shapely.box(5, 5, 6, 7)}
+    truth = {("s1", 1): shapely.box(1, 1, 3, 3), ("s2", 1): shapely.box(5, 5, 6, 6), ("s2", 2): shapely.box(0, 0, 3, 1)}
+    per_scene = [polygon_counts({c: g for (s, c), g in pred.items() if s == sid},
+                                {c: g for (s, c), g in truth.items() if s == sid}, TWO) for sid in ("s1", "s2")]
+    inter, union = (sum(c[i] for c in per_scene) for i in (0, 1))
+    # class 1: s1 overlaps 1 of 7, s2 1 of 2; class 2: s1 predicts 1 where nothing is, s2 misses 3
+    np.testing.assert_allclose(inter, [2.0, 0.0])
+    np.testing.assert_allclose(union, [9.0, 4.0])
+    want = dstl_jaccard(pred, truth, TWO, scene_ids=["s1", "s2"])
+    got = score_table(TWO, inter, union)
+    np.testing.assert_allclose(got["jaccard"], want["jaccard"])
+
+
 # ------------------------------------------------------------------------------------------- files
 
 

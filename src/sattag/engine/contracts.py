@@ -68,12 +68,15 @@ class ScenePrediction:
     """What the ``predict`` task returns of a scene (masks and polygons are written in the run folder).
 
     ``polygons``: class id -> (Multi)Polygon as WKB bytes (small to send, exact); ``pixel``: the
-    scene's per-class pixel intersections and unions with its truth masks, two int64 (C,) arrays, or
-    None when the scene has no truth.
+    scene's per-class pixel intersections and unions with its truth masks, two int64 (C,) arrays;
+    ``polygon``: the same for its polygons and truth polygons, areas as two float64 (C,) arrays
+    (the overlay runs on the worker: :func:`sattag.evaluate.polygon_counts`). Both None when the
+    scene has no truth.
     """
 
     polygons: dict[int, bytes]
-    pixel: tuple[np.ndarray, np.ndarray] | None
+    pixel: tuple[np.ndarray, np.ndarray] | None = None
+    polygon: tuple[np.ndarray, np.ndarray] | None = None
 
 
 # ---------------------------------------------------------------------------------------- per run
@@ -91,11 +94,13 @@ class Explored:
 
 @dataclass
 class Predicted:
-    """The ``predict`` stage over all scenes: ``polygons`` (scene id, class id) -> shapely geometry,
-    and ``pixel`` scene id -> (intersections, unions) per class for the scenes with truth."""
+    """The ``predict`` stage over all scenes: ``polygons`` (scene id, class id) -> shapely geometry;
+    for the scenes with truth, ``pixel`` and ``polygon`` scene id -> (intersections, unions) per
+    class, pixel counts and polygon areas (:class:`ScenePrediction`)."""
 
     polygons: dict[tuple[str, int], Any] = field(default_factory=dict)
     pixel: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    polygon: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass

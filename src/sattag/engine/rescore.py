@@ -41,7 +41,7 @@ def score_run(run_dir: str | Path, source: LabelSource | None = None, classes: C
     a DSTL folder's ``train_wkt_v4.csv``.
     """
     from sattag.engine.run import score_tables, trained_on
-    from sattag.evaluate import pixel_counts, write_scores
+    from sattag.evaluate import pixel_counts, polygon_counts, write_scores
     from sattag.labels import rasterize_classes, read_masks, read_truth_polygons
 
     run = RunFolder(Path(run_dir).expanduser().resolve())
@@ -58,7 +58,7 @@ def score_run(run_dir: str | Path, source: LabelSource | None = None, classes: C
             return table
         raise InputError("no predictions to score (no polygons/*.geojson"
                          + (", no submission.csv)" if not run.submission_csv.exists() else ")"), run.root)
-    truth, pixel = {}, {}
+    truth, pixel, polygon = {}, {}, {}
     for sid in sorted({s for s, _ in polygons}):
         masks_path = run.masks(sid)
         if source is None:
@@ -78,9 +78,10 @@ def score_run(run_dir: str | Path, source: LabelSource | None = None, classes: C
             truth_masks = rasterize_classes(found, grid, classes, source=source.path, scene_id=sid)
         if pred_masks is not None and truth_masks is not None:
             pixel[sid] = pixel_counts(pred_masks, truth_masks)
+        polygon[sid] = polygon_counts({c: g for (s, c), g in polygons.items() if s == sid}, truth[sid], classes)
     if not truth:
         raise InputError("none of the predicted scenes has truth labels",
                          source.path if source is not None else run.root)
-    table = score_tables(Predicted(polygons=polygons, pixel=pixel), truth, trained_on(run), classes)
+    table = score_tables(Predicted(polygons=polygons, pixel=pixel, polygon=polygon), trained_on(run), classes)
     write_scores(run.scores_csv, table)
     return table

@@ -417,6 +417,7 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None
     polygons = {(sid, cid): shapely.from_wkb(wkb)
                 for sid in sorted(res.results) for cid, wkb in res.results[sid].polygons.items()}
     pixel = {sid: r.pixel for sid, r in res.results.items() if r.pixel is not None}
+    polygon = {sid: r.polygon for sid, r in res.results.items() if r.polygon is not None}
     with session.timed("write"):
         sample = session.data_dir / "sample_submission.csv"
         if sample.exists():
@@ -430,7 +431,7 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None
                                  classes=session.classes)
         crs = _scene_crs(session, sorted(res.results))
         write_geoparquet(session.run.polygons_parquet, polygons, crs=crs, classes=session.classes)
-    return Predicted(polygons=polygons, pixel=pixel)
+    return Predicted(polygons=polygons, pixel=pixel, polygon=polygon)
 
 
 def _scene_crs(session: Session, scene_ids: Sequence[str]) -> str | None:
@@ -445,22 +446,17 @@ def score(session: Session, predicted: Predicted) -> "object | None":
     """DSTL Jaccard (polygons) and pixel Jaccard of the labelled scenes, held-out apart from in-sample.
 
     Truth is the run's own (``truth_polygons/``, ``truth_masks/``: the label source read once and
-    clipped to each scene by :func:`explore`). A scene the models trained on is *in-sample*; any
-    other labelled scene is *held-out*. Writes ``scores.csv`` (:mod:`sattag.evaluate.scores`, held-out
+    clipped to each scene by :func:`explore`); each scene's overlay with it ran in its predict task,
+    so scoring here only adds up counts. A scene the models trained on is *in-sample*; any other
+    labelled scene is *held-out*. Writes ``scores.csv`` (:mod:`sattag.evaluate.scores`, held-out
     first) and returns its table; None when no predicted scene has truth.
     """
     from sattag.evaluate import write_scores
-    from sattag.labels import read_truth_polygons
 
-    truth = {}
-    for sid in sorted({sid for sid, _ in predicted.polygons}):
-        path = session.run.truth_polygons(sid)
-        if path.exists():
-            truth[sid] = read_truth_polygons(path, session.classes)
-    if not truth:
+    if not predicted.polygon:
         return None
     with session.timed("score"):
-        table = score_tables(predicted, truth, trained_on(session.run), session.classes)
+        table = score_tables(predicted, trained_on(session.run), session.classes)
         write_scores(session.run.scores_csv, table)
     return table
 
@@ -474,31 +470,29 @@ def trained_on(run: RunFolder) -> set[str]:
     return set(read_card_split(run.models).train)
 
 
-def score_tables(predicted: Predicted, truth: dict, train_ids: set[str], classes: ClassTable):
-    """Score tables of the scenes in ``truth``: held-out and in-sample apart, polygon and pixel.
+def score_tables(predicted: Predicted, train_ids: set[str], classes: ClassTable):
+    """Score tables of the scenes with truth (``predicted.polygon``): held-out and in-sample apart,
+    polygon and pixel.
 
-    ``predicted``: the scenes' polygons and pixel counts (:class:`Predicted`);
-    ``truth``: ``{scene: {class_id: geometry}}``; ``train_ids``: the scenes the models trained on.
+    ``predicted``: the scenes' per-class intersections and unions (:class:`Predicted`: polygon areas
+    and pixel counts); ``train_ids``: the scenes the models trained on.
     """
     import pandas as pd
 
-    from sattag.evaluate import dstl_jaccard, score_table
+    from sattag.evaluate import score_table
 
     tables = []
     for side in (HELD_OUT, IN_SAMPLE):
-        ids = [s for s in sorted(truth) if (s in train_ids) == (side == IN_SAMPLE)]
+        ids = [s for s in sorted(predicted.polygon) if (s in train_ids) == (side == IN_SAMPLE)]
         if not ids:
             continue
-        pred = {k: v for k, v in predicted.polygons.items() if k[0] in ids}
-        true = {(s, cid): g for s in ids for cid, g in truth[s].items()}
-        tables.append(dstl_jaccard(pred, true, classes, scene_ids=ids).assign(split=side, kind="polygon",
-                                                                              scenes=len(ids)))
-        counts = [predicted.pixel[s] for s in ids if s in predicted.pixel]
-        if counts:
-            # Pixel counts add up over scenes, then the ratio: the same rule as the DSTL metric.
-            inter = sum(np.asarray(c[0], np.int64) for c in counts)
-            union = sum(np.asarray(c[1], np.int64) for c in counts)
-            tables.append(score_table(classes, inter, union).assign(split=side, kind="pixel", scenes=len(counts)))
+        for kind, per_scene in (("polygon", predicted.polygon), ("pixel", predicted.pixel)):
+            counts = [per_scene[s] for s in ids if s in per_scene]
+            if counts:
+                # Intersections and unions add up over scenes, then the ratio: the DSTL metric's rule.
+                inter = sum(np.asarray(c[0], np.float64) for c in counts)
+                union = sum(np.asarray(c[1], np.float64) for c in counts)
+                tables.append(score_table(classes, inter, union).assign(split=side, kind=kind, scenes=len(counts)))
     table = pd.concat(tables, ignore_index=True)
     first = ["split", "kind", "scenes"]
     return table[first + [c for c in table.columns if c not in first]]

@@ -156,13 +156,15 @@ def predict_task(scene: Scene, figures: bool, ctx: RunContext) -> ScenePredictio
         polygons = masks_to_polygons(result.masks, stack.grid, classes, config.vectorize)
         write_geojson(geojson, scene.id, polygons, classes, crs=stack.grid.crs)
         masks = result.masks
-    pixel = None
-    truth_path = run.truth_masks(scene.id)
-    if truth_path.exists():
-        from sattag.evaluate import pixel_counts
+    pixel = polygon = None
+    if run.truth_masks(scene.id).exists() and run.truth_polygons(scene.id).exists():
+        from sattag.evaluate import pixel_counts, polygon_counts
+        from sattag.labels import read_truth_polygons
 
-        pixel = pixel_counts(masks, read_masks(truth_path)[0])
-    return ScenePrediction(polygons={cid: g.wkb for cid, g in polygons.items()}, pixel=pixel)
+        # The scene's share of the scores, here where its polygons are: only 4 C numbers go back.
+        pixel = pixel_counts(masks, read_masks(run.truth_masks(scene.id))[0])
+        polygon = polygon_counts(polygons, read_truth_polygons(run.truth_polygons(scene.id), classes), classes)
+    return ScenePrediction(polygons={cid: g.wkb for cid, g in polygons.items()}, pixel=pixel, polygon=polygon)
 
 
 def explore_figures_task(scene: Scene, ctx: RunContext) -> list[str]:
