@@ -359,3 +359,22 @@ def test_sensor_shift_is_exact(d):
     assert abs(a - gain) < 1e-3
     # (~0.004 px remain: a PSF of sigma 0.6 px sampled at whole pixels aliases a little)
     assert abs(np.arctan2(b, a)) / np.hypot(*k) < 0.01  # px
+
+
+def test_a_dataset_too_large_for_the_disk_is_not_begun(tmp_path):
+    """`sattag generate --size 1000000`: ~8 TB of GeoTIFFs. One line naming the folder and the bytes,
+    exit 1, and nothing written (not even the folder)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "huge"
+    res = subprocess.run([sys.executable, "-m", "sattag.cli", "generate", str(out), "--scenes", "2", "--train", "1",
+                          "--size", "1000000", "--quiet"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "COLUMNS": "400"})  # one line, not wrapped at 80
+    assert res.returncode == 1, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith(f"error: {out}: not enough disk space for 2 generated scene(s) (size 1000000): "
+                               "it needs up to "), lines[0]
+    assert not out.exists()

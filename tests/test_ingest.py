@@ -3,6 +3,7 @@ bad input. Real GeoTIFFs on disk, small sizes."""
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -278,3 +279,25 @@ def test_user_layout_bad_csv(tmp_path):
     (tmp_path / "scenes.csv").write_text("scene,file\na,b.tif\n")
     with pytest.raises(InputError, match="missing column"):
         discover_scenes(tmp_path)
+
+
+def test_a_stack_too_large_for_the_disk_stops_before_any_pixel_is_read(tmp_path):
+    """A (sparse, so tiny on disk) 4-band 400 000 x 400 000 px GeoTIFF: its stack would need ~1.3 TB.
+    The check reads only the header, names the scene, the bytes and the folder; nothing is written."""
+    from sattag.errors import DiskSpaceError
+
+    big = tmp_path / "big.tif"
+    with rasterio.open(big, "w", driver="GTiff", width=400_000, height=400_000, count=4, dtype="uint16",
+                       tiled=True, blockxsize=512, blockysize=512, SPARSE_OK=True, BIGTIFF="YES",
+                       crs="EPSG:32631", transform=Affine(0.3, 0, 440000, 0, -0.3, 5450000)):
+        pass  # no block written: every tile is sparse
+    assert big.stat().st_size < 50e6
+    scene = scene_from_files("huge", {"ms": big}, bit_depths={"ms": 11})
+    out = tmp_path / "stacks" / "huge.tif"
+    with pytest.raises(DiskSpaceError) as err:
+        ingest_scene(scene, out, CFG)
+    assert err.value.path == out.parent and err.value.scene == "huge"
+    assert re.fullmatch(r"not enough disk space for the stack \(4 bands of 400000 x 400000 px\): it needs up "
+                        r"to 1280\.0 GB, [0-9.]+ [GM]B free", err.value.fault), err.value.fault
+    assert str(err.value).startswith(f"{out.parent}: scene huge: not enough disk space")
+    assert not out.exists() and not list(tmp_path.glob("stacks/*"))

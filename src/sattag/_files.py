@@ -32,6 +32,26 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         raise
 
 
+def check_free_space(folder: str | Path, need_bytes: int, what: str, scene: str | None = None) -> None:
+    """Raise :class:`~sattag.errors.DiskSpaceError` naming ``folder`` (and ``scene``) when its disk has
+    less than ``need_bytes`` free for ``what`` (e.g. "the stack"): checked before a large
+    write starts, so that a full disk stops it with one line instead of a half-written file and a
+    GDAL error. ``folder`` need not exist yet (its nearest existing parent is asked)."""
+    from sattag.errors import DiskSpaceError
+
+    probe = Path(folder).resolve()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need_bytes > free:
+        raise DiskSpaceError(f"not enough disk space for {what}: it needs up to {_gb(need_bytes)}, "
+                             f"{_gb(free)} free", folder, scene)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
 _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[^.]*)?$")
 
 

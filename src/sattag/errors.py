@@ -16,6 +16,7 @@ class                   also a                 because the fault is ...
 ``AlignmentError``      ``RuntimeError``       no fault of a value: a fit that failed or is implausible
 ``ModelError``          ``OSError``            the stored models (a folder of files, read as a resource)
 ``ClusterLostError``    ``ConnectionError``    the Dask cluster: its scheduler or every worker went away
+``DiskSpaceError``      ``OSError``            the disk an output goes to: too little space left for it
 ======================  =====================  ===========================================================
 
 A missing or unreadable *input* file is an ``InputError`` (a ``ValueError``), not a
@@ -95,6 +96,10 @@ class LabelError(SattagError, ValueError):
 
 class ClusterLostError(SattagError, ConnectionError):
     """The Dask scheduler (or every worker) went away: a failure of the whole run, not of its scenes."""
+
+
+class DiskSpaceError(SattagError, OSError):
+    """The disk an output goes to has too little space left for it (checked before writing)."""
 
 
 class ModelError(SattagError, OSError):

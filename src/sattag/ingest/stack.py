@@ -326,6 +326,18 @@ def _read(path: Path, with_data: bool, threads: int = IngestConfig.gdal_threads)
     return Stack(scene_id, data, bands, grid, offsets, spreads)
 
 
+def check_stack_space(scene: Scene, path: str | Path) -> None:
+    """Raise :class:`~sattag.errors.DiskSpaceError` when the disk of ``path`` has less room than the
+    scene's stack could take: every band as uint16 on the reference grid, uncompressed (the file is
+    zstd-compressed, so this is an upper bound). From the headers alone, before any pixel is read."""
+    from sattag._files import check_free_space
+
+    info = raster_info(scene.files[0], scene.id)
+    need = len(scene.bands) * info.height * info.width * 2
+    check_free_space(Path(path).parent, need, f"the stack ({len(scene.bands)} bands of {info.height} x "
+                     f"{info.width} px)", scene=scene.id)
+
+
 def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = None,
                  progress: Callable[[int], None] | None = None) -> Stack | None:
     """Build and cache the stack of ``scene`` at ``path``; None (nothing done) when a complete stack
@@ -333,6 +345,7 @@ def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = N
     if stack_is_complete(path):
         return None
     config = config or IngestConfig()
+    check_stack_space(scene, path)
     stack = build_stack(scene, config, progress)
     write_stack(stack, path, config.gdal_threads)
     return stack

@@ -90,6 +90,19 @@ def scene_seed(seed: int, scene_id: str) -> np.random.SeedSequence:
 TILE = 1024
 
 
+def _grid_size(r_meta: np.random.Generator, size: int | None) -> tuple[int, int, int, int]:
+    """(Wf, Hf, W, H): the scene's full-size R grid drawn from ``r_meta`` (its first two draws) and the
+    R grid at ``size`` (None: full size)."""
+    Wf = int(r_meta.integers(FULL_WIDTHS[0], FULL_WIDTHS[1] + 1))
+    Hf = int(r_meta.integers(FULL_HEIGHTS[0], FULL_HEIGHTS[1] + 1))
+    if size is None:
+        return Wf, Hf, Wf, Hf
+    if size < 2 * MIN_A_PX:
+        raise ValueError(f"size must be at least {2 * MIN_A_PX} px, got {size}")
+    W = max(2 * MIN_A_PX, round(size * Wf / NOMINAL_FULL_WIDTH))
+    return Wf, Hf, W, max(2 * MIN_A_PX, round(W * Hf / Wf))
+
+
 class ScenePlan:
     """Everything about one scene but its pixels: size, extent, offsets, conditions, the laid-out and
     dressed land (vector, cheap at any size), the renderer and each group's sensor operators.
@@ -97,19 +110,19 @@ class ScenePlan:
     so a scene's pixels are the same whatever the windows.
     """
 
+    @staticmethod
+    def group_shapes(scene_id: str = "6120_2_2", size: int | None = None, seed: int = 0) -> dict[str, tuple[int, int]]:
+        """The (h, w) of each band group's file of the scene that ``ScenePlan(scene_id, size, seed)``
+        would write, without building its layout (cheap at any size: for a check before writing)."""
+        r_meta = np.random.default_rng(scene_seed(seed, scene_id).spawn(6)[3])
+        _, _, W, H = _grid_size(r_meta, size)
+        return {g: group_shape(g, H, W) for g in GROUP_BANDS}
+
     def __init__(self, scene_id: str = "6120_2_2", size: int | None = None, seed: int = 0,
                  offsets: dict[str, tuple[float, float]] | None = None):
         ss = scene_seed(seed, scene_id)
         r_geom, r_tex, r_noise, r_meta, r_cond, r_dress = (np.random.default_rng(s) for s in ss.spawn(6))
-        Wf = int(r_meta.integers(FULL_WIDTHS[0], FULL_WIDTHS[1] + 1))
-        Hf = int(r_meta.integers(FULL_HEIGHTS[0], FULL_HEIGHTS[1] + 1))
-        if size is None:
-            W, H = Wf, Hf
-        else:
-            if size < 2 * MIN_A_PX:
-                raise ValueError(f"size must be at least {2 * MIN_A_PX} px, got {size}")
-            W = max(2 * MIN_A_PX, round(size * Wf / NOMINAL_FULL_WIDTH))
-            H = max(2 * MIN_A_PX, round(W * Hf / Wf))
+        Wf, Hf, W, H = _grid_size(r_meta, size)
         xs, xmax = _fmt_extent(r_meta, r_meta.uniform(0.0090045, 0.0091881))
         ys, ymin = _fmt_extent(r_meta, r_meta.uniform(-0.009045, -0.009031))
         drawn = draw_offsets(r_meta)

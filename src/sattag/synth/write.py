@@ -17,7 +17,7 @@ from affine import Affine
 from rasterio.windows import Window
 from shapely.geometry import MultiPolygon, box, mapping
 
-from sattag._files import atomic_path, write_csv
+from sattag._files import atomic_path, check_free_space, write_csv
 from sattag.dstl import ALL_IDS, GROUP_BANDS, REAL_TRAIN_IDS
 from sattag.synth.scene import TILE, GeneratedScene, ScenePlan
 from sattag.synth.sensor import NOMINAL_FULL_WIDTH
@@ -175,6 +175,13 @@ class SceneRecord:
     wkt: tuple[str, ...]  # 10 MultipolygonWKT strings for a training scene, else empty
 
 
+def scene_bytes(scene_id: str, size: int | None = None, seed: int = 0) -> int:
+    """Bytes of a generated scene's four GeoTIFFs at most: every band's uint16 counts, uncompressed
+    (the files are deflate-compressed, so this is an upper bound for the check before writing)."""
+    shapes = ScenePlan.group_shapes(scene_id, size, seed)
+    return sum(len(GROUP_BANDS[g]) * h * w * 2 for g, (h, w) in shapes.items())
+
+
 def write_generated_scene(out: str | Path, scene_id: str, size: int | None = None, seed: int = 0,
                           offsets: dict[str, tuple[float, float]] | None = None,
                           with_labels: bool = False, tile: int = TILE) -> SceneRecord:
@@ -185,6 +192,7 @@ def write_generated_scene(out: str | Path, scene_id: str, size: int | None = Non
     same whatever ``tile``. Independent of every other scene, so an engine may map it over scenes in
     parallel and hand the records to :func:`write_dataset_tables`.
     """
+    check_free_space(out, scene_bytes(scene_id, size, seed), f"generated scene {scene_id} (size {size or 'full'})")
     plan = ScenePlan(scene_id, size=size, seed=seed, offsets=offsets)
     write_plan(out, plan, tile)
     wkt = ()
@@ -236,8 +244,11 @@ def generate_dataset(out: str | Path, n_scenes: int = 450, n_train: int = 25, si
     :func:`write_dataset_tables`.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     ids, train = dataset_scene_ids(n_scenes, n_train, seed)
+    # All scenes at once, before the first is written: a dataset that cannot fit is not begun.
+    check_free_space(out, sum(scene_bytes(sid, size, seed) for sid in ids),
+                     f"{len(ids)} generated scene(s) (size {size or 'full'})")
+    out.mkdir(parents=True, exist_ok=True)
     train_set = set(train)
     records = []
     for sid in ids:
