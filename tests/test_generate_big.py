@@ -133,3 +133,21 @@ def test_memory_follows_the_window_not_the_scene(tmp_path):
     # nearly the same for a scene of four times the pixels
     assert big < 0.5 * whole, (big, whole)
     assert big < small + 0.15 * whole, (small, big, whole)
+
+
+def test_writing_leaves_gdal_cache_as_it_was(tmp_path):
+    # the files are written under a tiny GDAL block cache (flushed at once); rasterio would leave it
+    # behind inside an outer Env, and GDAL rasterizes a row at a time under it (~10x slower)
+    from rasterio._env import get_gdal_config
+
+    from sattag.synth.scene import ScenePlan
+    from sattag.synth.write import write_plan
+
+    before = get_gdal_config("GDAL_CACHEMAX")
+    plan = ScenePlan("6120_2_2", size=100, seed=0)
+    write_plan(tmp_path / "a", plan)
+    assert get_gdal_config("GDAL_CACHEMAX") == before
+    with rasterio.Env(GDAL_NUM_THREADS=1):
+        write_plan(tmp_path / "b", plan)
+        assert get_gdal_config("GDAL_CACHEMAX") == before
+    assert get_gdal_config("GDAL_CACHEMAX") == before

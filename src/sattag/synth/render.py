@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import rasterio
 import shapely
 from affine import Affine
 from rasterio.features import rasterize
@@ -67,6 +68,44 @@ class Land:
     curves: np.ndarray   # (materials, anchors) reflectance under ``cond``
 
 
+def gdal_cache_bytes() -> int | None:
+    """GDAL's block cache limit now (bytes), None when rasterio cannot tell."""
+    try:
+        from rasterio._env import get_gdal_config  # rasterio's own (private) accessor
+
+        return int(get_gdal_config("GDAL_CACHEMAX"))
+    except Exception:  # noqa: BLE001 - callers then do without it
+        return None
+
+
+def set_gdal_cache_bytes(n: int) -> None:
+    """Set GDAL's block cache limit (bytes) outside any Env (for putting it back; see ``gdal_cache_bytes``)."""
+    try:
+        from rasterio._env import set_gdal_config
+
+        set_gdal_config("GDAL_CACHEMAX", int(n))
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def burn_shapes(shapes, out: np.ndarray, transform: Affine) -> np.ndarray:
+    """``rasterio.features.rasterize(shapes, out=out, transform=transform)`` in one pass over the shapes.
+
+    GDAL rasterizes in chunks of rows that fit its block cache (``GDAL_CACHEMAX``) and goes over every
+    shape once per chunk: under the tiny cache :func:`~sattag.synth.write.write_plan` writes with, a
+    chunk is one row and burning a scene's shapes takes ~10x longer. So while the cache is smaller
+    than ``out``, it is raised for the call (and put back after it). The pixels are the same.
+    """
+    need = out.nbytes + (1 << 20)
+    have = gdal_cache_bytes()
+    if have is not None and have >= need:
+        rasterize(shapes, out=out, transform=transform)
+    else:
+        with rasterio.Env(GDAL_CACHEMAX=max(need, 64 << 20)):
+            rasterize(shapes, out=out, transform=transform)
+    return out
+
+
 def _paint_index(L: Layout, sx: float, sy: float, shape: tuple[int, int]) -> np.ndarray:
     """int32 map of the painter's list: 1 + index of the top object at each pixel, 0 for none."""
     return _Burner([p.geom for p in L.paint], sx, sy).burn(0, shape[0], 0, shape[1], np.int32)
@@ -89,8 +128,7 @@ class _Burner:
         b = self.bounds
         sel = np.flatnonzero((b[:, 0] <= x1 + 1) & (b[:, 2] >= x0 - 1) & (b[:, 1] <= y1 + 1) & (b[:, 3] >= y0 - 1))
         if len(sel):
-            rasterize(zip(self.geoms[sel], self.values[sel].tolist()), out=out,
-                      transform=Affine.translation(x0, y0))
+            burn_shapes(zip(self.geoms[sel], self.values[sel].tolist()), out, Affine.translation(x0, y0))
         return out
 
 
@@ -264,7 +302,7 @@ def _mask(geoms: list, fx: float, fy: float, shape: tuple[int, int]) -> np.ndarr
     out = np.zeros(shape, np.uint8)
     shapes = [(g, 1) for g in scale_many(geoms, fx, fy)]
     if shapes:
-        rasterize(shapes, out=out, transform=Affine.identity())
+        burn_shapes(shapes, out, Affine.identity())
     return out
 
 

@@ -19,6 +19,7 @@ from shapely.geometry import MultiPolygon, box, mapping
 
 from sattag._files import atomic_path, check_free_space, write_csv
 from sattag.dstl import ALL_IDS, GROUP_BANDS, REAL_TRAIN_IDS
+from sattag.synth.render import gdal_cache_bytes, set_gdal_cache_bytes
 from sattag.synth.scene import TILE, GeneratedScene, ScenePlan
 from sattag.synth.sensor import NOMINAL_FULL_WIDTH
 from sattag.synth.shapes import as_multipolygon
@@ -88,9 +89,24 @@ def write_scene(out: str | Path, scene: GeneratedScene, with_labels: bool = Fals
         _write_geojson(out / "train_geojson_v3" / scene.scene_id, scene)
 
 
-#: GDAL's block cache while a scene is written window by window (MB): written rows are flushed to the
-#: file instead of piling up in memory.
+#: GDAL's block cache while a scene is written window by window. rasterio hands an integer
+#: ``GDAL_CACHEMAX`` to GDAL as bytes (not MB), so this is 64 *bytes*: every block is flushed to its
+#: file as soon as it is written instead of piling up in memory. (The name is kept for callers.)
 WRITE_CACHE_MB = 64
+
+
+@contextlib.contextmanager
+def _write_cache():
+    """GDAL's block cache at ``WRITE_CACHE_MB`` inside, and back to what it was after: rasterio leaves
+    an inner Env's cache size behind when an outer Env is open, and a tiny cache slows everything
+    GDAL does later (rasterizing most)."""
+    before = gdal_cache_bytes()
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB):
+            yield
+    finally:
+        if before is not None and gdal_cache_bytes() != before:
+            set_gdal_cache_bytes(before)
 
 
 def write_plan(out: str | Path, plan: ScenePlan, tile: int = TILE) -> None:
@@ -102,7 +118,7 @@ def write_plan(out: str | Path, plan: ScenePlan, tile: int = TILE) -> None:
     tiles = plan.tiles(tile)
     rows = sorted({(y0, y1) for y0, y1, _, _ in tiles})
     with contextlib.ExitStack() as stack:
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB))
+        stack.enter_context(_write_cache())
         dsts = {}
         for grp, (path, georef) in files.items():
             tmp = stack.enter_context(atomic_path(path))
