@@ -192,9 +192,10 @@ def test_report_headline_is_held_out(held_out_run):
     assert "held-out mean Jaccard" in html and "in-sample mean Jaccard" in html
     assert html.index("held-out mean Jaccard") < html.index("in-sample mean Jaccard")
     assert "neighbouring pixels leak" in html
-    # what the models see and the thresholds chosen for them (1 validation scene of the 2 training ones)
+    # what the models see and the thresholds chosen for them: 2 training scenes, 2 folds, each
+    # scene validating once
     assert "Features: <b>context</b>" in html and "what each model uses most" in html
-    assert "thresholds tuned for the Jaccard on 1 validation scene(s)" in html
+    assert "thresholds tuned for the Jaccard on 2 validation scene(s) in 2 fold(s)" in html
 
 
 def test_split_by_fraction_and_names():

@@ -58,3 +58,41 @@ def test_cluster_threshold_is_the_exact_pixel_jaccard_of_painted_clusters():
     assert j == pytest.approx(max(brute), abs=0.005 + 1e-9)
     assert brute[list(GRID).index(t)] == pytest.approx(j)
     assert best_cluster_threshold(p, np.zeros(300), size) == (0.5, pytest.approx(float("nan"), nan_ok=True))
+
+
+def test_tuning_folds_validate_every_training_scene_once():
+    from sattag.learn import tuning_folds
+
+    folds = tuning_folds(["a", "b", "c", "d", "e"], 2, 0.25, seed=0)
+    assert len(folds) == 2
+    held = [s for f in folds for s in f.held_out]
+    assert sorted(held) == list("abcde")  # each scene validates exactly once
+    for f in folds:
+        assert not set(f.train) & set(f.held_out) and set(f.train) | set(f.held_out) == set("abcde")
+    assert len(tuning_folds(["a", "b"], 5, 0.25)) == 2  # no more folds than scenes
+    assert tuning_folds(["a"], 2, 0.25) == []
+    one = tuning_folds(["a", "b", "c", "d"], 1, 0.25, seed=1)  # 1: the single validation split
+    assert len(one) == 1 and one[0] == validation_scenes(["a", "b", "c", "d"], 0.25, seed=1)
+
+
+def test_pooled_folds_pick_the_threshold_of_all_their_pixels_together():
+    """A fold whose few class pixels favour a far threshold does not decide alone: the counts of
+    every fold are added before the best threshold is picked."""
+    from sattag.learn import cluster_threshold_counts, pooled_threshold
+    from sattag.learn.thresholds import GRID
+
+    rng = np.random.default_rng(4)
+    folds = []
+    for k in range(3):
+        p = rng.uniform(0, 1, 400)
+        size = rng.integers(1, 300, 400).astype(float)
+        inside = np.round(size * np.clip(p + rng.normal(0, 0.35, 400), 0, 1))
+        folds.append((p, inside, size - inside))
+    t, j = pooled_threshold([cluster_threshold_counts(*f) for f in folds])
+    p, inside, outside = (np.concatenate(x) for x in zip(*folds))
+    brute = [inside[p >= g].sum() / (inside.sum() + outside[p >= g].sum()) for g in GRID]
+    assert brute[list(GRID).index(t)] == pytest.approx(j) and j == pytest.approx(max(brute), abs=0.005 + 1e-9)
+    # a tiny fold alone would pull the threshold to the far end of the grid
+    tiny = (np.array([0.06, 0.3]), np.array([5.0, 0.0]), np.array([0.0, 50.0]))
+    assert pooled_threshold([cluster_threshold_counts(*tiny)])[0] == 0.06
+    assert pooled_threshold([cluster_threshold_counts(*f) for f in (*folds, tiny)])[0] == pytest.approx(t, abs=0.03)

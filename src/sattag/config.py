@@ -365,8 +365,12 @@ class SplitConfig:
     default_holdout: float = field(default=0.2, metadata=within("(0, 1)"))
     min_scenes: int = field(default=4, metadata=within("[2, inf)"))
     auc_pixels: int = field(default=50_000, metadata=within("[1, inf)"))
-    # Share of the training scenes a first model leaves out to tune the thresholds on (at least one,
-    # when there are two or more training scenes); the final models then train on all of them.
+    # Thresholds are tuned on the training scenes in folds by scene: a first model set per fold
+    # trains without that fold's scenes and predicts them; the folds' counts are added up, so every
+    # training scene validates once (at most as many folds as training scenes). 1: a single split,
+    # ``validation`` of the training scenes (at least one) left out. The final models then train on
+    # all of them. Why folds: one validation scene holds too few objects of a rare class (README).
+    tuning_folds: int = field(default=2, metadata=within("[1, inf)"))
     validation: float = field(default=0.25, metadata=within("[0, 1)"))
     # Pixels in and out of each class the first (threshold-choosing) models train on: a quarter of
     # the final models' sample costs a quarter of their training time and moves the chosen

@@ -257,15 +257,16 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
     train; the held-out scenes then give each model's AUC
     on scenes it never saw (``auc.csv`` rows ``split=held-out``), beside the 90/10 pixel-split AUC
     of the training scenes (``split=in-sample``: neighbouring pixels leak, so it flatters).
-    With ``[predict] tune_thresholds`` and two or more training scenes, a first model set trained
-    without ``[split] validation`` of them chooses each class's threshold for the best Jaccard on
-    those (:mod:`sattag.learn.thresholds`); the final models train on all training scenes and carry
-    the thresholds in their card. Skips training when ``models/card.json`` is already there (a
+    With ``[predict] tune_thresholds`` and two or more training scenes, the training scenes are
+    split into ``[split] tuning_folds`` folds by scene; per fold a first model set trained without
+    the fold's scenes predicts them, and each class's threshold is the one with the best Jaccard
+    over all folds together (:mod:`sattag.learn.thresholds`); the final models train on all
+    training scenes and carry the thresholds in their card. Skips training when ``models/card.json`` is already there (a
     resumed run).
     """
     from sattag.ingest import read_stack_metadata
     from sattag.learn import (auc_table, cap_samples, samples_auc, tune_cluster_thresholds, tune_thresholds,
-                              validation_scenes, write_auc)
+                              tuning_folds, write_auc)
 
     models_dir = session.run.models
     if (models_dir / "card.json").exists():
@@ -286,25 +287,29 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
         train_ids = [s for s in train_ids if s in objects]
         held = [s for s in held if s in objects]
     thresholds = None
-    tuning = validation_scenes(train_ids, session.config.split.validation, session.config.split.seed)
-    if session.config.predict.tune_thresholds and tuning.held_out:
-        # A first model set that does not see the validation scenes chooses the thresholds there.
-        first = _fit(session, scenes, explored, tuning.train, bands, "train (for thresholds)",
-                     most=session.config.split.tuning_pixels, objects=objects)
-        with session.timed("tune thresholds"):
+    sc = session.config.split
+    folds = tuning_folds(train_ids, sc.tuning_folds, sc.validation, sc.seed)
+    if session.config.predict.tune_thresholds and folds:
+        # Per fold, a first model set that does not see the fold's scenes predicts them; the
+        # thresholds are chosen on all folds' counts together.
+        parts = []
+        for fold in folds:
+            first = _fit(session, scenes, explored, fold.train, bands, "train (for thresholds)",
+                         most=sc.tuning_pixels, objects=objects)
             if objects is not None:
-                v = [objects[s] for s in tuning.held_out]
-                thresholds = tune_cluster_thresholds(first, np.concatenate([o.rows for o in v]),
-                                                     np.concatenate([o.shares for o in v]),
-                                                     np.concatenate([o.sizes for o in v]))
+                v = [objects[s] for s in fold.held_out]
+                parts.append((first, np.concatenate([o.rows for o in v]), np.concatenate([o.shares for o in v]),
+                              np.concatenate([o.sizes for o in v])))
             else:
-                samples = _evaluation_sample(session, scenes, explored, tuning.held_out, "sample validation")
-                totals = {cid: tuple(int(v) for v in sum(explored.counts[s][i] for s in tuning.held_out))
+                totals = {cid: tuple(int(v) for v in sum(explored.counts[s][i] for s in fold.held_out))
                           for i, cid in enumerate(session.classes.ids)}
-                thresholds = tune_thresholds(first, samples, totals)
-                del samples
-            thresholds = thresholds.assign(validation_scenes=len(tuning.held_out))
-        del first
+                parts.append((first, _evaluation_sample(session, scenes, explored, fold.held_out,
+                                                        "sample validation"), totals))
+        with session.timed("tune thresholds"):
+            thresholds = tune_cluster_thresholds(parts) if objects is not None else tune_thresholds(parts)
+            thresholds = thresholds.assign(validation_scenes=sum(len(f.held_out) for f in folds),
+                                           folds=len(folds))
+        del parts
     model_set = _fit(session, scenes, explored, train_ids, bands, "train",
                      pairs=pairs_for(session.config.model, session.classes), objects=objects)
     model_set.split = session.split

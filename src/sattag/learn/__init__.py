@@ -23,8 +23,9 @@ from sattag.learn.sample import (
     scene_entropy,
 )
 from sattag.learn.split import (HELD_OUT, IN_SAMPLE, SceneSplit, kfold_scenes, split_for, split_scenes,
-                                validation_scenes)
-from sattag.learn.thresholds import best_cluster_threshold, best_threshold, tune_cluster_thresholds, tune_thresholds
+                                tuning_folds, validation_scenes)
+from sattag.learn.thresholds import (best_cluster_threshold, best_threshold, cluster_threshold_counts,
+                                     pixel_threshold_counts, pooled_threshold, tune_cluster_thresholds, tune_thresholds)
 from sattag.learn.train import (AUC_COLUMNS, auc_table, check_device, read_auc, roc_auc, samples_auc, split_train_valid,
                                 train_models, train_pairs, write_auc)
 
@@ -35,7 +36,11 @@ __all__ = [
     "tune_thresholds",
     "tune_cluster_thresholds",
     "best_cluster_threshold",
+    "cluster_threshold_counts",
+    "pixel_threshold_counts",
+    "pooled_threshold",
     "validation_scenes",
+    "tuning_folds",
     "AUC_COLUMNS",
     "HELD_OUT",
     "IN_SAMPLE",

@@ -107,6 +107,20 @@ def validation_scenes(train: Sequence[str], fraction: float, seed: int = 0) -> S
     return SceneSplit(tuple(s for s in train if s not in chosen), tuple(s for s in train if s in chosen))
 
 
+def tuning_folds(train: Sequence[str], folds: int, fraction: float, seed: int = 0) -> list[SceneSplit]:
+    """The folds thresholds are tuned on (``[split] tuning_folds``): ``folds`` >= 2 splits the
+    training scenes ``train`` by scene (:func:`kfold_scenes`, at most one fold per scene), each
+    fold's ``held_out`` scenes validating models trained on its ``train``; ``folds`` = 1 is one split
+    leaving out ``fraction`` of them (:func:`validation_scenes`). None with fewer than two scenes."""
+    train = sorted(dict.fromkeys(train))
+    if len(train) < 2:
+        return []
+    if folds >= 2:
+        return kfold_scenes(train, min(int(folds), len(train)), seed + 7919)
+    one = validation_scenes(train, fraction, seed)
+    return [one] if one.held_out else []
+
+
 def kfold_scenes(labelled: Sequence[str], k: int, seed: int = 0) -> list[SceneSplit]:
     """``k`` splits by scene: every labelled scene is held out in exactly one fold.
 

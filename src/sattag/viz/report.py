@@ -381,8 +381,10 @@ def _models_html(run: RunFolder, classes: ClassTable) -> str:
         if thresholds:
             frame = pd.DataFrame(thresholds)
             n = int(frame["validation_scenes"].iloc[0]) if "validation_scenes" in frame else 0
+            k = int(frame["folds"].iloc[0]) if "folds" in frame else 1
             cols = [c for c in ("class_id", "class", "threshold", "jaccard", "jaccard_at_0.5") if c in frame]
-            out.append(f"<div><h3>{_e(f'thresholds tuned for the Jaccard on {n} validation scene(s) (pixel Jaccard there at the threshold and at 0.5)')}"
+            how = f"{n} validation scene(s) in {k} fold(s)" if k > 1 else f"{n} validation scene(s)"
+            out.append(f"<div><h3>{_e(f'thresholds tuned for the Jaccard on {how} (pixel Jaccard there at the threshold and at 0.5)')}"
                        f"</h3>{_table(frame, cols, classes=classes)}</div>")
         else:
             out.append(_note("thresholds not tuned (one training scene, or [predict] tune_thresholds = false): "
