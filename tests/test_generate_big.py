@@ -61,6 +61,25 @@ def test_random_fields_are_functions_of_position():
     assert abs(float(whole.std()) - 1.0) < 1e-4  # divided by the whole field's exact std
 
 
+def test_burner_burns_what_rasterio_burns():
+    from affine import Affine
+    from rasterio.features import rasterize
+    from shapely.geometry import GeometryCollection, LineString, MultiPolygon, Point, Polygon, box
+
+    from sattag.synth.render import _Burner
+    from sattag.synth.shapes import scale_many
+
+    holed = box(10, 10, 60, 50).difference(Point(30, 30).buffer(8))
+    geoms = [holed, Polygon(), MultiPolygon([box(70, 5, 90, 20), box(75, 30, 95, 60).difference(box(80, 40, 85, 45))]),
+             GeometryCollection([box(5, 60, 30, 80), LineString([(0, 0), (100, 90)])]), Point(50, 50).buffer(20)]
+    b = _Burner(geoms, 1.3, 0.9)
+    ref = [(g, k + 1) for k, g in enumerate(scale_many(geoms, 1.3, 0.9)) if not g.is_empty]
+    for y0, y1, x0, x1 in ((0, 80, 0, 130), (20, 47, 33, 101), (-5, 30, 90, 140)):
+        want = rasterize(ref, out=np.zeros((y1 - y0, x1 - x0), np.int32), transform=Affine.translation(x0, y0))
+        assert np.array_equal(b.burn(y0, y1, x0, x1, np.int32), want)
+    assert b.burn(0, 80, 0, 130, np.int32).max() == 5
+
+
 # ---- whole scenes
 
 

@@ -113,22 +113,78 @@ def _paint_index(L: Layout, sx: float, sy: float, shape: tuple[int, int]) -> np.
 
 class _Burner:
     """Geometries (fpx) scaled once to a grid of ``sx``, ``sy`` px per fpx, burnt into any window of it
-    (values 1 + index, later ones on top); only those whose bounds reach the window are handed over."""
+    (values 1 + index, later ones on top); only those whose bounds reach the window are handed over.
+
+    Polygons and multipolygons are kept as one flat array of their rings' coordinates and handed to
+    rasterio as the GeoJSON it would make of them itself (a multipolygon as its polygons, one after
+    the other, as rasterio splits it): the same shapes, the same pixels, without shapely's slow
+    ``__geo_interface__`` per shape and window. Any other geometry goes to rasterio as it is.
+    """
 
     def __init__(self, geoms, sx: float, sy: float, values=None):
-        scaled = scale_many(list(geoms), sx, sy)
-        vals = list(range(1, len(scaled) + 1)) if values is None else list(values)
-        keep = [k for k, g in enumerate(scaled) if not g.is_empty]
-        self.geoms = np.array([scaled[k] for k in keep], dtype=object)
-        self.values = np.array([vals[k] for k in keep])
-        self.bounds = shapely.bounds(self.geoms) if len(keep) else np.zeros((0, 4))
+        geoms = list(geoms)
+        vals = list(range(1, len(geoms) + 1)) if values is None else list(values)
+        arr = np.empty(len(geoms), dtype=object)
+        arr[:] = geoms
+        keep = np.flatnonzero(~shapely.is_empty(arr)) if len(arr) else np.zeros(0, np.int64)
+        arr = arr[keep]
+        self.values = np.array([vals[k] for k in keep], dtype=np.int64)
+        n = len(arr)
+        mul, add = np.array([sx, sy]), np.array([0.0, 0.0])  # as :func:`scale_many`
+        # polygons and multipolygons whose every part has an exterior: flat rings
+        types = shapely.get_type_id(arr) if n else np.zeros(0, np.int64)
+        flat = (types == 3) | (types == 6)
+        parts, pidx = shapely.get_parts(arr[flat], return_index=True)
+        rings, ridx = shapely.get_rings(parts, return_index=True)
+        n_rings = np.bincount(ridx, minlength=len(parts))
+        bad = np.unique(pidx[n_rings == 0])  # an empty part: rasterio's own checks decide
+        if len(bad):
+            flat[np.flatnonzero(flat)[bad]] = False
+            parts, pidx = shapely.get_parts(arr[flat], return_index=True)
+            rings, ridx = shapely.get_rings(parts, return_index=True)
+            n_rings = np.bincount(ridx, minlength=len(parts))
+        xy, cidx = shapely.get_coordinates(rings, return_index=True)
+        self.xy = xy * mul + add
+        self.ring_off = np.concatenate([[0], np.cumsum(np.bincount(cidx, minlength=len(rings)))])
+        self.part_off = np.concatenate([[0], np.cumsum(n_rings)])
+        shape_parts = np.zeros(n, np.int64)
+        shape_parts[flat] = np.bincount(pidx, minlength=int(flat.sum()))
+        self.shape_off = np.concatenate([[0], np.cumsum(shape_parts)])
+        self.flat = flat.tolist()
+        self._offs = None
+        # the rest as scaled geometries
+        self.other = {int(k): g for k, g in zip(np.flatnonzero(~flat), scale_many(list(arr[~flat]), sx, sy))}
+        self.bounds = np.zeros((n, 4))
+        if flat.any():
+            first = self.ring_off[self.part_off[self.shape_off[:-1][flat]]]
+            self.bounds[flat, :2] = np.minimum.reduceat(self.xy, first, axis=0)
+            self.bounds[flat, 2:] = np.maximum.reduceat(self.xy, first, axis=0)
+        if self.other:
+            ks = np.array(list(self.other))
+            self.bounds[ks] = shapely.bounds(np.array(list(self.other.values()), dtype=object))
+
+    def shapes(self, sel: np.ndarray) -> list:
+        """(GeoJSON-like geometry, value) of shapes ``sel`` in order, for :func:`rasterio.features.rasterize`."""
+        xy, flat, other = self.xy, self.flat, self.other
+        if self._offs is None:  # Python ints index faster in the loop below
+            self._offs = (self.ring_off.tolist(), self.part_off.tolist(), self.shape_off.tolist())
+        ro, po, so = self._offs
+        out = []
+        for k, v in zip(sel.tolist(), self.values[sel].tolist()):
+            if not flat[k]:
+                out.append((other[k], v))
+                continue
+            for p in range(so[k], so[k + 1]):
+                rings = [xy[ro[r]:ro[r + 1]].tolist() for r in range(po[p], po[p + 1])]
+                out.append(({"type": "Polygon", "coordinates": rings}, v))
+        return out
 
     def burn(self, y0: int, y1: int, x0: int, x1: int, dtype=np.uint8) -> np.ndarray:
         out = np.zeros((y1 - y0, x1 - x0), dtype)
         b = self.bounds
         sel = np.flatnonzero((b[:, 0] <= x1 + 1) & (b[:, 2] >= x0 - 1) & (b[:, 1] <= y1 + 1) & (b[:, 3] >= y0 - 1))
         if len(sel):
-            burn_shapes(zip(self.geoms[sel], self.values[sel].tolist()), out, Affine.translation(x0, y0))
+            burn_shapes(self.shapes(sel), out, Affine.translation(x0, y0))
         return out
 
 
