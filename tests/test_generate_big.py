@@ -80,6 +80,39 @@ def test_burner_burns_what_rasterio_burns():
     assert b.burn(0, 80, 0, 130, np.int32).max() == 5
 
 
+def test_compiled_loops_give_numpys_values(monkeypatch):
+    from sattag.synth import _kernels, render, sensor
+    from sattag.synth.spectra import MATERIAL_NAMES, draw_conditions, material_curves
+
+    rng = np.random.default_rng(4)
+    img = rng.random((120, 130), dtype=np.float32) * 3000 - 50
+    ops = [(sensor_op(120, 120, 0.4), sensor_op(130, 130, -1.3)), (lowpass_op(120, 30), lowpass_op(130, 32)),
+           (sensor_op(120, 30, 2.4), sensor_op(130, 32, -7.3)), (sensor_op(120, 8, -13.0), sensor_op(130, 8, 5.5))]
+    for ty, tx in ops:
+        (ya, yb), (xa, xb) = ty.span(0, ty.idx.shape[0]), tx.span(0, tx.idx.shape[0])
+        args = (img[ya:yb, xa:xb], (ya, xa), ty, (0, ty.idx.shape[0]), tx, (0, tx.idx.shape[0]))
+        monkeypatch.setattr(sensor, "kernels", lambda n: None)
+        want = apply_sep(*args)
+        monkeypatch.setattr(sensor, "kernels", lambda n: _kernels)
+        got = apply_sep(*args)
+        assert got.dtype == want.dtype == np.float32 and np.array_equal(got, want)
+    cond = draw_conditions(np.random.default_rng(2))
+    for ss in (1, 2):
+        h, w = 64, 90
+        land = render.Land(rng.integers(0, len(MATERIAL_NAMES), (h, w), dtype=np.uint8),
+                           rng.integers(0, len(MATERIAL_NAMES), (h, w), dtype=np.uint8),
+                           rng.random((h, w), dtype=np.float32), rng.random((h, w), dtype=np.float32) * 1.5,
+                           rng.standard_normal((h, w), dtype=np.float32),
+                           rng.random((h + 6, w + 4), dtype=np.float32)[3:-3, 2:-2],  # a window of a larger array
+                           ss, cond, material_curves(cond))
+        for band in ("P", "R", "M5", "M7", "A3", "A8"):
+            monkeypatch.setattr(render, "kernels", lambda n: None)
+            want = render.band_radiance_r(band, land)
+            monkeypatch.setattr(render, "kernels", lambda n: _kernels)
+            got = render.band_radiance_r(band, land)
+            assert got.shape == (h // ss, w // ss) and np.array_equal(got, want), (ss, band)
+
+
 # ---- whole scenes
 
 

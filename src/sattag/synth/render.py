@@ -32,7 +32,7 @@ from rasterio.features import rasterize
 
 from sattag.dstl import BIT_DEPTH
 from sattag.synth.layout import Layout
-from sattag.synth.sensor import DARK, GAIN, Taps, apply_sep, block_normal, cubic_op
+from sattag.synth.sensor import DARK, GAIN, Taps, apply_sep, block_normal, cubic_op, kernels
 from sattag.synth.shapes import scale_many
 from sattag.synth.spectra import (MAT, MATERIAL_NAMES, TEX, VEG, Conditions, atmosphere, band_average, band_centre,
                                   material_curves)
@@ -454,8 +454,9 @@ def _shadows(L: Layout, cond: Conditions, fx: float, fy: float, shape: tuple[int
     return _Shadows(L, cond, fx, fy, shape).window(0, shape[0], 0, shape[1])
 
 
-def band_radiance(band: str, land: Land) -> np.ndarray:
-    """Radiance of one band on the fine grid in counts before the sensor: (h, w) float32."""
+def _band_terms(band: str, land: Land) -> tuple[np.ndarray, np.ndarray, np.float32, np.float32]:
+    """(lut, vlut, shade - 1, dark + path) of ``band`` for :func:`band_radiance`: counts per material
+    (lut), their change per unit of plant vigour (vlut), the light a shadow takes away and the offset."""
     c = land.cond
     bits = BIT_DEPTH["A"] if band.startswith("A") else 11
     refl = band_average(land.curves, band).astype(np.float32)
@@ -469,6 +470,12 @@ def band_radiance(band: str, land: Land) -> np.ndarray:
     lut[: refl.size] = gain * trans * refl
     vlut = np.zeros(256, np.float32)
     vlut[: refl.size] = gain * trans * veg * refl * vsign
+    return lut, vlut, np.float32(shade - 1.0), np.float32(DARK[bits] + gain * path)
+
+
+def band_radiance(band: str, land: Land) -> np.ndarray:
+    """Radiance of one band on the fine grid in counts before the sensor: (h, w) float32."""
+    lut, vlut, shade1, base = _band_terms(band, land)
     out = cv2.LUT(land.mat, lut)
     other = cv2.LUT(land.mat2, lut)
     other -= out
@@ -479,10 +486,25 @@ def band_radiance(band: str, land: Land) -> np.ndarray:
     v *= land.vig
     out += v
     # in a shadow only skylight: light = 1 - shadow * (1 - shade)
-    light = land.shadow * np.float32(shade - 1.0)
+    light = land.shadow * shade1
     light += 1.0
     out *= light
-    out += np.float32(DARK[bits] + gain * path)
+    out += base
+    return out
+
+
+def band_radiance_r(band: str, land: Land) -> np.ndarray:
+    """``to_r_grid(band_radiance(band, land), land.ss)``: one band's radiance on the R grid, in one
+    pass (:mod:`sattag.synth._kernels`) where that pays, without the fine-grid image; the same values."""
+    ss = land.ss
+    h, w = land.mat.shape
+    k = kernels(land.mat.size)
+    if k is None:
+        return to_r_grid(band_radiance(band, land), ss)
+    lut, vlut, shade1, base = _band_terms(band, land)
+    out = np.empty((h // ss, w // ss), np.float32)
+    k.radiance_r(land.mat, land.mat2, land.frac, land.bright, land.vig, land.shadow, lut, vlut, shade1, base, ss,
+                 np.float32(1.0 / (ss * ss)), out)
     return out
 
 

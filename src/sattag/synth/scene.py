@@ -14,7 +14,7 @@ from shapely.geometry import MultiPolygon, box
 from sattag.dstl import BIT_DEPTH, CLASS_LAYERS, GROUP_BANDS, dstl_transform
 from sattag.synth.dress import dress
 from sattag.synth.layout import make_layout
-from sattag.synth.render import Renderer, band_radiance, supersampling, to_r_grid
+from sattag.synth.render import Renderer, band_radiance_r, supersampling
 from sattag.synth.sensor import (DARK, FULL_HEIGHTS, FULL_WIDTHS, MIN_A_PX, NOISE, NOMINAL_FULL_WIDTH, apply_sep,
                                  block_normal, draw_offsets, group_shape, lowpass_op, sensor_op)
 from sattag.synth.shapes import as_multipolygon, fast_union, polys_of, scale_many
@@ -192,7 +192,7 @@ class ScenePlan:
         origin = (ya, xa)
 
         def radiance(band: str) -> np.ndarray:
-            return to_r_grid(band_radiance(band, land), self.sub)
+            return band_radiance_r(band, land)
 
         pan = radiance("P")
         for gi, (g, names) in enumerate(GROUP_BANDS.items()):

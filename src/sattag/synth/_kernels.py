@@ -1,0 +1,84 @@
+"""Compiled (numba) loops for the renderer's per-pixel arithmetic, the same float32 operations in the same
+order as the numpy code they stand for (:func:`sattag.synth.sensor.apply_sep`,
+:func:`sattag.synth.render.band_radiance` + :func:`~sattag.synth.render.to_r_grid`): the same values,
+bit for bit, in one pass instead of a pass (and a temporary array) per operation.
+
+Products and sums are rounded to float32 one at a time, as numpy does them: no fast-math, so no fused
+multiply-add and no reordering (numba asks LLVM for neither unless told to).
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def sep_columns_t(cols_t, ix, wx, out_t):
+    """``out_t[c, r] = sum_t wx[c, t] * cols_t[ix[c, t], r]``, taps in order (the column pass of
+    :func:`~sattag.synth.sensor.apply_sep` on the transposed window: ``cols_t`` = input columns x rows)."""
+    nx, kx = ix.shape
+    nr = cols_t.shape[1]
+    for c in range(nx):
+        o = out_t[c]
+        a = cols_t[ix[c, 0]]
+        w = wx[c, 0]
+        for r in range(nr):
+            o[r] = a[r] * w
+        for t in range(1, kx):
+            a = cols_t[ix[c, t]]
+            w = wx[c, t]
+            for r in range(nr):
+                o[r] += a[r] * w
+
+
+@numba.njit(cache=True, nogil=True)
+def sep_rows(tmp, iy, wy, out):
+    """``out[j, c] = sum_t wy[j, t] * tmp[iy[j, t], c]``, taps in order (the row pass)."""
+    ny, ky = iy.shape
+    nc = tmp.shape[1]
+    for j in range(ny):
+        o = out[j]
+        a = tmp[iy[j, 0]]
+        w = wy[j, 0]
+        for c in range(nc):
+            o[c] = a[c] * w
+        for t in range(1, ky):
+            a = tmp[iy[j, t]]
+            w = wy[j, t]
+            for c in range(nc):
+                o[c] += a[c] * w
+
+
+@numba.njit(cache=True, nogil=True)
+def radiance_r(mat, mat2, frac, bright, vig, shadow, lut, vlut, shade1, base, ss, inv, out):
+    """One band's radiance on the R grid from the fine-grid land: per fine pixel
+    ``((lut[m] + (lut[m2] - lut[m]) * frac) * bright + vlut[m] * vig) * (shadow * shade1 + 1) + base``,
+    each R pixel the sum of its ``ss`` x ``ss`` sub-pixels (row by row, from the top left) times ``inv``."""
+    one = np.float32(1.0)
+    h, w = out.shape
+    for y in range(h):
+        for x in range(w):
+            acc = np.float32(0.0)
+            for i in range(ss):
+                fy = y * ss + i
+                for j in range(ss):
+                    fx = x * ss + j
+                    m = mat[fy, fx]
+                    v = lut[m]
+                    d = lut[mat2[fy, fx]] - v
+                    d *= frac[fy, fx]
+                    v += d
+                    v *= bright[fy, fx]
+                    g = vlut[m] * vig[fy, fx]
+                    v += g
+                    light = shadow[fy, fx] * shade1
+                    light += one
+                    v *= light
+                    v += base
+                    if i == 0 and j == 0:
+                        acc = v
+                    else:
+                        acc += v
+            if ss > 1:
+                acc *= inv
+            out[y, x] = acc
