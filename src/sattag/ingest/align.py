@@ -42,12 +42,20 @@ fit is repeated on a 3x3 grid of windows (one centred in each cell of a 3x3 spli
 overlap); the largest distance of a window's offset from the centre's is the group's *spread*
 (``spread_px`` in offsets.csv), and an :class:`AlignmentWarning` names scene, group and spread when
 it exceeds ``warn_px`` (0.2 px). The stack still applies the centre's shift.
+
+Windows. A fit reads only its window of the target and the reference pixels that window can reach
+(:func:`fit_region`: the window's footprint plus 1.5 ``max_shift_px`` and the kernels). The fits run
+on a :class:`FitImages` source, which hands out those parts: :class:`ArrayImages` cuts them from
+whole arrays (:func:`estimate_offset`, :func:`offset_spread`), the stack builder renders them window
+by window from the band files (``sattag.ingest.stack``), so a scene of any size is aligned in
+bounded memory. Both give the same result for the same pixels.
 """
 from __future__ import annotations
 
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numba
@@ -60,7 +68,8 @@ from sattag.errors import AlignmentError
 MIN_ALIGN_PX = 40
 
 __all__ = ["MIN_ALIGN_PX", "AlignmentWarning", "GroupGeometry", "render_on_group_grid", "estimate_offset",
-           "central_window", "grid_windows", "offset_spread", "spectral_class_features"]
+           "central_window", "grid_windows", "offset_spread", "spectral_class_features", "FitImages",
+           "ArrayImages", "fit_region", "fit_offset", "spread_from"]
 
 
 class AlignmentWarning(UserWarning):
@@ -90,13 +99,15 @@ class GroupGeometry:
         return ax, ay
 
 
-def central_window(h: int, w: int, size: int) -> tuple[int, int, int, int]:
-    """``(row0, col0, height, width)`` of a central window at most ``size`` square."""
-    hh, ww = min(h, size), min(w, size)
+def central_window(h: int, w: int, size: int | tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(row0, col0, height, width)`` of a central window at most ``size`` square (or at most
+    ``size = (height, width)``)."""
+    sh, sw = (size, size) if isinstance(size, (int, np.integer)) else size
+    hh, ww = min(h, int(sh)), min(w, int(sw))
     return (h - hh) // 2, (w - ww) // 2, hh, ww
 
 
-def grid_windows(h: int, w: int, size: int, n: int = 3) -> list[tuple[int, int, int, int]]:
+def grid_windows(h: int, w: int, size: int | tuple[int, int], n: int = 3) -> list[tuple[int, int, int, int]]:
     """``(row0, col0, height, width)`` of ``n`` x ``n`` windows across an ``h`` x ``w`` image, row by
     row: each at most ``size`` square, centred in its cell of an ``n`` x ``n`` split of the image (so
     windows never overlap). Windows with a side under :data:`MIN_ALIGN_PX` are left out, as
@@ -386,6 +397,75 @@ def _polish(feats: np.ndarray, target: np.ndarray, geom: GroupGeometry, cell: fl
     return dx, dy
 
 
+class FitImages(Protocol):
+    """What a fit reads: parts of the candidate bands on the reference grid and of the target.
+
+    ``ref_shape``: (H, W) of the reference grid; ``target_shape``: (h, w) of the target's image;
+    ``n_partner``: how many candidate bands. ``partner(region)``: the candidate bands over reference
+    rows ``[y0, y1)`` and columns ``[x0, x1)`` (``region = (y0, y1, x0, x1)``), a list of (y1 - y0,
+    x1 - x0) float32 arrays; ``target(window)``: the target over ``window = (row0, col0, height,
+    width)`` of its image, (height, width) float32.
+    """
+
+    ref_shape: tuple[int, int]
+    target_shape: tuple[int, int]
+    n_partner: int
+
+    def partner(self, region: tuple[int, int, int, int]) -> list[np.ndarray]: ...
+
+    def target(self, window: tuple[int, int, int, int]) -> np.ndarray: ...
+
+
+class ArrayImages:
+    """A :class:`FitImages` over whole arrays: ``partner`` (H, W), a list of them or (k, H, W) on the
+    reference grid, ``target`` (h, w). Parts are views."""
+
+    def __init__(self, partner: np.ndarray | list[np.ndarray], target: np.ndarray):
+        self._cands = list(partner) if isinstance(partner, (list, tuple)) or partner.ndim == 3 else [partner]
+        self._target = target
+        self.ref_shape = tuple(self._cands[0].shape)
+        self.target_shape = tuple(target.shape)
+        self.n_partner = len(self._cands)
+
+    def partner(self, region: tuple[int, int, int, int]) -> list[np.ndarray]:
+        y0, y1, x0, x1 = region
+        return [c[y0:y1, x0:x1] for c in self._cands]
+
+    def target(self, window: tuple[int, int, int, int]) -> np.ndarray:
+        r0, c0, h, w = window
+        return self._target[r0:r0 + h, c0:c0 + w]
+
+
+class _MixedImages:
+    """``images`` with its candidate bands replaced by one mix of them (``coef``), made per part."""
+
+    def __init__(self, images: FitImages, coef: np.ndarray):
+        self._images, self._coef = images, coef
+        self.ref_shape, self.target_shape, self.n_partner = images.ref_shape, images.target_shape, 1
+
+    def partner(self, region: tuple[int, int, int, int]) -> list[np.ndarray]:
+        return [_mix(self._images.partner(region), self._coef)]
+
+    def target(self, window: tuple[int, int, int, int]) -> np.ndarray:
+        return self._images.target(window)
+
+
+def fit_region(window: tuple[int, int, int, int], geom: GroupGeometry, ref_shape: tuple[int, int],
+               max_shift_px: float) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: the reference pixels a fit on the group-image ``window`` can reach (its
+    footprint, plus 1.5 ``max_shift_px`` for the coarse stage's trial shifts and the kernels' reach),
+    clipped to the reference grid ``ref_shape``: all a fit reads of the candidate bands."""
+    r0, c0, wh, ww = window
+    H, W = ref_shape
+    reach = max_shift_px * 1.5 + 8 * geom.sy + 4
+    y0 = max(0, int(math.floor(geom.oy + r0 * geom.sy - reach)))
+    y1 = min(H, int(math.ceil(geom.oy + (r0 + wh) * geom.sy + reach)))
+    reach_x = max_shift_px * 1.5 + 8 * geom.sx + 4
+    x0 = max(0, int(math.floor(geom.ox + c0 * geom.sx - reach_x)))
+    x1 = min(W, int(math.ceil(geom.ox + (c0 + ww) * geom.sx + reach_x)))
+    return y0, y1, x0, x1
+
+
 def estimate_offset(partner: np.ndarray | list[np.ndarray], target: np.ndarray, geom: GroupGeometry,
                     config: IngestConfig | None = None, *, scene: str | None = None,
                     group: str = "?", window_px: int = 512,
@@ -400,29 +480,32 @@ def estimate_offset(partner: np.ndarray | list[np.ndarray], target: np.ndarray, 
     (step 5 of the module docstring) runs when the group's pixel spans at least
     ``config.polish_min_scale`` reference pixels and there are several candidate bands. Raises
     :class:`AlignmentError` on a failed or implausible fit (see module docstring).
+    (:func:`fit_offset` on :class:`ArrayImages`.)
     """
-    config = config or IngestConfig()
     h, w = target.shape
-    window = central_window(h, w, window_px) if window is None else tuple(int(v) for v in window)
+    window = central_window(h, w, window_px) if window is None else window
+    return fit_offset(ArrayImages(partner, target), geom, config, scene=scene, group=group, window=window)
+
+
+def fit_offset(images: FitImages, geom: GroupGeometry, config: IngestConfig | None = None, *,
+               scene: str | None = None, group: str = "?",
+               window: tuple[int, int, int, int]) -> tuple[float, float, float]:
+    """:func:`estimate_offset` on a :class:`FitImages` source: reads the target over ``window`` and
+    the candidate bands over :func:`fit_region` of it, nothing else."""
+    config = config or IngestConfig()
+    h, w = images.target_shape
+    window = tuple(int(v) for v in window)
     r0, c0, wh, ww = window
     if min(wh, ww) < MIN_ALIGN_PX:
         raise AlignmentError(f"group {group} image of {h}x{w} px is too small to align "
                              f"(< {MIN_ALIGN_PX} px)", scene=scene)
-    tgt = _standardise(target[r0:r0 + wh, c0:c0 + ww])
-    cands = list(partner) if isinstance(partner, (list, tuple)) or partner.ndim == 3 else [partner]
-    # Only the reference pixels the window can reach (window +- max shift + kernel) are used: crop
-    # them (views) so mixes and renders of a central window of a full-size P stay small.
-    H = cands[0].shape[0]
-    reach = config.max_shift_px * 1.5 + 8 * geom.sy + 4
-    y0 = max(0, int(math.floor(geom.oy + r0 * geom.sy - reach)))
-    y1 = min(H, int(math.ceil(geom.oy + (r0 + wh) * geom.sy + reach)))
-    W = cands[0].shape[1]
-    reach_x = config.max_shift_px * 1.5 + 8 * geom.sx + 4
-    x0 = max(0, int(math.floor(geom.ox + c0 * geom.sx - reach_x)))
-    x1 = min(W, int(math.ceil(geom.ox + (c0 + ww) * geom.sx + reach_x)))
-    if y0 > 0 or y1 < H or x0 > 0 or x1 < W:
-        cands = [c[y0:y1, x0:x1] for c in cands]
-        geom = GroupGeometry(geom.ox - x0, geom.oy - y0, geom.sx, geom.sy)
+    target = images.target(window)
+    tgt = _standardise(target)
+    # Only the reference pixels the window can reach (window +- max shift + kernel) are used, so
+    # mixes and renders of a central window of a full-size P stay small.
+    region = fit_region(window, geom, images.ref_shape, config.max_shift_px)
+    cands = images.partner(region)
+    geom = GroupGeometry(geom.ox - region[2], geom.oy - region[0], geom.sx, geom.sy)
 
     def fail(why: str) -> AlignmentError:
         return AlignmentError(f"alignment of group {group} failed: {why}", scene=scene)
@@ -489,7 +572,7 @@ def estimate_offset(partner: np.ndarray | list[np.ndarray], target: np.ndarray, 
                                          interpolation=cv2.INTER_AREA) for c in cands])
             feats = spectral_class_features(small, config.polish_classes)
             geom_c = GroupGeometry(geom.ox / cell, geom.oy / cell, geom.sx / cell, geom.sy / cell)
-            dx, dy = _polish(feats, target[r0:r0 + wh, c0:c0 + ww], geom_c, cell, window, dx, dy, valid)
+            dx, dy = _polish(feats, target, geom_c, cell, window, dx, dy, valid)
     return dx, dy, float(corr)
 
 
@@ -514,18 +597,28 @@ def offset_spread(partner: np.ndarray | list[np.ndarray], target: np.ndarray, ge
     window. A window whose fit is refused (:class:`AlignmentError`: too little structure, e.g. open
     water) is left out: the spread is a check, the centre's fit is what the stack uses. Warns
     (:class:`AlignmentWarning`) naming scene, group, spread and the window furthest off when the
-    spread exceeds ``warn_px``.
+    spread exceeds ``warn_px``. (:func:`spread_from` on :class:`ArrayImages`.)
     """
+    return spread_from(ArrayImages(partner, target), geom, centre, config, scene=scene, group=group,
+                       window_px=window_px, n=n, warn_px=warn_px)
+
+
+def spread_from(images: FitImages, geom: GroupGeometry, centre: tuple[float, float],
+                config: IngestConfig | None = None, *, scene: str | None = None, group: str = "?",
+                window_px: int | tuple[int, int] = 512, n: int = 3,
+                warn_px: float = 0.2) -> tuple[float, list[tuple[tuple[int, int, int, int], float, float]]]:
+    """:func:`offset_spread` on a :class:`FitImages` source: each window's fit reads only its own
+    parts (``window_px``: at most that square, or ``(height, width)``)."""
     config = config or IngestConfig()
-    h, w = target.shape
+    h, w = images.target_shape
     middle = central_window(h, w, window_px)
-    cands = list(partner) if isinstance(partner, (list, tuple)) or partner.ndim == 3 else [partner]
-    if len(cands) > 1 and min(geom.sx, geom.sy) < config.polish_min_scale:
-        # One mix for every window (see the docstring), fitted on the central window at the
+    if images.n_partner > 1 and min(geom.sx, geom.sy) < config.polish_min_scale:
+        # One mix for every window (see offset_spread), fitted on the central window at the
         # centre's offset: one band to render per window instead of all (P of a DSTL scene: 11).
-        r0, c0, wh, ww = middle
-        rend = render_on_group_grid(cands, geom, centre[0], centre[1], middle)
-        partner = _mix(cands, _lstsq_mix(rend, _standardise(target[r0:r0 + wh, c0:c0 + ww])))
+        region = fit_region(middle, geom, images.ref_shape, config.max_shift_px)
+        geom_r = GroupGeometry(geom.ox - region[2], geom.oy - region[0], geom.sx, geom.sy)
+        rend = render_on_group_grid(images.partner(region), geom_r, centre[0], centre[1], middle)
+        images = _MixedImages(images, _lstsq_mix(rend, _standardise(images.target(middle))))
         del rend
     fits = []
     for win in grid_windows(h, w, window_px, n):
@@ -533,7 +626,7 @@ def offset_spread(partner: np.ndarray | list[np.ndarray], target: np.ndarray, ge
         if abs(r0 - middle[0]) <= 1 and abs(c0 - middle[1]) <= 1 and (wh, ww) == middle[2:]:
             continue  # the central window: that fit is ``centre``
         try:
-            dx, dy, _ = estimate_offset(partner, target, geom, config, scene=scene, group=group, window=win)
+            dx, dy, _ = fit_offset(images, geom, config, scene=scene, group=group, window=win)
         except AlignmentError:
             continue
         fits.append((win, dx, dy))
@@ -550,5 +643,5 @@ def offset_spread(partner: np.ndarray | list[np.ndarray], target: np.ndarray, ge
             f"window at rows {r0}-{r0 + wh}, columns {c0}-{c0 + ww} of the group's image, "
             f"({centre[0]:+.2f}, {centre[1]:+.2f}) px at the centre; one shift per group, the centre's, "
             f"leaves the rest of the scene up to {spread:.2f} px misaligned",
-            AlignmentWarning, stacklevel=2)
+            AlignmentWarning, stacklevel=3)
     return spread, fits

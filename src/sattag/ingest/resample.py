@@ -10,6 +10,11 @@ two 1-D passes with numba: ~15x faster and equal to GDAL's output to ~1e-4 of th
 
 Coordinates: a mapping per axis ``u = a * j + b`` gives, for output pixel index ``j``, the source
 position ``u`` in source pixel-*centre* index units (u = 0 is the centre of the first source pixel).
+
+Windows: the taps of a whole axis (:func:`axis_weights`) sliced to an output window and shifted to
+the source window they reach (:func:`window_taps`) give, through :func:`resample_taps`, exactly the
+values the whole-image resampling gives there (each output pixel sums the same taps in the same
+order), so a stack is resampled block by block with the same result whatever the block size.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import numpy as np
 from affine import Affine
 
 __all__ = ["axis_weights", "resample_axis_aligned", "resample_last_axis", "resample_middle_axis", "resample_rasterio",
-           "bspline_kernel"]
+           "resample_taps", "window_taps", "bspline_kernel"]
 
 
 def bspline_kernel(x: np.ndarray) -> np.ndarray:
@@ -106,6 +111,39 @@ def resample_middle_axis(src, idx, w, out):  # pragma: no cover - compiled
                     dst[c] += wt * srow[c]
 
 
+def window_taps(idx: np.ndarray, w: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The taps of output pixels ``[lo, hi)`` of an axis (``idx``, ``w`` from :func:`axis_weights`)
+    against the source window they read: ``(index (hi - lo, T) int32 relative to s0, weight, s0, s1)``
+    with ``[s0, s1)`` the source pixels the taps reach (zero-weight taps included)."""
+    sub = idx[lo:hi]
+    s0, s1 = int(sub.min()), int(sub.max()) + 1
+    return np.ascontiguousarray(sub - s0, dtype=np.int32), np.ascontiguousarray(w[lo:hi]), s0, s1
+
+
+def resample_taps(src: np.ndarray, out: np.ndarray, ix: np.ndarray, wx: np.ndarray, iy: np.ndarray,
+                  wy: np.ndarray) -> np.ndarray:
+    """The two separable passes: ``out[b, i, j] = sum_s wy[i, s] sum_t wx[j, t] src[b, iy[i, s], ix[j, t]]``.
+
+    ``src`` (B, h, w) float32; ``ix``/``wx`` (W, T), ``iy``/``wy`` (H, T) taps indexing ``src``;
+    ``out`` (B, H, W) float32, written in place (may be a view into a larger array).
+    """
+    src = np.ascontiguousarray(src, dtype=np.float32)
+    if src.ndim == 2:
+        src = src[None]
+    if out.ndim == 2:
+        out = out[None]
+    nb, h, _ = src.shape
+    tmp = np.empty((nb, h, ix.shape[0]), np.float32)
+    resample_last_axis(src, ix, wx, tmp)
+    if out.flags.c_contiguous or (out[0].flags.c_contiguous):
+        resample_middle_axis(tmp, iy, wy, out)
+    else:  # pragma: no cover - callers pass contiguous slices
+        res = np.empty(out.shape, np.float32)
+        resample_middle_axis(tmp, iy, wy, res)
+        out[...] = res
+    return out
+
+
 def resample_axis_aligned(src: np.ndarray, out: np.ndarray, ax: tuple[float, float],
                           ay: tuple[float, float]) -> np.ndarray:
     """Resample ``src`` (B, h, w) float32 into ``out`` (B, H, W) float32 with the cubic-spline kernel.
@@ -113,24 +151,11 @@ def resample_axis_aligned(src: np.ndarray, out: np.ndarray, ax: tuple[float, flo
     ``ax = (a, b)``: output column ``j`` samples source column ``a*j + b``; ``ay`` likewise for rows
     (source centre-index units). ``out`` may be a view into a larger stack (written in place).
     """
-    src = np.ascontiguousarray(src, dtype=np.float32)
-    if src.ndim == 2:
-        src = src[None]
-    if out.ndim == 2:
-        out = out[None]
-    nb, h, w = src.shape
-    _, H, W = out.shape
+    h, w = src.shape[-2:]
+    H, W = out.shape[-2:]
     ix, wx = axis_weights(W, w, *ax)
     iy, wy = axis_weights(H, h, *ay)
-    tmp = np.empty((nb, h, W), np.float32)
-    resample_last_axis(src, ix, wx, tmp)
-    if out.flags.c_contiguous or (out[0].flags.c_contiguous):
-        resample_middle_axis(tmp, iy, wy, out)
-    else:  # pragma: no cover - callers pass contiguous slices
-        res = np.empty((nb, H, W), np.float32)
-        resample_middle_axis(tmp, iy, wy, res)
-        out[...] = res
-    return out
+    return resample_taps(src, out, ix, wx, iy, wy)
 
 
 def resample_rasterio(src: np.ndarray, src_transform: Affine, src_crs, out: np.ndarray,
