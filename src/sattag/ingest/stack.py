@@ -1,9 +1,15 @@
-"""A scene's band files -> one aligned float32 stack on the reference grid, and its GeoTIFF cache.
+"""A scene's band files -> one aligned stack on the reference grid, built and cached window by window.
 
-:func:`build_stack` reads the reference group straight into the stack, then per other group: reads
-it, finds its offset against the reference (:mod:`sattag.ingest.align`, on the group's own grid),
-and resamples it onto the reference grid once, with the offset folded into that one warp
-(:mod:`sattag.ingest.resample`).
+Each band group is placed on the reference grid once its offset is known: the reference group as
+read, the others resampled with the offset folded into that one warp (:mod:`sattag.ingest.resample`).
+Offsets are fitted first, group by group, on central windows (:mod:`sattag.ingest.align`, on the
+group's own grid): a fit reads only its window of the group's file and renders only the candidate
+bands it reaches (``[ingest] align_window_px``). Then the stack is made in windows of ``[ingest]
+tile_px`` reference px: for each window every group reads only the part of its file the window
+needs (the resampling kernel's halo included) and is resampled onto that window alone, with the
+full axis's cubic-spline taps sliced to it, so a window holds exactly the values the whole-scene
+resampling gives there. :func:`ingest_scene` converts each window to uint16 and writes it;
+:func:`build_stack` fills an array with the same windows. Memory follows the window, not the scene.
 
 Cache format (:func:`write_stack`): a tiled (512 px), band-interleaved GeoTIFF, uint16 holding
 ``round(value * 65535)`` with GDAL scale ``1/65535`` per band (so GDAL/QGIS show [0, 1] values),
@@ -20,29 +26,38 @@ are the grid's.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numba
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from sattag._files import atomic_path
 from sattag.config import IngestConfig
-from sattag.errors import InputError
-from sattag.ingest.align import MIN_ALIGN_PX, GroupGeometry, estimate_offset, offset_spread
-from sattag.ingest.bands import RasterInfo, raster_info, read_band_file
+from sattag.errors import ConfigError, InputError
+from sattag.ingest.align import (MIN_ALIGN_PX, GroupGeometry, central_window, fit_offset, spread_from)
+from sattag.ingest.bands import BandReader, RasterInfo, raster_info
 from sattag.ingest.discover import DstlScene
-from sattag.ingest.resample import resample_axis_aligned, resample_rasterio
-from sattag.scene import Grid, Scene, Stack, dstl_grid
+from sattag.ingest.resample import axis_weights, resample_rasterio, resample_taps, window_taps
+from sattag.scene import BandFile, Grid, Scene, Stack, dstl_grid
 
 __all__ = ["build_stack", "write_stack", "read_stack", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
 
 STACK_FORMAT = "sattag-stack-1"
 _SCALE = 65535.0
+#: Side of the cache file's tiles; the windows a stack is written in are made of whole ones.
+_BLOCK = 512
+#: Most bytes of uint16 a window is converted into at a time before it is written.
+_U16_BUFFER = 64 << 20
 
 
 # ----------------------------------------------------------------------------------------- geometry
@@ -66,10 +81,36 @@ def _axis_aligned_geometry(ref: RasterInfo, info: RasterInfo) -> GroupGeometry |
 
 def _shifted_src_transform(ref_t: Affine, group_t: Affine, dx: float, dy: float) -> Affine:
     """The group's transform with the offset removed: T_ref . Translate(-d) . T_ref^-1 . T_g."""
-    return ref_t * Affine.translation(-dx, -dy) * ~ref_t * group_t
+    return ref_t @ Affine.translation(-dx, -dy) @ ~ref_t @ group_t
 
 
-# ------------------------------------------------------------------------------------ build (memory)
+def _windows(height: int, width: int, tile_px: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(row0, row1, col0, col1)`` of the windows a stack is made in: ``tile_px`` rounded down to
+    whole 512-px blocks of the cache file (from 512 up), so each window writes whole blocks and GDAL
+    need not keep a half-written one; under 512 px, windows of ``tile_px`` taken block by block (a
+    block is finished before the next one is begun)."""
+    cell = max(_BLOCK, tile_px // _BLOCK * _BLOCK)
+    step = min(tile_px, cell)
+    for R0 in range(0, height, cell):
+        for C0 in range(0, width, cell):
+            R1, C1 = min(R0 + cell, height), min(C0 + cell, width)
+            for r0 in range(R0, R1, step):
+                for c0 in range(C0, C1, step):
+                    yield r0, min(r0 + step, R1), c0, min(c0 + step, C1)
+
+
+def _check_window_settings(config: IngestConfig) -> None:
+    """The window sizes' ranges (declared once, on the fields) hold for a config made in Python too:
+    a one-line :class:`ConfigError` naming the field and its range."""
+    fields = {f.name: f for f in dataclasses.fields(IngestConfig)}
+    for name in ("tile_px", "align_window_px"):
+        value, rng = getattr(config, name), fields[name].metadata["range"]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value not in rng:
+            shown = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+            raise ConfigError(f"configuration: [ingest] {name}: must be {rng}, got {shown}")
+
+
+# ----------------------------------------------------------------------------------- band groups
 
 
 def _band_mean(data: np.ndarray, idx: list[int]) -> np.ndarray:
@@ -103,14 +144,310 @@ def _processing_order(scene: Scene, dstl: bool) -> list[int]:
     return idx
 
 
+@dataclass
+class _Group:
+    """One band file: its bands' place in the stack and how its pixels reach the reference grid.
+
+    ``geom``: where its pixels lie on the reference grid when the grids are axis-aligned (the fit
+    runs on the group's own grid then), else None; ``fast``: resampled by the numba cubic-spline
+    path (axis-aligned and ``resampling = "cubic_spline"``), else by GDAL. ``src_t``/``src_crs``,
+    ``ref_t``/``dst_crs``: the transforms and CRSs GDAL warps between. Once the offset is known
+    (:meth:`place`): ``taps`` (whole-axis cubic-spline taps, fast path) or ``warp_t`` (the source
+    transform with the offset removed, GDAL path)."""
+
+    bf: BandFile
+    reader: BandReader
+    start: int
+    stop: int
+    is_ref: bool
+    geom: GroupGeometry | None
+    fast: bool
+    src_t: Affine
+    src_crs: str | None
+    ref_t: Affine
+    dst_crs: str | None
+    taps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    warp_t: Affine | None = None
+
+    @property
+    def info(self) -> RasterInfo:
+        return self.reader.info
+
+    def place(self, dx: float, dy: float, height: int, width: int) -> None:
+        """Fold the offset (dx, dy) into the group's mapping onto the reference grid."""
+        if self.is_ref:
+            return
+        if self.fast:
+            ax, ay = self.geom.resample_axes(dx, dy)
+            ix, wx = axis_weights(width, self.info.width, *ax)
+            iy, wy = axis_weights(height, self.info.height, *ay)
+            self.taps = (ix, wx, iy, wy)
+        else:
+            self.warp_t = _shifted_src_transform(self.ref_t, self.src_t, dx, dy)
+
+
+def _source_window(g: _Group, src_t: Affine, rows: tuple[int, int], cols: tuple[int, int],
+                   ) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The rows and columns of ``g``'s file that GDAL needs to warp (source transform ``src_t``) onto
+    reference rows ``rows``, columns ``cols``: the window's outline mapped into the file, plus a halo
+    of the widest kernel (lanczos, 3 px) stretched by the scale; None when the file does not reach
+    the window."""
+    (r0, r1), (c0, c1) = rows, cols
+    t = np.linspace(0.0, 1.0, 9)
+    xs = np.concatenate([c0 + (c1 - c0) * t, np.full(9, float(c1)), c0 + (c1 - c0) * t, np.full(9, float(c0))])
+    ys = np.concatenate([np.full(9, float(r0)), r0 + (r1 - r0) * t, np.full(9, float(r1)), r0 + (r1 - r0) * t])
+    wx, wy = g.ref_t @ (xs, ys)
+    if g.src_crs and g.dst_crs and g.src_crs != g.dst_crs:
+        from rasterio.warp import transform
+
+        wx, wy = transform(g.dst_crs, g.src_crs, list(wx), list(wy))
+    sc, sr = ~src_t @ (np.asarray(wx), np.asarray(wy))
+    scale = max(1.0, (sc.max() - sc.min()) / max(1, c1 - c0), (sr.max() - sr.min()) / max(1, r1 - r0))
+    halo = int(math.ceil(4.0 * scale)) + 2
+    y0, y1 = max(0, int(math.floor(sr.min())) - halo), min(g.info.height, int(math.ceil(sr.max())) + halo)
+    x0, x1 = max(0, int(math.floor(sc.min())) - halo), min(g.info.width, int(math.ceil(sc.max())) + halo)
+    if y0 >= y1 or x0 >= x1:
+        return None
+    return (y0, y1), (x0, x1)
+
+
+class _Plan:
+    """A scene being stacked: its groups (band files open), grid, offsets; renders windows."""
+
+    def __init__(self, scene: Scene, config: IngestConfig, files: contextlib.ExitStack):
+        self.scene, self.config = scene, config
+        self.dstl = _is_dstl(scene)
+        if self.dstl and scene.dstl_extent is None:
+            raise InputError("scene id not in grid_sizes.csv", getattr(scene, "grid_sizes", None), scene.id)
+        # Every file open (header and band count checked) first: a missing or broken file fails
+        # before any pixel is read.
+        readers = [files.enter_context(BandReader(bf, scene.id, config.max_out_of_range_share))
+                   for bf in scene.files]
+        infos = [r.info for r in readers]
+        self.names = scene.bands
+        if len(set(self.names)) != len(self.names):
+            raise InputError(f"band names repeat: {' '.join(self.names)}", scene=scene.id)
+        ref_info = infos[0]
+        self.height, self.width = H, W = ref_info.height, ref_info.width
+        if self.dstl:
+            self.grid = dstl_grid(scene.dstl_extent[0], scene.dstl_extent[1], H, W)
+        else:
+            self.grid = Grid(H, W, ref_info.transform, ref_info.crs)
+        starts = np.cumsum([0] + [len(bf.bands) for bf in scene.files])
+        self.groups: list[_Group] = []
+        for fi, (bf, reader, info) in enumerate(zip(scene.files, readers, infos)):
+            if fi == 0:
+                geom, src_t, ref_t, src_crs, dst_crs = GroupGeometry(0.0, 0.0, 1.0, 1.0), Affine.identity(), \
+                    Affine.identity(), None, None
+            elif self.dstl:  # every file covers the scene's footprint: georeferencing ignored
+                geom = GroupGeometry(0.0, 0.0, W / info.width, H / info.height)
+                src_t, ref_t = Affine.scale(W / info.width, H / info.height), Affine.identity()
+                src_crs = dst_crs = None
+            else:
+                geom = _axis_aligned_geometry(ref_info, info)
+                src_t, ref_t = info.transform, ref_info.transform
+                src_crs, dst_crs = info.crs, ref_info.crs
+            fast = geom is not None and config.resampling == "cubic_spline"
+            self.groups.append(_Group(bf, reader, int(starts[fi]), int(starts[fi + 1]), fi == 0, geom, fast,
+                                      src_t, src_crs, ref_t, dst_crs))
+        self.offsets: dict[str, tuple[float, float, float]] = {}
+        self.spreads: dict[str, float] = {}
+
+    # ------------------------------------------------------------------------------- rendering
+
+    def render_group(self, g: _Group, rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray,
+                     tally: bool = False) -> np.ndarray:
+        """``g``'s bands on reference rows ``rows``, columns ``cols`` into ``out`` (contiguous,
+        (bands, rows, cols) float32): read (reference group; ``tally`` counts the window towards its
+        bit-depth check) or read with the kernel's halo and resampled onto the window."""
+        if g.is_ref:
+            return g.reader.read(rows, cols, out=out, tally=tally)
+        if g.fast:
+            ix, wx, iy, wy = g.taps
+            jx, vx, x0, x1 = window_taps(ix, wx, *cols)
+            jy, vy, y0, y1 = window_taps(iy, wy, *rows)
+            return resample_taps(g.reader.read((y0, y1), (x0, x1)), out, jx, vx, jy, vy)
+        self._warp(g, g.warp_t, rows, cols, out)
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def _warp(self, g: _Group, src_t: Affine, rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray,
+              bands: list[int] | None = None) -> np.ndarray:
+        """GDAL's warp of ``g``'s file (``bands`` of it; several averaged into one when ``out`` is 2-D)
+        with source transform ``src_t`` onto the reference window: only the part of the file it
+        needs is read (a halo around the window's outline); 0 where the file does not reach."""
+        out[...] = 0.0
+        win = _source_window(g, src_t, rows, cols)
+        if win is None:
+            return out
+        (y0, _), (x0, _) = win
+        src = g.reader.read(*win, bands=bands)
+        if out.ndim == 2:
+            src = _band_mean(src, list(range(src.shape[0])))
+        resample_rasterio(src, src_t @ Affine.translation(x0, y0), g.src_crs, out,
+                          g.ref_t @ Affine.translation(cols[0], rows[0]), g.dst_crs, self.config.resampling,
+                          self.config.gdal_threads)
+        return out
+
+    def render_bands(self, idx: list[int], rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """Stack bands ``idx`` (of placed groups) over a reference window: (len(idx), h, w) float32,
+        one array, rendered as the stack's windows are."""
+        h, w = rows[1] - rows[0], cols[1] - cols[0]
+        out = np.empty((len(idx), h, w), np.float32)
+        pos = {b: k for k, b in enumerate(idx)}
+        for g in self.groups:
+            mine = [b for b in range(g.start, g.stop) if b in pos]
+            if not mine:
+                continue
+            ks = [pos[b] for b in mine]
+            if len(mine) == g.stop - g.start and ks == list(range(ks[0], ks[0] + len(ks))):
+                self.render_group(g, rows, cols, out[ks[0]:ks[0] + len(ks)])
+            else:
+                tmp = self.render_group(g, rows, cols, np.empty((g.stop - g.start, h, w), np.float32))
+                for b, k in zip(mine, ks):
+                    out[k] = tmp[b - g.start]
+        return out
+
+    def render_window(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """Every band of the stack over a reference window, (bands, h, w) float32: the one function
+        both the writer and :func:`build_stack` make a stack with. The reference group's windows
+        count towards its bit-depth check (the windows partition the grid)."""
+        out = np.empty((len(self.names), rows[1] - rows[0], cols[1] - cols[0]), np.float32)
+        for g in self.groups:
+            self.render_group(g, rows, cols, out[g.start:g.stop], tally=g.is_ref)
+        return out
+
+    def windows(self) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
+        for r0, r1, c0, c1 in _windows(self.height, self.width, self.config.tile_px):
+            yield (r0, r1), (c0, c1)
+
+    # ------------------------------------------------------------------------------- alignment
+
+    def align(self, progress: Callable[[int], None] | None = None) -> None:
+        """Check every file's bit depth, find and fold in each group's offset (see build_stack)."""
+        config, scene, names = self.config, self.scene, self.names
+        ref = self.groups[0]
+        placed = list(range(ref.start, ref.stop))  # stack bands already on the grid (partner candidates)
+        if progress:
+            progress(1)
+        for fi in _processing_order(scene, self.dstl):
+            g = self.groups[fi]
+            g.reader.check()  # the bit depth, before the group is fitted (the reference: as it is written)
+            dx = dy = 0.0
+            info = g.info
+            if config.align and min(info.height, info.width) < MIN_ALIGN_PX:
+                # Too few pixels for a sub-pixel fit (A of a scene under ~1000 px): left unaligned and
+                # recorded as such (correlation NaN, an empty cell in offsets.csv), never a guessed fit.
+                self.offsets[g.bf.group] = (0.0, 0.0, float("nan"))
+            elif config.align:
+                # DSTL: the pairs above. User groups: the mean of the group's bands against the best
+                # linear mix of the reference group's bands.
+                pair = DSTL_ALIGN_PAIRS.get(g.bf.group) if self.dstl else None
+                if pair is not None and all(n in names and names.index(n) in placed for n in pair[1]):
+                    t_idx, c_idx = pair[0], [names.index(n) for n in pair[1]]
+                else:
+                    t_idx, c_idx = list(range(len(g.bf.bands))), list(range(ref.start, ref.stop))
+                images = _FitImages(self, g, c_idx, t_idx)
+                # rotated / other CRS: the target is compared on the reference grid (GDAL warps it)
+                geom = g.geom if g.geom is not None else GroupGeometry(0.0, 0.0, 1.0, 1.0)
+                size = _fit_window_size(geom, config)
+                h, w = images.target_shape
+                dx, dy, corr = fit_offset(images, geom, config, scene=scene.id, group=g.bf.group,
+                                          window=central_window(h, w, size))
+                self.offsets[g.bf.group] = (dx, dy, corr)
+                if min(h, w) >= config.grid_min_px:
+                    spread, _ = spread_from(images, geom, (dx, dy), config, scene=scene.id, group=g.bf.group,
+                                            window_px=size, warn_px=config.spread_warn_px)
+                    if np.isfinite(spread):  # NaN: no window of the grid could be fitted
+                        self.spreads[g.bf.group] = spread
+            g.place(dx, dy, self.height, self.width)
+            placed = sorted(placed + list(range(g.start, g.stop)))
+            if progress:
+                progress(1)
+        self.offsets = {bf.group: self.offsets[bf.group] for bf in scene.files if bf.group in self.offsets}
+        self.spreads = {bf.group: self.spreads[bf.group] for bf in scene.files if bf.group in self.spreads}
+
+
+def _fit_window_size(geom: GroupGeometry, config: IngestConfig, window_px: int = 512) -> tuple[int, int]:
+    """(height, width) of a group's fit windows, in its own pixels: at most ``window_px`` and at most
+    ``config.align_window_px`` reference px, but never under MIN_ALIGN_PX."""
+    return (min(window_px, max(MIN_ALIGN_PX, int(config.align_window_px // geom.sy))),
+            min(window_px, max(MIN_ALIGN_PX, int(config.align_window_px // geom.sx))))
+
+
+class _FitImages:
+    """What a group's fit reads (:class:`sattag.ingest.align.FitImages`), from the files: the
+    candidate bands ``cand_idx`` rendered on the reference grid as the stack renders them, and the
+    target, the mean of the group's bands ``t_idx``, on its own grid (GDAL path: warped onto the
+    reference grid)."""
+
+    def __init__(self, plan: _Plan, group: _Group, cand_idx: list[int], t_idx: list[int]):
+        self._plan, self._group, self._cand, self._t_idx = plan, group, cand_idx, list(t_idx)
+        self.ref_shape = (plan.height, plan.width)
+        self.target_shape = ((group.info.height, group.info.width) if group.geom is not None
+                             else self.ref_shape)
+        self.n_partner = len(cand_idx)
+
+    def partner(self, region: tuple[int, int, int, int]) -> list[np.ndarray]:
+        y0, y1, x0, x1 = region
+        return list(self._plan.render_bands(self._cand, (y0, y1), (x0, x1)))
+
+    def target(self, window: tuple[int, int, int, int]) -> np.ndarray:
+        r0, c0, h, w = window
+        g = self._group
+        if g.geom is not None:
+            raw = g.reader.read((r0, r0 + h), (c0, c0 + w), bands=self._t_idx)
+            return _band_mean(raw, list(range(len(self._t_idx))))
+        return self._plan._warp(g, g.src_t, (r0, r0 + h), (c0, c0 + w), np.empty((h, w), np.float32),
+                                bands=self._t_idx)
+
+
+@contextlib.contextmanager
+def _gdal_cache(n_bytes: int) -> Iterator[None]:
+    """GDAL's block cache limited to ``n_bytes`` inside (rasterio takes a number as bytes), and put back
+    after: rasterio leaves an inner Env's cache size behind when an outer Env is open."""
+    from rasterio._env import get_gdal_config, set_gdal_config  # rasterio's own (private) accessors
+
+    before = get_gdal_config("GDAL_CACHEMAX")
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=int(n_bytes)):
+            yield
+    finally:
+        if before is not None and get_gdal_config("GDAL_CACHEMAX") != before:
+            set_gdal_config("GDAL_CACHEMAX", int(before))
+
+
+@contextlib.contextmanager
+def _planned(scene: Scene, config: IngestConfig,
+             progress: Callable[[int], None] | None) -> Iterator[_Plan]:
+    """The scene's files open and every group aligned, inside a GDAL environment whose block cache
+    holds about one window of the stack as uint16 (at least 64 MiB), not GDAL's default 5 % of RAM
+    (which a large scene's reads and writes would fill)."""
+    _check_window_settings(config)
+    side = max(_BLOCK, config.tile_px // _BLOCK * _BLOCK)
+    with _gdal_cache(max(64 << 20, len(scene.bands) * side * side * 2)), \
+            rasterio.Env(GDAL_NUM_THREADS=config.gdal_threads), contextlib.ExitStack() as files:
+        plan = _Plan(scene, config, files)
+        plan.align(progress)
+        yield plan
+
+
+# ------------------------------------------------------------------------------------ build (memory)
+
+
 def build_stack(scene: Scene, config: IngestConfig | None = None,
                 progress: Callable[[int], None] | None = None) -> Stack:
     """All bands of ``scene`` as one aligned float32 (bands, H, W) stack in [0, 1] on the reference grid.
 
+    The values :func:`ingest_scene` writes, made by the same window function (so ``write_stack`` of
+    this stack and ``ingest_scene``'s file hold the same pixels); the stack itself is whole in
+    memory (4 bytes a pixel a band): for small scenes and tests. Large scenes: :func:`ingest_scene`.
+
     DSTL scenes: every file covers the scene's footprint (georeferencing ignored), the grid is
     ``dstl_grid(Xmax, Ymin, H, W)`` of the R file. User scenes: the reference file's transform and
     CRS; other groups are placed by their own transforms. With ``config.align`` each non-reference
-    group's offset is found and removed (``Stack.offsets``). ``progress(1)`` after each band group.
+    group's offset is found on a central window of at most ``config.align_window_px`` reference px
+    (and 512 of its own) and removed (``Stack.offsets``). ``progress(1)`` after each band group's
+    offset is known.
 
     Offsets across the scene: for a group whose image (the one the fit runs on) is at least
     ``config.grid_min_px`` on each side (default 1536: three 512-px fit windows side by side, so they do not
@@ -124,93 +461,15 @@ def build_stack(scene: Scene, config: IngestConfig | None = None,
     Smaller group images pay nothing.
 
     Raises :class:`InputError` (missing/corrupt file, wrong band count, bit depth contradicted, id
-    not in grid_sizes.csv) or :class:`AlignmentError` (failed fit) naming file/scene and fault.
+    not in grid_sizes.csv), :class:`AlignmentError` (failed fit) naming file/scene and fault, or
+    :class:`~sattag.errors.ConfigError` (``tile_px`` or ``align_window_px`` out of range).
     """
     config = config or IngestConfig()
-    dstl = _is_dstl(scene)
-    if dstl and scene.dstl_extent is None:
-        raise InputError("scene id not in grid_sizes.csv", getattr(scene, "grid_sizes", None), scene.id)
-    # Every header first: a missing or broken file fails before any heavy work.
-    infos = [raster_info(bf, scene.id) for bf in scene.files]
-    ref_bf, ref_info = scene.files[0], infos[0]
-    H, W = ref_info.height, ref_info.width
-    names = scene.bands
-    if len(set(names)) != len(names):
-        raise InputError(f"band names repeat: {' '.join(names)}", scene=scene.id)
-    data = np.empty((len(names), H, W), np.float32)
-    pos = 0
-    read_band_file(ref_bf, data[pos:pos + len(ref_bf.bands)], scene=scene.id,
-                   max_out_of_range_share=config.max_out_of_range_share)
-    pos += len(ref_bf.bands)
-    if progress:
-        progress(1)
-    if dstl:
-        grid = dstl_grid(scene.dstl_extent[0], scene.dstl_extent[1], H, W)
-    else:
-        grid = Grid(H, W, ref_info.transform, ref_info.crs)
-    offsets: dict[str, tuple[float, float, float]] = {}
-    spreads: dict[str, float] = {}
-    starts = np.cumsum([0] + [len(bf.bands) for bf in scene.files])
-    placed = list(range(len(ref_bf.bands)))  # stack bands already on the grid (partner candidates)
-    for fi in _processing_order(scene, dstl):
-        bf, info = scene.files[fi], infos[fi]
-        sl = slice(int(starts[fi]), int(starts[fi + 1]))
-        native, _ = read_band_file(bf, scene=scene.id, max_out_of_range_share=config.max_out_of_range_share)
-        if dstl:
-            geom = GroupGeometry(0.0, 0.0, W / info.width, H / info.height)
-            src_t, ref_t = Affine.scale(W / info.width, H / info.height), Affine.identity()
-            src_crs = dst_crs = None
-        else:
-            geom = _axis_aligned_geometry(ref_info, info)
-            src_t, ref_t = info.transform, ref_info.transform
-            src_crs, dst_crs = info.crs, ref_info.crs
-        fast = geom is not None and config.resampling == "cubic_spline"
-        dx = dy = 0.0
-        too_small = min(info.height, info.width) < MIN_ALIGN_PX
-        if config.align and too_small:
-            # Too few pixels for a sub-pixel fit (A of a scene under ~1000 px): left unaligned and
-            # recorded as such (correlation NaN, an empty cell in offsets.csv), never a guessed fit.
-            offsets[bf.group] = (0.0, 0.0, float("nan"))
-        elif config.align:
-            # DSTL: the pairs above. User groups: the mean of the group's bands against the best
-            # linear mix of the reference group's bands. Candidates are views into the stack.
-            pair = DSTL_ALIGN_PAIRS.get(bf.group) if dstl else None
-            if pair is not None and all(n in names and names.index(n) in placed for n in pair[1]):
-                t_idx, c_idx = pair[0], [names.index(n) for n in pair[1]]
-            else:
-                t_idx, c_idx = list(range(len(bf.bands))), list(range(len(ref_bf.bands)))
-            target = _band_mean(native, t_idx)
-            cands = [data[i] for i in c_idx]
-            if geom is None:  # rotated / other CRS: compare on the reference grid (GDAL warp first)
-                on_ref = np.empty((H, W), np.float32)
-                resample_rasterio(target, src_t, src_crs, on_ref, ref_t, dst_crs, config.resampling,
-                                  config.gdal_threads)
-                target, geom_fit = on_ref, GroupGeometry(0.0, 0.0, 1.0, 1.0)
-            else:
-                geom_fit = geom
-            dx, dy, corr = estimate_offset(cands, target, geom_fit, config, scene=scene.id,
-                                           group=bf.group)
-            offsets[bf.group] = (dx, dy, corr)
-            if min(target.shape) >= config.grid_min_px:
-                spread, _ = offset_spread(cands, target, geom_fit, (dx, dy), config, scene=scene.id,
-                                          group=bf.group, warn_px=config.spread_warn_px)
-                if np.isfinite(spread):  # NaN: no window of the grid could be fitted
-                    spreads[bf.group] = spread
-            del target, cands
-        if fast:
-            ax, ay = geom.resample_axes(dx, dy)
-            resample_axis_aligned(native, data[sl], ax, ay)
-        else:
-            resample_rasterio(native, _shifted_src_transform(ref_t, src_t, dx, dy), src_crs, data[sl],
-                              ref_t, dst_crs, config.resampling, config.gdal_threads)
-            np.clip(data[sl], 0.0, 1.0, out=data[sl])
-        placed = sorted(placed + list(range(sl.start, sl.stop)))
-        del native
-        if progress:
-            progress(1)
-    offsets = {bf.group: offsets[bf.group] for bf in scene.files if bf.group in offsets}
-    spreads = {bf.group: spreads[bf.group] for bf in scene.files if bf.group in spreads}
-    return Stack(scene.id, data, names, grid, offsets, spreads)
+    with _planned(scene, config, progress) as plan:
+        data = np.empty((len(plan.names), plan.height, plan.width), np.float32)
+        for rows, cols in plan.windows():
+            data[:, rows[0]:rows[1], cols[0]:cols[1]] = plan.render_window(rows, cols)
+        return Stack(scene.id, data, plan.names, plan.grid, plan.offsets, plan.spreads)
 
 
 # ------------------------------------------------------------------------------------------- cache
@@ -234,6 +493,29 @@ def _to_u16(src, out):  # pragma: no cover - compiled
                 flat_out[i] = np.uint16(v * np.float32(_SCALE) + np.float32(0.5))
 
 
+def _profile(grid: Grid, n: int, threads: int) -> dict:
+    """The cache GeoTIFF's creation options (see the module docstring)."""
+    profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=n, dtype="uint16", tiled=True,
+                   blockxsize=_BLOCK, blockysize=_BLOCK, interleave="band", compress="zstd", zstd_level=1,
+                   num_threads=threads, bigtiff="IF_SAFER", transform=grid.transform)
+    if grid.crs:
+        profile["crs"] = grid.crs
+    return profile
+
+
+def _write_header(dst, bands: tuple[str, ...], scene_id: str, offsets: dict, spreads: dict | None) -> None:
+    """Band names, scales and the SATTAG_* tags of a cache stack."""
+    n = len(bands)
+    for i, name in enumerate(bands):
+        dst.set_band_description(i + 1, name)
+    dst.scales = (1.0 / _SCALE,) * n
+    dst.offsets = (0.0,) * n
+    dst.update_tags(SATTAG_FORMAT=STACK_FORMAT, SATTAG_SCENE=scene_id,
+                    SATTAG_OFFSETS=json.dumps({g: list(v) for g, v in offsets.items()}))
+    if spreads:
+        dst.update_tags(SATTAG_OFFSET_SPREAD=json.dumps({g: float(v) for g, v in spreads.items()}))
+
+
 def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal_threads) -> Path:
     """Write ``stack`` as the cache GeoTIFF at ``path`` (temporary name, then rename); returns path.
 
@@ -243,29 +525,18 @@ def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal
     n, H, W = stack.data.shape
     if len(stack.bands) != n:
         raise InputError(f"{len(stack.bands)} band names for {n} bands", path, stack.scene_id)
-    profile = dict(driver="GTiff", width=W, height=H, count=n, dtype="uint16", tiled=True,
-                   blockxsize=512, blockysize=512, interleave="band", compress="zstd", zstd_level=1,
-                   num_threads=threads, bigtiff="IF_SAFER", transform=stack.grid.transform)
-    if stack.grid.crs:
-        profile["crs"] = stack.grid.crs
     buf = np.empty((H, W), np.uint16)
     with atomic_path(path) as tmp:
         with rasterio.Env(GDAL_NUM_THREADS=threads):
-            with rasterio.open(tmp, "w", **profile) as dst:
+            with rasterio.open(tmp, "w", **_profile(stack.grid, n, threads)) as dst:
                 for i in range(n):
                     band = stack.data[i]
                     if not band.flags.c_contiguous:
                         band = np.ascontiguousarray(band)
                     _to_u16(band, buf)
                     dst.write(buf, i + 1)
-                    dst.set_band_description(i + 1, stack.bands[i])
-                dst.scales = (1.0 / _SCALE,) * n
-                dst.offsets = (0.0,) * n
-                dst.update_tags(SATTAG_FORMAT=STACK_FORMAT, SATTAG_SCENE=stack.scene_id,
-                                SATTAG_OFFSETS=json.dumps({g: list(v) for g, v in stack.offsets.items()}))
-                spread = getattr(stack, "offset_spread", None)  # a plain Stack has none
-                if spread:
-                    dst.update_tags(SATTAG_OFFSET_SPREAD=json.dumps({g: float(v) for g, v in spread.items()}))
+                # a plain Stack may lack offset_spread
+                _write_header(dst, stack.bands, stack.scene_id, stack.offsets, getattr(stack, "offset_spread", None))
     return path
 
 
@@ -338,14 +609,60 @@ def check_stack_space(scene: Scene, path: str | Path) -> None:
                      f"{info.width} px)", scene=scene.id)
 
 
+class _StackOnDisk(Stack):
+    """The stack :func:`ingest_scene` wrote: header in memory (bands, grid, offsets, spreads), ``data``
+    read from the file when first used (never, when only the offsets are wanted)."""
+
+    def __init__(self, scene_id: str, bands: tuple[str, ...], grid: Grid, offsets: dict, offset_spread: dict,
+                 path: Path, threads: int):
+        self._path, self._threads = Path(path), threads
+        super().__init__(scene_id, None, bands, grid, offsets, offset_spread)
+
+    @property
+    def data(self) -> np.ndarray:
+        if self._data is None:
+            self._data = read_stack(self._path, self._threads).data
+        return self._data
+
+    @data.setter
+    def data(self, value) -> None:
+        self._data = value
+
+
 def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = None,
                  progress: Callable[[int], None] | None = None) -> Stack | None:
-    """Build and cache the stack of ``scene`` at ``path``; None (nothing done) when a complete stack
-    is already there."""
+    """Build and cache the stack of ``scene`` at ``path`` window by window (``config.tile_px``), in
+    memory that follows the window, not the scene; None (nothing done) when a complete stack is
+    already there.
+
+    Returns the stack's header (bands, grid, offsets, spreads); its ``data`` is read back from
+    ``path`` when first used. The file is written under a temporary name and renamed when complete:
+    any error (a bad file, a failed fit, values beyond the bit depth found in a late window) leaves
+    nothing at ``path`` and no temporary behind. Errors as :func:`build_stack`.
+    """
     if stack_is_complete(path):
         return None
     config = config or IngestConfig()
+    _check_window_settings(config)
     check_stack_space(scene, path)
-    stack = build_stack(scene, config, progress)
-    write_stack(stack, path, config.gdal_threads)
+    threads = config.gdal_threads
+    with _planned(scene, config, progress) as plan, atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **_profile(plan.grid, len(plan.names), threads)) as dst:
+            n = len(plan.names)
+            buffers: dict[tuple[int, int, int], np.ndarray] = {}
+            for rows, cols in plan.windows():
+                block = plan.render_window(rows, cols)
+                h, w = block.shape[1:]
+                window = Window(cols[0], rows[0], w, h)
+                # As many bands at a time as fit in _U16_BUFFER bytes (at least one): few calls for
+                # small windows (each numba call has a fixed cost), a bounded buffer for large ones.
+                per = max(1, min(n, _U16_BUFFER // (h * w * 2)))
+                for b0 in range(0, n, per):
+                    b1 = min(n, b0 + per)
+                    buf = buffers.setdefault((b1 - b0, h, w), np.empty((b1 - b0, h, w), np.uint16))
+                    _to_u16(block[b0:b1], buf)
+                    dst.write(buf, indexes=list(range(b0 + 1, b1 + 1)), window=window)
+                del block
+            _write_header(dst, plan.names, scene.id, plan.offsets, plan.spreads)
+        stack = _StackOnDisk(scene.id, plan.names, plan.grid, plan.offsets, plan.spreads, Path(path), threads)
     return stack
