@@ -304,7 +304,9 @@ class Renderer:
 
         # row texture of crop fields: stripes across the row direction, per field
         fid = self.fields.burn(fy0, fy1, fx0, fx1, np.int32)
-        yy, xx = np.mgrid[fy0:fy1, fx0:fx1].astype(np.float32)
+        # (the coordinates as a column and a row: the same products as full grids, without them)
+        yy = np.arange(fy0, fy1).astype(np.float32)[:, None]
+        xx = np.arange(fx0, fx1).astype(np.float32)[None, :]
         per = self.per[fid]
         phase = (xx * np.cos(self.angs)[fid] + yy * np.sin(self.angs)[fid]) / np.maximum(per, 1e-3)
         # rows finer than ~2 px average out: fade their contrast as a real sensor would
@@ -446,7 +448,7 @@ class _Shadows:
                 crown_px |= m
                 _or_shifted(lit, m, dx, dy)
             out[(crown_px > 0) & (lit == 0)] = 0.8
-        return out[y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0]
+        return np.ascontiguousarray(out[y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0])
 
 
 def _shadows(L: Layout, cond: Conditions, fx: float, fy: float, shape: tuple[int, int]) -> np.ndarray:

@@ -16,7 +16,7 @@ from sattag.synth.dress import dress
 from sattag.synth.layout import make_layout
 from sattag.synth.render import Renderer, band_radiance_r, supersampling
 from sattag.synth.sensor import (DARK, FULL_HEIGHTS, FULL_WIDTHS, MIN_A_PX, NOISE, NOMINAL_FULL_WIDTH, apply_sep,
-                                 block_normal, draw_offsets, group_shape, lowpass_op, sensor_op)
+                                 block_normal, draw_offsets, group_shape, kernels, lowpass_op, sensor_op)
 from sattag.synth.shapes import as_multipolygon, fast_union, polys_of, scale_many
 from sattag.synth.spectra import Conditions, draw_conditions
 
@@ -138,6 +138,9 @@ class ScenePlan:
         # ... and the raster sees them through the grid formula: x_px = x * W'/Xmax, W' = W*W/(W+1)
         self.sub = sub = supersampling(Wf, W)
         self.renderer = Renderer(lay, cond, r_tex, H, W, (W * W / (W + 1)) / Wf, (H * H / (H + 1)) / Hf, sub)
+        # the compiled loops, loaded now when a window of this scene will use them (a fixed cost, as
+        # the plan's, not one that comes with the first window)
+        kernels(min(H, TILE) * min(W, TILE) * sub * sub)
         self.noise_key = int(r_noise.integers(2**63))
         self.shapes = {g: group_shape(g, H, W) for g in GROUP_BANDS}
         self.sensor = {}
