@@ -111,6 +111,17 @@ def test_compiled_loops_give_numpys_values(monkeypatch):
             monkeypatch.setattr(render, "kernels", lambda n: _kernels)
             got = render.band_radiance_r(band, land)
             assert got.shape == (h // ss, w // ss) and np.array_equal(got, want), (ss, band)
+    # the land's materials, brightness and mixtures (the scene's own fields and shapes)
+    from sattag.synth.scene import ScenePlan
+
+    r = ScenePlan("6120_2_2", size=150, seed=1).renderer
+    lands = []
+    for k in (None, _kernels):
+        monkeypatch.setattr(render, "kernels", lambda n, k=k: k)
+        lands.append(r.land(20, 90, 35, 140))
+    for f in ("mat", "mat2", "frac", "bright", "shadow", "vig"):
+        a, b = getattr(lands[0], f), getattr(lands[1], f)
+        assert a.dtype == b.dtype and np.array_equal(a, b), f
 
 
 # ---- whole scenes

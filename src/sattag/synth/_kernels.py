@@ -82,3 +82,49 @@ def radiance_r(mat, mat2, frac, bright, vig, shadow, lut, vlut, shade1, base, ss
             if ss > 1:
                 acc *= inv
             out[y, x] = acc
+
+
+@numba.njit(cache=True, nogil=True)
+def land_bright(idx, back, stripes, fine, mid, low, mat_of, mat2_of, tint_of, fine_a, mid_a, row_a, grass, mat, mat2,
+                bright):
+    """Materials and brightness of :meth:`sattag.synth.render.Renderer.land` from the painter's index
+    ``idx`` (0: nothing painted: soil, or grass where ``back`` is not set) and the texture fields."""
+    one = np.float32(1.0)
+    c04 = np.float32(0.04)
+    h, w = idx.shape
+    for y in range(h):
+        for x in range(w):
+            k = idx[y, x]
+            m = mat_of[k]
+            if k == 0 and not back[y, x]:
+                m = grass
+            mat[y, x] = m
+            mat2[y, x] = mat2_of[k]
+            b = one + fine_a[m] * fine[y, x]
+            b += mid_a[m] * mid[y, x]
+            b += row_a[m] * stripes[y, x]
+            b += c04 * low[y, x]
+            b *= tint_of[k]
+            bright[y, x] = b
+
+
+@numba.njit(cache=True, nogil=True)
+def land_frac(idx, mat, grain, patches, vig, frac_of, grain_of, vigour_of, mix_a, dry, frac):
+    """The secondary material's share (``frac``) of :meth:`sattag.synth.render.Renderer.land`, and each
+    object's own vigour added to ``vig`` in place."""
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    c06 = np.float32(0.6)
+    h, w = idx.shape
+    for y in range(h):
+        for x in range(w):
+            k = idx[y, x]
+            f = frac_of[k]
+            if k == 0:
+                f = dry
+            g = grain[y, x]
+            p = patches[y, x] + c06 * g
+            f += mix_a[mat[y, x]] * p
+            f += g * grain_of[k]
+            frac[y, x] = min(max(f, zero), one)
+            vig[y, x] += vigour_of[k]

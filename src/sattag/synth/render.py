@@ -38,6 +38,10 @@ from sattag.synth.spectra import (MAT, MATERIAL_NAMES, TEX, VEG, Conditions, atm
                                   material_curves)
 
 
+#: Texture amplitudes per material (fine grain, ~3 m patches, crop rows, spread of the secondary share).
+_TEX_A = tuple(np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[i] for m in MATERIAL_NAMES], np.float32) for i in range(4))
+
+
 def smooth_noise(rng: np.random.Generator, H: int, W: int, scale_px: float) -> np.ndarray:
     """Gaussian-ish noise with features ~``scale_px`` pixels, std ~1: (H, W) float32."""
     gh = max(2, int(math.ceil(H / max(scale_px, 1.0))) + 2)
@@ -284,63 +288,72 @@ class Renderer:
         mat[(idx == 0) & ~back] = MAT["grass"]
         return mat
 
+    def stripes(self, fy0: int, fy1: int, fx0: int, fx1: int) -> np.ndarray:
+        """Row texture of crop fields on a window of the fine grid: stripes across each field's row
+        direction, 0 outside fields (where their contrast is faded to 0 anyway)."""
+        ss = self.ss
+        h, w = fy1 - fy0, fx1 - fx0
+        fid = self.fields.burn(fy0, fy1, fx0, fx1, np.int32).ravel()
+        at = np.flatnonzero(fid)
+        out = np.zeros(h * w, np.float32)
+        if len(at):
+            fid = fid[at]
+            yy = (at // w + fy0).astype(np.float32)
+            xx = (at % w + fx0).astype(np.float32)
+            per = self.per[fid]
+            phase = (xx * np.cos(self.angs)[fid] + yy * np.sin(self.angs)[fid]) / np.maximum(per, 1e-3)
+            del xx, yy
+            # rows finer than ~2 px average out: fade their contrast as a real sensor would
+            fade = np.clip((per - 2.0 * ss) / (4.0 * ss), 0.0, 1.0)
+            out[at] = np.sin(2 * np.pi * phase) * fade
+        return out.reshape(h, w)
+
     def land(self, y0: int, y1: int, x0: int, x1: int) -> Land:
         """The fine-grid :class:`Land` under R pixels y0..y1-1 x x0..x1-1."""
         ss, cond = self.ss, self.cond
         fy0, fy1, fx0, fx1 = y0 * ss, y1 * ss, x0 * ss, x1 * ss
         h, w = fy1 - fy0, fx1 - fx0
+        fine_a, mid_a, row_a, mix_a = _TEX_A
+        k = kernels(h * w)
         back = self.back.window(fy0, fy1, fx0, fx1) > 0.0
         idx = self.paint.burn(fy0, fy1, fx0, fx1, np.int32)
-        none = idx == 0
-        mat = self.mat_of[idx]
-        mat[none & ~back] = MAT["grass"]
-        mat2 = self.mat2_of[idx]
-        frac = self.frac_of[idx]
-        frac[none] = np.float32(cond.dry)
-        tint = self.tint_of[idx]
-        grain_a = self.grain_of[idx]
-        vigour = self.vigour_of[idx]
-        del idx, back, none
-
-        # row texture of crop fields: stripes across the row direction, per field
-        fid = self.fields.burn(fy0, fy1, fx0, fx1, np.int32)
-        # (the coordinates as a column and a row: the same products as full grids, without them)
-        yy = np.arange(fy0, fy1).astype(np.float32)[:, None]
-        xx = np.arange(fx0, fx1).astype(np.float32)[None, :]
-        per = self.per[fid]
-        phase = (xx * np.cos(self.angs)[fid] + yy * np.sin(self.angs)[fid]) / np.maximum(per, 1e-3)
-        # rows finer than ~2 px average out: fade their contrast as a real sensor would
-        fade = np.clip((per - 2.0 * ss) / (4.0 * ss), 0.0, 1.0)
-        stripes = np.sin(2 * np.pi * phase) * fade
-        del xx, yy, phase, fade, fid, per
-
         # texture: fine grain, ~3 m patches, crop rows, ~120 m brightness drift
-        fine_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[0] for m in MATERIAL_NAMES], np.float32)
-        mid_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[1] for m in MATERIAL_NAMES], np.float32)
-        row_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[2] for m in MATERIAL_NAMES], np.float32)
-        mix_a = np.array([TEX.get(m, (0.02, 0.0, 0.0, 0.0))[3] for m in MATERIAL_NAMES], np.float32)
+        stripes = self.stripes(fy0, fy1, fx0, fx1)
         fine = self.fine.window(fy0, fy1, fx0, fx1)
         mid = self.mid.window(fy0, fy1, fx0, fx1)
         low = self.low.window(fy0, fy1, fx0, fx1)
-        bright = 1.0 + fine_a[mat] * fine + mid_a[mat] * mid + row_a[mat] * stripes + 0.04 * low
-        bright *= tint
-        del mid, low, stripes, tint, fine
+        if k is not None:
+            mat, mat2, bright = np.empty((h, w), np.uint8), np.empty((h, w), np.uint8), np.empty((h, w), np.float32)
+            k.land_bright(idx, back, stripes, fine, mid, low, self.mat_of, self.mat2_of, self.tint_of, fine_a, mid_a,
+                          row_a, np.uint8(MAT["grass"]), mat, mat2, bright)
+        else:
+            mat = self.mat_of[idx]
+            mat[(idx == 0) & ~back] = MAT["grass"]
+            mat2 = self.mat2_of[idx]
+            bright = 1.0 + fine_a[mat] * fine + mid_a[mat] * mid + row_a[mat] * stripes + 0.04 * low
+            bright *= self.tint_of[idx]
+        del back, stripes, fine, mid, low
         # patchy mixtures: the secondary material's share varies within an object, in ~5 m patches and
         # from pixel to pixel (tufts, stones, single plants)
         grain = self.grain.window(fy0, fy1, fx0, fx1)
         patches = self.patches.window(fy0, fy1, fx0, fx1)
-        patches += 0.6 * grain
-        frac += mix_a[mat] * patches
-        grain *= grain_a
-        frac += grain
-        np.clip(frac, 0.0, 1.0, out=frac)
-        del patches, grain, grain_a
-
-        shadow = self.shadows.window(fy0, fy1, fx0, fx1)
         vig = self.vig.window(fy0, fy1, fx0, fx1)
-        vig += vigour
-        del vigour
-        return Land(mat, mat2, frac, bright.astype(np.float32), shadow, vig, ss, cond, self.curves)
+        if k is not None:
+            frac = np.empty((h, w), np.float32)
+            k.land_frac(idx, mat, grain, patches, vig, self.frac_of, self.grain_of, self.vigour_of, mix_a,
+                        np.float32(cond.dry), frac)
+        else:
+            frac = self.frac_of[idx]
+            frac[idx == 0] = np.float32(cond.dry)
+            patches += 0.6 * grain
+            frac += mix_a[mat] * patches
+            grain *= self.grain_of[idx]
+            frac += grain
+            np.clip(frac, 0.0, 1.0, out=frac)
+            vig += self.vigour_of[idx]
+        del idx, grain, patches
+        shadow = self.shadows.window(fy0, fy1, fx0, fx1)
+        return Land(mat, mat2, frac, bright, shadow, vig, ss, cond, self.curves)
 
 
 def render(L: Layout, cond: Conditions, rng: np.random.Generator, H: int, W: int, sx: float, sy: float,
