@@ -1,8 +1,10 @@
 """ingest stage: find scenes, read band files, align and resample them onto one grid, cache stacks.
 
 Public API:
-``discover_scenes``, ``scene_from_files``, ``dstl_grid_sizes``, ``build_stack``, ``write_stack``,
-``read_stack``, ``stack_is_complete``, ``ingest_scene``, ``offsets_rows`` / ``write_offsets`` /
+``discover_scenes``, ``scene_from_files``, ``dstl_grid_sizes``, ``build_stack`` (a stack in memory),
+``write_stack``, ``read_stack``, ``stack_is_complete``, ``ingest_scene`` (a scene's stack built and
+written window by window, ``[ingest] tile_px``: memory follows the window, not the scene),
+``offsets_rows`` / ``write_offsets`` /
 ``read_offsets`` (``offsets.csv``), ``estimate_offset``,
 ``display_bands``, ``scene_thumbnail`` (a small colour view of a stack), and the data generator's
 ``generate_dataset`` (it lives in ``sattag.synth``; imported lazily).

@@ -57,7 +57,7 @@ _SCALE = 65535.0
 #: Side of the cache file's tiles; the windows a stack is written in are made of whole ones.
 _BLOCK = 512
 #: Most bytes of uint16 a window is converted into at a time before it is written.
-_U16_BUFFER = 64 << 20
+_U16_BUFFER = 16 << 20
 
 
 # ----------------------------------------------------------------------------------------- geometry
@@ -649,7 +649,7 @@ def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = N
     with _planned(scene, config, progress) as plan, atomic_path(path) as tmp:
         with rasterio.open(tmp, "w", **_profile(plan.grid, len(plan.names), threads)) as dst:
             n = len(plan.names)
-            buffers: dict[tuple[int, int, int], np.ndarray] = {}
+            flat = np.empty(0, np.uint16)
             for rows, cols in plan.windows():
                 block = plan.render_window(rows, cols)
                 h, w = block.shape[1:]
@@ -657,9 +657,11 @@ def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = N
                 # As many bands at a time as fit in _U16_BUFFER bytes (at least one): few calls for
                 # small windows (each numba call has a fixed cost), a bounded buffer for large ones.
                 per = max(1, min(n, _U16_BUFFER // (h * w * 2)))
+                if flat.size < per * h * w:
+                    flat = np.empty(per * h * w, np.uint16)
                 for b0 in range(0, n, per):
                     b1 = min(n, b0 + per)
-                    buf = buffers.setdefault((b1 - b0, h, w), np.empty((b1 - b0, h, w), np.uint16))
+                    buf = flat[:(b1 - b0) * h * w].reshape(b1 - b0, h, w)
                     _to_u16(block[b0:b1], buf)
                     dst.write(buf, indexes=list(range(b0 + 1, b1 + 1)), window=window)
                 del block
