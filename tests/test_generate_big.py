@@ -124,6 +124,25 @@ def test_compiled_loops_give_numpys_values(monkeypatch):
         assert a.dtype == b.dtype and np.array_equal(a, b), f
 
 
+def test_cutting_by_the_near_parts_is_cutting_by_the_whole():
+    import shapely
+    from shapely.geometry import MultiPolygon
+
+    from sattag.synth.layout import _NearParts
+    from sattag.synth.shapes import circles, rot_rects
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 3000, (400, 2))
+    whole = shapely.union_all(np.concatenate([circles(xy[:200], rng.uniform(5, 40, 200), 3),
+                                              rot_rects(xy[200:, 0], xy[200:, 1], rng.uniform(10, 300, 200), 12, 0.3)]))
+    assert isinstance(whole, MultiPolygon)
+    near = _NearParts(whole)
+    c = rng.uniform(0, 3000, (300, 2))
+    for ring in rot_rects(c[:, 0], c[:, 1], rng.uniform(20, 90, 300), rng.uniform(20, 90, 300), rng.uniform(0, 3, 300)):
+        wall = ring.exterior.buffer(1.0, cap_style="flat", join_style="mitre")
+        assert shapely.to_wkb(wall.difference(near.around(wall))) == shapely.to_wkb(wall.difference(whole))
+
+
 # ---- whole scenes
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 import shapely.affinity
-from shapely.geometry import Polygon, box
+from shapely.geometry import MultiPolygon, Polygon, box
 
 from sattag.synth.shapes import (circles, curve, drop_overlaps, fast_union, l_shapes, polys_of, rot_rects,
                                  union)
@@ -90,6 +90,35 @@ class Parts:
     large_vehicles: list
     small_vehicles: list
     no_tree: object
+
+
+class _NearParts:
+    """A polygonal geometry that small ones are cut by, many times: :meth:`around` gives the parts of it
+    that can touch a geometry, for ``g.difference(near.around(g))`` = ``g.difference(whole)``.
+
+    GEOS cuts ``a.difference(b)`` by clipping ``b`` to ``a``'s envelope (expanded by a tenth) and goes
+    over every vertex of ``b`` to do so; parts of ``b`` wholly outside are clipped away. So the parts
+    whose envelopes reach that region (with a wide margin), in their order, plus the parts that make
+    ``b``'s envelope (so GEOS takes the same path: its envelope checks see the same extent), give the
+    same result, vertex for vertex, without going over the rest.
+    """
+
+    def __init__(self, geom):
+        self.whole = geom
+        self.parts = None
+        if isinstance(geom, MultiPolygon) and len(geom.geoms) > 8:
+            self.parts = np.array(list(geom.geoms), dtype=object)
+            self.tree = shapely.STRtree(self.parts)
+            b = shapely.bounds(self.parts)
+            self.extent = np.unique([b[:, 0].argmin(), b[:, 1].argmin(), b[:, 2].argmax(), b[:, 3].argmax()])
+
+    def around(self, g):
+        if self.parts is None or g.is_empty:
+            return self.whole
+        x0, y0, x1, y1 = g.bounds
+        m = 1.0 + 0.25 * max(x1 - x0, y1 - y0)
+        near = self.tree.query(box(x0 - m, y0 - m, x1 + m, y1 + m))
+        return MultiPolygon(list(self.parts[np.union1d(near, self.extent)]))
 
 
 _SCENE_TYPES = ("rural", "village", "suburban", "urban")
@@ -320,6 +349,7 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
     walls, garden_fences = [], []
     res_arr = np.array(buildings_res, dtype=object)
     clear = union([build_u.buffer(2), busy])  # no wall through houses, roads or water
+    near_clear = _NearParts(clear)
     for b in res_arr[rng.random(len(res_arr)) < 0.7]:
         if id(b) not in rects:
             continue
@@ -329,7 +359,8 @@ def make_layout(rng: np.random.Generator, W: float, H: float) -> Layout:
         wall = ring.buffer(rng.uniform(0.7, 1.2), cap_style="flat", join_style="mitre")
         # a gate, and nothing through houses, roads or water
         gate = shapely.Point(shapely.get_coordinates(ring)[int(rng.integers(4))]).buffer(rng.uniform(8, 14))
-        wall = wall.difference(gate).difference(clear)
+        wall = wall.difference(gate)
+        wall = wall.difference(near_clear.around(wall))
         # masonry walls, or light fences (posts and wire: mostly the garden between them)
         (walls if rng.random() < 0.5 else garden_fences).extend(p for p in polys_of(wall) if p.area > 4)
     structs = list(sheds) + walls
