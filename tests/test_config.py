@@ -28,7 +28,9 @@ def test_readme_example_parses_and_overrides():
     assert cfg.predict.threshold_for(DSTL_CLASSES.by_id(9)) == 0.7
     assert cfg.predict.threshold_for(DSTL_CLASSES.by_id(1)) == 0.5
     assert cfg.engine.memory_limit == "6GiB"
-    assert cfg.ingest == Config().ingest  # untouched sections keep the defaults
+    assert cfg.ingest.tile_px == 1024
+    assert cfg.ingest == Config().ingest.__class__(tile_px=1024)  # its other fields keep the defaults
+    assert cfg.split == Config().split  # untouched sections keep the defaults
 
 
 def test_every_readme_toml_block_loads(tmp_path):
