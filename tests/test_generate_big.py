@@ -143,6 +143,22 @@ def test_cutting_by_the_near_parts_is_cutting_by_the_whole():
         assert shapely.to_wkb(wall.difference(near.around(wall))) == shapely.to_wkb(wall.difference(whole))
 
 
+def test_touching_by_parts_is_intersecting_the_union():
+    import shapely
+
+    from sattag.synth.dress import _touching
+    from sattag.synth.shapes import circles, polys_of, rot_rects
+
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(0, 2000, (300, 2))
+    area = shapely.union_all(np.concatenate([circles(xy[:150], rng.uniform(5, 60, 150), 3),
+                                             rot_rects(xy[150:, 0], xy[150:, 1], rng.uniform(10, 400, 150), 9, 1.1)]))
+    bushes = circles(rng.uniform(0, 2000, (3000, 2)), rng.uniform(3, 14, 3000), 2)
+    want = shapely.intersects(bushes, area)
+    assert 0 < want.sum() < len(bushes)
+    assert np.array_equal(_touching(bushes, np.array(polys_of(area), dtype=object)), want)
+
+
 # ---- whole scenes
 
 

@@ -53,6 +53,7 @@ def dress(L: Layout, cond: Conditions, rng: np.random.Generator) -> Layout:
         if stage in ("crop_young", "crop_green", "crop_ripe") and rng.random() < 0.6:
             P += [surfaces.ploughed(rng, t) for t in _tramlines(rng, f, ang)]
     # ---- bushes too small for a tree label: along the edges of woods, in meadows, gardens and glades
+    no_tree = np.array(polys_of(parts.no_tree), dtype=object)  # where none stands, by its parts
     fringe = []
     for w in parts.woods:
         for ring in polys_of(w.buffer(rng.uniform(6, 16), quad_segs=2)):
@@ -62,7 +63,7 @@ def dress(L: Layout, cond: Conditions, rng: np.random.Generator) -> Layout:
     if fringe:
         xy = np.concatenate(fringe)
         xy = xy + rng.normal(0, 4, xy.shape)
-        _bushes(rng, cond, circles(xy, rng.uniform(3, 9, len(xy)), 2), parts.no_tree, P, cast, "fringe")
+        _bushes(rng, cond, circles(xy, rng.uniform(3, 9, len(xy)), 2), no_tree, P, cast, "fringe")
     areas = ([(m, BUSH_SPACING["meadow"]) for m in parts.meadow]
              + [(b, BUSH_SPACING["settlement"]) for b in parts.settle_blocks]
              + [(w, BUSH_SPACING["wood"]) for w in parts.wood_cells])
@@ -72,7 +73,7 @@ def dress(L: Layout, cond: Conditions, rng: np.random.Generator) -> Layout:
             minx, miny, maxx, maxy = area.bounds
             xy = rng.uniform([minx, miny], [maxx, maxy], (n, 2))
             xy = xy[shapely.contains_xy(area, xy[:, 0], xy[:, 1])]
-            _bushes(rng, cond, circles(xy, rng.uniform(4, 14, len(xy)), 2), parts.no_tree, P, cast, "bush")
+            _bushes(rng, cond, circles(xy, rng.uniform(4, 14, len(xy)), 2), no_tree, P, cast, "bush")
     # ---- unlabelled bare lines, tracks (grass between the ruts of some), footpaths
     P += [surfaces.bare(rng, g) if rng.random() < 0.6 else surfaces.weeds(rng, g) for g in parts.margins]
     P += [t for t in (surfaces.track(rng, cond, g) for g in parts.tracks) if t is not None]
@@ -117,8 +118,18 @@ def dress(L: Layout, cond: Conditions, rng: np.random.Generator) -> Layout:
     return L
 
 
+def _touching(geoms: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """``shapely.intersects(geoms, union of parts)``: each part tested against the geometries near it
+    only (a tree of ``geoms``), not every geometry against the whole."""
+    hit = np.zeros(len(geoms), bool)
+    if len(geoms) and len(parts):
+        hit[shapely.STRtree(geoms).query(parts, predicate="intersects")[1]] = True
+    return hit
+
+
 def _bushes(rng, cond, bushes, no_tree, P, cast, what: str) -> None:
-    bushes = list(bushes[~shapely.intersects(bushes, no_tree)])
+    """Paint (and cast) the ``bushes`` that touch none of the polygons ``no_tree``."""
+    bushes = list(bushes[~_touching(bushes, no_tree)])
     P += [surfaces.scrub(rng, cond, g) for g in bushes]
     cast(bushes, what, True)
 
