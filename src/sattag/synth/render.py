@@ -154,6 +154,7 @@ class _Burner:
         shape_parts = np.zeros(n, np.int64)
         shape_parts[flat] = np.bincount(pidx, minlength=int(flat.sum()))
         self.shape_off = np.concatenate([[0], np.cumsum(shape_parts)])
+        self.n_coords = self.ring_off[self.part_off[self.shape_off[1:]]] - self.ring_off[self.part_off[self.shape_off[:-1]]]
         self.flat = flat.tolist()
         self._offs = None
         # the rest as scaled geometries
@@ -173,13 +174,23 @@ class _Burner:
         if self._offs is None:  # Python ints index faster in the loop below
             self._offs = (self.ring_off.tolist(), self.part_off.tolist(), self.shape_off.tolist())
         ro, po, so = self._offs
+        vals = self.values[sel].tolist()
+        sel = sel.tolist()
+        # the coordinates as Python lists: from the first selected shape's to the last one's in one go
+        # when most of them are selected, else ring by ring
+        c0, c1 = ro[po[so[sel[0]]]], ro[po[so[sel[-1] + 1]]]
+        bulk = 2 * int(self.n_coords[sel].sum()) >= c1 - c0
+        pts = xy[c0:c1].tolist() if bulk else None
         out = []
-        for k, v in zip(sel.tolist(), self.values[sel].tolist()):
+        for k, v in zip(sel, vals):
             if not flat[k]:
                 out.append((other[k], v))
                 continue
             for p in range(so[k], so[k + 1]):
-                rings = [xy[ro[r]:ro[r + 1]].tolist() for r in range(po[p], po[p + 1])]
+                if bulk:
+                    rings = [pts[ro[r] - c0:ro[r + 1] - c0] for r in range(po[p], po[p + 1])]
+                else:
+                    rings = [xy[ro[r]:ro[r + 1]].tolist() for r in range(po[p], po[p + 1])]
                 out.append(({"type": "Polygon", "coordinates": rings}, v))
         return out
 
