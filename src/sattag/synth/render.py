@@ -154,7 +154,8 @@ class _Burner:
         shape_parts = np.zeros(n, np.int64)
         shape_parts[flat] = np.bincount(pidx, minlength=int(flat.sum()))
         self.shape_off = np.concatenate([[0], np.cumsum(shape_parts)])
-        self.n_coords = self.ring_off[self.part_off[self.shape_off[1:]]] - self.ring_off[self.part_off[self.shape_off[:-1]]]
+        first_c = self.ring_off[self.part_off[self.shape_off]]  # each shape's first coordinate (and the end)
+        self.n_coords = np.diff(first_c)
         self.flat = flat.tolist()
         self._offs = None
         # the rest as scaled geometries
