@@ -50,38 +50,59 @@ def sep_rows(tmp, iy, wy, out):
 
 
 @numba.njit(cache=True, nogil=True)
+def _fine_row(mat, mat2, frac, bright, vig, shadow, lut, vlut, shade1, base, out):
+    """One row of a band's radiance on the fine grid (see :func:`radiance_r`) into ``out``."""
+    one = np.float32(1.0)
+    for x in range(out.shape[0]):
+        m = mat[x]
+        v = lut[m]
+        d = lut[mat2[x]] - v
+        d *= frac[x]
+        v += d
+        v *= bright[x]
+        g = vlut[m] * vig[x]
+        v += g
+        light = shadow[x] * shade1
+        light += one
+        v *= light
+        v += base
+        out[x] = v
+
+
+@numba.njit(cache=True, nogil=True)
 def radiance_r(mat, mat2, frac, bright, vig, shadow, lut, vlut, shade1, base, ss, inv, out):
     """One band's radiance on the R grid from the fine-grid land: per fine pixel
     ``((lut[m] + (lut[m2] - lut[m]) * frac) * bright + vlut[m] * vig) * (shadow * shade1 + 1) + base``,
     each R pixel the sum of its ``ss`` x ``ss`` sub-pixels (row by row, from the top left) times ``inv``."""
-    one = np.float32(1.0)
     h, w = out.shape
+    if ss == 1:
+        for y in range(h):
+            _fine_row(mat[y], mat2[y], frac[y], bright[y], vig[y], shadow[y], lut, vlut, shade1, base, out[y])
+        return
+    rows = np.empty((ss, w * ss), np.float32)
     for y in range(h):
-        for x in range(w):
-            acc = np.float32(0.0)
-            for i in range(ss):
-                fy = y * ss + i
-                for j in range(ss):
-                    fx = x * ss + j
-                    m = mat[fy, fx]
-                    v = lut[m]
-                    d = lut[mat2[fy, fx]] - v
-                    d *= frac[fy, fx]
-                    v += d
-                    v *= bright[fy, fx]
-                    g = vlut[m] * vig[fy, fx]
-                    v += g
-                    light = shadow[fy, fx] * shade1
-                    light += one
-                    v *= light
-                    v += base
-                    if i == 0 and j == 0:
-                        acc = v
-                    else:
-                        acc += v
-            if ss > 1:
+        for i in range(ss):
+            fy = y * ss + i
+            _fine_row(mat[fy], mat2[fy], frac[fy], bright[fy], vig[fy], shadow[fy], lut, vlut, shade1, base, rows[i])
+        o = out[y]
+        if ss == 2:
+            r0, r1 = rows[0], rows[1]
+            for x in range(w):
+                acc = r0[2 * x]
+                acc += r0[2 * x + 1]
+                acc += r1[2 * x]
+                acc += r1[2 * x + 1]
                 acc *= inv
-            out[y, x] = acc
+                o[x] = acc
+            continue
+        for x in range(w):
+            acc = rows[0, x * ss]
+            for i in range(ss):
+                for j in range(ss):
+                    if i or j:
+                        acc += rows[i, x * ss + j]
+            acc *= inv
+            o[x] = acc
 
 
 @numba.njit(cache=True, nogil=True)
