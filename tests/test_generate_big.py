@@ -249,3 +249,21 @@ def test_writing_leaves_gdal_cache_as_it_was(tmp_path):
         write_plan(tmp_path / "b", plan)
         assert get_gdal_config("GDAL_CACHEMAX") == before
     assert get_gdal_config("GDAL_CACHEMAX") == before
+
+
+def test_shapes_are_burnt_in_one_pass_under_a_tiny_cache(monkeypatch):
+    from sattag.synth import render
+
+    seen = []
+
+    def rasterize(shapes, out, transform):
+        from rasterio._env import get_gdal_config
+
+        seen.append(int(get_gdal_config("GDAL_CACHEMAX")))
+
+    monkeypatch.setattr(render, "rasterize", rasterize)
+    out = np.zeros((2000, 1500), np.int32)
+    with rasterio.Env(GDAL_CACHEMAX=64):  # as write_plan writes
+        render.burn_shapes([], out, None)
+        assert int(rasterio.env.getenv()["GDAL_CACHEMAX"]) == 64
+    assert seen and seen[0] >= out.nbytes  # GDAL's chunk of rows: the whole window
