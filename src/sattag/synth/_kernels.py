@@ -13,40 +13,23 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def sep_columns_t(cols_t, ix, wx, out_t):
-    """``out_t[c, r] = sum_t wx[c, t] * cols_t[ix[c, t], r]``, taps in order (the column pass of
-    :func:`~sattag.synth.sensor.apply_sep` on the transposed window: ``cols_t`` = input columns x rows)."""
-    nx, kx = ix.shape
-    nr = cols_t.shape[1]
-    for c in range(nx):
-        o = out_t[c]
-        a = cols_t[ix[c, 0]]
-        w = wx[c, 0]
-        for r in range(nr):
-            o[r] = a[r] * w
-        for t in range(1, kx):
-            a = cols_t[ix[c, t]]
-            w = wx[c, t]
-            for r in range(nr):
-                o[r] += a[r] * w
-
-
-@numba.njit(cache=True, nogil=True)
-def sep_rows(tmp, iy, wy, out):
-    """``out[j, c] = sum_t wy[j, t] * tmp[iy[j, t], c]``, taps in order (the row pass)."""
-    ny, ky = iy.shape
-    nc = tmp.shape[1]
-    for j in range(ny):
-        o = out[j]
-        a = tmp[iy[j, 0]]
-        w = wy[j, 0]
-        for c in range(nc):
-            o[c] = a[c] * w
-        for t in range(1, ky):
-            a = tmp[iy[j, t]]
-            w = wy[j, t]
-            for c in range(nc):
-                o[c] += a[c] * w
+def weighted_rows(src, idx, w, out):
+    """``out[i, :] = sum_t w[i, t] * src[idx[i, t], :]``, taps in order: one pass of
+    :func:`~sattag.synth.sensor.apply_sep`, the row pass on a window, the column pass on its
+    transpose (``src`` = input columns x rows)."""
+    n, k = idx.shape
+    m = src.shape[1]
+    for i in range(n):
+        o = out[i]
+        a = src[idx[i, 0]]
+        wt = w[i, 0]
+        for j in range(m):
+            o[j] = a[j] * wt
+        for t in range(1, k):
+            a = src[idx[i, t]]
+            wt = w[i, t]
+            for j in range(m):
+                o[j] += a[j] * wt
 
 
 @numba.njit(cache=True, nogil=True)

@@ -289,25 +289,25 @@ def apply_sep(src: np.ndarray, origin: tuple[int, int], ty: Taps, y: tuple[int, 
     if k is not None:
         dt = np.result_type(cols.dtype, wx.dtype)
         tmp = np.empty((ix.shape[0], cols.shape[1]), dt)
-        k.sep_columns_t(cols, ix, wx, tmp)
+        k.weighted_rows(cols, ix, wx, tmp)
         del cols
         tmp = np.ascontiguousarray(tmp.T)
         out = np.empty((iy.shape[0], tmp.shape[1]), dt)
-        k.sep_rows(tmp, iy, wy, out)
+        k.weighted_rows(tmp, iy, wy, out)
         return out
-    tmp = cols[ix[:, 0]]
-    tmp *= wx[:, 0, None]
-    for t in range(1, ix.shape[1]):
-        g = cols[ix[:, t]]
-        g *= wx[:, t, None]
-        tmp += g
+    tmp = _weighted_rows(cols, ix, wx)
     del cols
-    tmp = np.ascontiguousarray(tmp.T)  # (rows, output columns)
-    out = tmp[iy[:, 0]]
-    out *= wy[:, 0, None]
-    for t in range(1, iy.shape[1]):
-        g = tmp[iy[:, t]]
-        g *= wy[:, t, None]
+    return _weighted_rows(np.ascontiguousarray(tmp.T), iy, wy)  # tmp.T: (rows, output columns)
+
+
+def _weighted_rows(src: np.ndarray, idx: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """numpy's ``sum_t w[:, t] * src[idx[:, t]]``, taps in order (what ``_kernels.weighted_rows``
+    computes in one compiled pass, for windows too small to pay for numba)."""
+    out = src[idx[:, 0]]
+    out *= w[:, 0, None]
+    for t in range(1, idx.shape[1]):
+        g = src[idx[:, t]]
+        g *= w[:, t, None]
         out += g
     return out
 
