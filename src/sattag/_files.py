@@ -225,3 +225,65 @@ def write_cog(final: str | Path, data, *, transform, crs=None, descriptions: Ite
                 mem.build_overviews(factors, Resampling[overview_resampling])
             gdal_copy(mem, tmp, **options)
     return Path(final)
+
+
+def write_cog_windows(final: str | Path, pieces, *, count: int, height: int, width: int, dtype: str,
+                      transform, crs=None, descriptions: Iterable[str] | None = None,
+                      tags: Mapping[str, str] | None = None, compress: str = "deflate", predictor: bool = False,
+                      blocksize: int = 512, overview_resampling: str = "nearest") -> Path:
+    """The file :func:`write_cog` writes, built from pieces so that the whole image is never in memory.
+
+    ``pieces``: an iterable of ``(row0, col0, array)``, ``array`` (count, h, w) (or (h, w) for one
+    band) of ``dtype``, placed at ``row0, col0`` of the (``count``, ``height``, ``width``) image;
+    pixels no piece covers are 0. The pieces go into a tiled GeoTIFF beside ``final`` (a hidden
+    temporary that :func:`sweep_temporaries` recognises), GDAL builds its overviews from the file
+    block by block, then its COG driver copies it to ``final`` in COG layout; the staging file is
+    removed. Memory: one piece plus GDAL's block cache, whatever the image's size.
+    """
+    import warnings
+
+    import numpy as np
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.shutil import copy as gdal_copy
+    from rasterio.windows import Window
+
+    final = Path(final)
+    descriptions = list(descriptions) if descriptions is not None else None
+    if descriptions is not None and len(descriptions) != count:
+        raise ValueError(f"write_cog_windows: {len(descriptions)} descriptions for {count} bands")
+    options = dict(driver="COG", compress=compress, blocksize=blocksize, bigtiff="IF_SAFER",
+                   overviews="FORCE_USE_EXISTING")
+    if predictor:
+        options["predictor"] = "YES"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.with_name(f".{final.stem}-staging.{uuid.uuid4().hex[:8]}.tmp.tif")
+    try:
+        with atomic_path(final) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(staging, "w", driver="GTiff", count=count, height=height, width=width,
+                               dtype=dtype, transform=transform, crs=crs, tiled=True, blockxsize=blocksize,
+                               blockysize=blocksize, compress="zstd", bigtiff="IF_SAFER",
+                               sparse_ok=True) as dst:
+                for row0, col0, array in pieces:
+                    array = np.asarray(array, dtype=dtype)
+                    if array.ndim == 2:
+                        array = array[None]
+                    if array.shape[0] != count or row0 < 0 or col0 < 0 or \
+                            row0 + array.shape[1] > height or col0 + array.shape[2] > width:
+                        raise ValueError(f"write_cog_windows: a piece of shape {array.shape} at "
+                                         f"({row0}, {col0}) does not fit a ({count}, {height}, {width}) image")
+                    dst.write(array, window=Window(col0, row0, array.shape[2], array.shape[1]))
+                if tags:
+                    dst.update_tags(**tags)
+                for i, d in enumerate(descriptions or [], start=1):
+                    dst.set_band_description(i, d)
+                factors = cog_overview_factors(height, width, blocksize)
+                if factors:
+                    dst.build_overviews(factors, Resampling[overview_resampling])
+            gdal_copy(staging, tmp, **options)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
+    return final

@@ -50,7 +50,7 @@ from sattag.ingest.discover import DstlScene
 from sattag.ingest.resample import axis_weights, resample_rasterio, resample_taps, window_taps
 from sattag.scene import BandFile, Grid, Scene, Stack, dstl_grid
 
-__all__ = ["build_stack", "write_stack", "read_stack", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
+__all__ = ["build_stack", "write_stack", "read_stack", "read_stack_window", "read_stack_sample", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
 
 STACK_FORMAT = "sattag-stack-1"
 _SCALE = 65535.0
@@ -565,6 +565,52 @@ def read_stack_metadata(path: str | Path) -> Stack:
     """The header of a cache stack: band names, grid, offsets and scene id, without reading pixels
     (``data`` is None). Cheap: what a resumed run needs to know about a finished stack."""
     return _read(Path(path), with_data=False)
+
+
+def read_stack_window(path: str | Path, rows: tuple[int, int], cols: tuple[int, int],
+                      threads: int = IngestConfig.gdal_threads) -> np.ndarray:
+    """Pixels of a window of a cache stack: float32 (bands, r1 - r0, c1 - c0) in [0, 1], the same values
+    :func:`read_stack` gives there (``rows = (r0, r1)``, ``cols = (c0, c1)``, reference px, end
+    exclusive, inside the grid). Reads only the stack's blocks under the window: what a tile of a
+    scene too large for memory needs. Raises :class:`InputError` naming the file."""
+    path = Path(path)
+    (r0, r1), (c0, c1) = rows, cols
+    try:
+        with rasterio.Env(GDAL_NUM_THREADS=threads), rasterio.open(path) as src:
+            if not (0 <= r0 < r1 <= src.height and 0 <= c0 < c1 <= src.width):
+                raise InputError(f"window rows {r0}:{r1}, cols {c0}:{c1} is not inside the stack's "
+                                 f"{src.height} x {src.width} grid", path)
+            window = Window(c0, r0, c1 - c0, r1 - r0)
+            data = np.empty((src.count, r1 - r0, c1 - c0), np.float32)
+            buf = np.empty((r1 - r0, c1 - c0), src.dtypes[0])
+            for i in range(src.count):
+                src.read(i + 1, out=buf, window=window)
+                scale = src.scales[i] if src.dtypes[i] != "float32" else 1.0
+                np.multiply(buf, np.float32(scale), out=data[i], casting="unsafe")
+    except RasterioError as e:
+        raise InputError(f"cannot read stack (truncated or corrupt?): {e}", path) from e
+    return data
+
+
+def read_stack_sample(path: str | Path, step: int, threads: int = IngestConfig.gdal_threads) -> np.ndarray:
+    """Every ``step``-th row and column of a cache stack, starting at 0: float32 (bands, ceil(H / step),
+    ceil(W / step)), equal to ``read_stack(path).data[:, ::step, ::step]`` but read a band of rows at
+    a time, so memory follows the sample, not the scene."""
+    path = Path(path)
+    try:
+        with rasterio.Env(GDAL_NUM_THREADS=threads), rasterio.open(path) as src:
+            n, H, W = src.count, src.height, src.width
+            out = np.empty((n, -(-H // step), -(-W // step)), np.float32)
+            band = max(step, (512 // step) * step)  # whole multiples of step: each band starts on a sampled row
+            for r0 in range(0, H, band):
+                r1 = min(H, r0 + band)
+                for i in range(n):
+                    buf = src.read(i + 1, window=Window(0, r0, W, r1 - r0))
+                    scale = src.scales[i] if src.dtypes[i] != "float32" else 1.0
+                    out[i, r0 // step:-(-r1 // step)] = buf[::step, ::step] * np.float32(scale)
+    except RasterioError as e:
+        raise InputError(f"cannot read stack (truncated or corrupt?): {e}", path) from e
+    return out
 
 
 def _read(path: Path, with_data: bool, threads: int = IngestConfig.gdal_threads) -> Stack:
