@@ -11,7 +11,7 @@ and only what a consumer needs is kept: the sampled pixels' rows for training
 (:func:`pixel_features`), per-cluster means for prediction (:func:`cluster_features`). So memory
 stays at the stack plus a few (H, W) maps, whatever the number of features.
 """
-from sattag.features.compute import cluster_features, feature_maps, pixel_features
+from sattag.features.compute import cluster_features, feature_halo, feature_maps, pixel_features
 from sattag.features.spec import FEATURE_SETS, FeatureSet, feature_names
 
-__all__ = ["FEATURE_SETS", "FeatureSet", "cluster_features", "feature_maps", "feature_names", "pixel_features"]
+__all__ = ["FEATURE_SETS", "FeatureSet", "cluster_features", "feature_halo", "feature_maps", "feature_names", "pixel_features"]

@@ -17,6 +17,16 @@ def _box_mean(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.boxFilter(img, cv2.CV_32F, (size, size), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
+def feature_halo(feature_set: FeatureSet) -> int:
+    """Pixels of context a window needs on each side so that :func:`feature_maps` of the window,
+    cropped to its core, equals the whole scene's maps there: the largest box filter's radius, plus
+    1 for the 3x3 Sobel under the edge maps (0 for ``spectra``). At the scene's border the window is
+    clipped, and BORDER_REFLECT then mirrors the same pixels as on the whole scene."""
+    if feature_set.name == "spectra":
+        return 0
+    return max((int(s) // 2 for s in feature_set.scales), default=0) + 1
+
+
 def feature_maps(stack_data: np.ndarray, bands: Sequence[str], feature_set: FeatureSet
                  ) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(name, map)`` for every feature of ``feature_set``, in :func:`feature_names` order.
