@@ -94,3 +94,26 @@ def predict_clusters(cluster_ids: np.ndarray, cluster_table: ClusterTable, model
     masks = class_masks(cluster_ids, flags)
     step(1)
     return PredictResult(cluster_ids, cluster_table, probs, flags, masks, counts)
+
+
+def group_flags(groups: np.ndarray, sizes: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """One decision per group of cluster pieces (a cluster that tiles cut, joined again by
+    :func:`sattag.segment.stitch_groups`): bool (M, C), every piece of a group flagged as the group.
+
+    ``groups`` int (M,): each piece's group; ``sizes`` int (M,): its pixels; ``flags`` bool (M, C): what
+    its tile decided. A class is flagged for the group when the pieces that flag it hold at least half
+    of the group's pixels: the decision the cluster's pixels would mostly have got whole, since each
+    piece's probabilities came from its own part of the cluster.
+    """
+    groups = np.asarray(groups)
+    flags = np.asarray(flags, bool)
+    if not groups.size:
+        return flags.copy()
+    _, g = np.unique(groups, return_inverse=True)
+    w = np.asarray(sizes, np.float64)
+    total = np.bincount(g, weights=w)
+    out = np.empty_like(flags)
+    for j in range(flags.shape[1]):
+        voted = np.bincount(g, weights=w * flags[:, j], minlength=total.size)
+        out[:, j] = (2.0 * voted >= total)[g]
+    return out

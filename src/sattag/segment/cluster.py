@@ -378,23 +378,46 @@ def _band_sums(data, cluster_ids, k):
 
 
 # ---------------------------------------------------------------------------------------------- API
-def band_spread(data: np.ndarray, low: float = 1.0, high: float = 99.0, max_px: int = 1_000_000) -> np.ndarray:
+def spread_step(height: int, width: int, max_px: int = 1_000_000) -> int:
+    """The stride of the regular subsample :func:`band_spread` measures on an (H, W) scene: every
+    ``step``-th row and column, so that at most ~``max_px`` pixels are read."""
+    return max(1, int(np.ceil(np.sqrt(height * width / max_px))))
+
+
+def band_spread(data: np.ndarray, low: float = 1.0, high: float = 99.0, max_px: int = 1_000_000,
+                step: int | None = None) -> np.ndarray:
     """Robust spread of each band: its ``high`` minus its ``low`` percentile, float64 (B,).
 
-    Measured on a regular subsample of at most ``max_px`` pixels (deterministic); never below one
-    quantisation step. Imagery that fills a small part of its bit depth (a dark 13-bit panchromatic
-    scene) has a small spread, so a tolerance relative to it clusters as finely as on bright imagery.
+    Measured on a regular subsample, every :func:`spread_step`-th row and column (deterministic);
+    never below one quantisation step. Imagery that fills a small part of its bit depth (a dark 13-bit
+    panchromatic scene) has a small spread, so a tolerance relative to it clusters as finely as on
+    bright imagery. ``step=1`` with ``data`` already that subsample (a scene too large to read whole,
+    sampled from its file) gives the same spread as the whole scene.
     """
     nb, h, w = data.shape
-    step = max(1, int(np.ceil(np.sqrt(h * w / max_px))))
+    step = spread_step(h, w, max_px) if step is None else int(step)
     sub = data[:, ::step, ::step].reshape(nb, -1)
     lo, hi = np.nanpercentile(sub, [low, high], axis=1)
     return np.maximum(hi - lo, 1.0 / _QMAX)
 
 
+def tolerance_units(tolerance: float, tolerance_of: str, spread: np.ndarray | None, nb: int) -> np.ndarray:
+    """The per-band tolerance in band units ([0, 1] values), float64 (B,): ``tolerance`` times 1
+    (``tolerance_of="range"``) or times the band's spread (``"spread"``; ``spread`` from
+    :func:`band_spread`)."""
+    if tolerance_of == "range":
+        return np.full(nb, float(tolerance))
+    if tolerance_of == "spread":
+        if spread is None or len(spread) != nb:
+            raise ValueError(f"tolerance_of='spread' needs the {nb} bands' spread")
+        return float(tolerance) * np.asarray(spread, np.float64)
+    raise ValueError(f"tolerance_of must be 'range' or 'spread', got {tolerance_of!r}")
+
+
 def cluster_pixels(data: np.ndarray, tolerance: float = ClusterConfig.tolerance,
                    min_size: int = ClusterConfig.min_size,
-                   tolerance_of: str = ClusterConfig.tolerance_of) -> tuple[np.ndarray, ClusterTable]:
+                   tolerance_of: str = ClusterConfig.tolerance_of,
+                   spread: np.ndarray | None = None) -> tuple[np.ndarray, ClusterTable]:
     """Group adjacent pixels of similar spectrum into clusters.
 
     Parameters
@@ -407,6 +430,9 @@ def cluster_pixels(data: np.ndarray, tolerance: float = ClusterConfig.tolerance,
         mean, as a share of the band's [0, 1] range (``tolerance_of="range"``, the seed's rule) or of
         the band's robust spread in this scene (``"spread"``: 1st to 99th percentile,
         :func:`band_spread`).
+    spread:
+        float (B,), the bands' spread when known already (a tile of a larger scene clusters with
+        its scene's spread, so that every tile uses one rule); default: measured on ``data``.
     min_size:
         clusters under this many pixels are merged into the adjacent cluster of closest mean spectrum
         (1 or less: no merging).
@@ -429,12 +455,10 @@ def cluster_pixels(data: np.ndarray, tolerance: float = ClusterConfig.tolerance,
     data = np.ascontiguousarray(data, dtype=np.float32)  # no copy for a float32 C-ordered stack
     nb, h, w = data.shape
     q = _quantise(data)
-    if tolerance_of == "range":
-        scale = np.ones(nb, np.float64)
-    elif tolerance_of == "spread":
-        scale = band_spread(data)
-    else:
-        raise ValueError(f"tolerance_of must be 'range' or 'spread', got {tolerance_of!r}")
+    if tolerance_of == "spread" and spread is None:
+        spread = band_spread(data)
+    tolerance_units(tolerance, tolerance_of, spread, nb)  # checks the rule and the spread's length
+    scale = np.ones(nb, np.float64) if tolerance_of == "range" else np.asarray(spread, np.float64)
     cluster_ids, k0, qmeans, sizes, edges = _grow(q, h, w, float(tolerance) * _QMAX * scale)
     del q
     ptr0, idx0 = _csr(k0, edges[:, 0], edges[:, 1])

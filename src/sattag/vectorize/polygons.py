@@ -308,13 +308,49 @@ def _polygon_parts(geoms: np.ndarray) -> np.ndarray:
     return parts[(types == 3) & ~shapely.is_empty(parts)]
 
 
+def tile_pixel_polygons(mask: np.ndarray, row0: int, col0: int, height: int, width: int
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The polygons of one tile of a larger mask, split into those that are complete and those that
+    touch a seam.
+
+    ``mask``: 2-D (h, w) the tile's pixels (nonzero inside), placed at ``row0, col0`` of an (``height``,
+    ``width``) mask. Returns ``(whole, seam)``: numpy object arrays of valid Polygons in the whole
+    mask's pixel-edge coordinates; ``seam`` holds the ones that reach an edge of the tile shared with
+    another tile (not the mask's own border): they are pieces, to be joined with the neighbouring
+    tiles' seam polygons by :func:`join_seams`.
+    """
+    m = np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {m.shape}")
+    if not m.any():
+        return np.empty(0, dtype=object), np.empty(0, dtype=object)
+    r1, c1 = row0 + m.shape[0], col0 + m.shape[1]
+    polys = _block_polygons(m, row0, col0)
+    b = shapely.bounds(polys)
+    touches = ((col0 > 0) & (b[:, 0] == col0)) | ((c1 < width) & (b[:, 2] == c1)) | \
+              ((row0 > 0) & (b[:, 1] == row0)) | ((r1 < height) & (b[:, 3] == r1))
+    return polys[~touches], polys[touches]
+
+
+def join_seams(whole: list[np.ndarray], seam: list[np.ndarray]) -> np.ndarray:
+    """All polygons of a mask from its tiles' :func:`tile_pixel_polygons`: the complete ones as they
+    are, the seam pieces unioned (a shape cut by seams becomes one polygon again). Numpy object array
+    of valid Polygons whose union covers exactly the mask's pixels."""
+    final = [w for w in whole if len(w)]
+    seam_polys = [p for p in seam if len(p)]
+    if seam_polys:
+        merged = shapely.union_all(np.concatenate(seam_polys))
+        final.append(_polygon_parts(np.array([merged], dtype=object)))
+    return np.concatenate(final) if final else np.empty(0, dtype=object)
+
+
 def pixel_polygons(mask: np.ndarray, tile_px: int = VectorizeConfig.tile_px,
                    progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Valid polygons of a 2-D mask in pixel-edge coordinates (x = column, y = row, unit pixels).
 
     Nonzero is inside. Returns a numpy object array of shapely Polygons (holes kept), whose union
-    covers exactly the mask's pixels. Masks larger than ``tile_px`` on a side are done by tiles;
-    ``progress(1)`` is called after each tile.
+    covers exactly the mask's pixels. Masks larger than ``tile_px`` on a side are done by tiles
+    (:func:`tile_pixel_polygons`, :func:`join_seams`); ``progress(1)`` is called after each tile.
     """
     m = np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8)
     if m.ndim != 2:
@@ -327,28 +363,15 @@ def pixel_polygons(mask: np.ndarray, tile_px: int = VectorizeConfig.tile_px,
         if progress:
             progress(1)
         return out
-    rows = list(range(0, h, tile_px))
-    cols = list(range(0, w, tile_px))
-    final, seam = [], []
-    for r0 in rows:
-        r1 = min(r0 + tile_px, h)
-        for c0 in cols:
-            c1 = min(c0 + tile_px, w)
-            block = m[r0:r1, c0:c1]
-            if block.any():
-                polys = _block_polygons(block, r0, c0)
-                b = shapely.bounds(polys)
-                touches = ((c0 > 0) & (b[:, 0] == c0)) | ((c1 < w) & (b[:, 2] == c1)) | \
-                          ((r0 > 0) & (b[:, 1] == r0)) | ((r1 < h) & (b[:, 3] == r1))
-                final.append(polys[~touches])
-                seam.append(polys[touches])
+    whole, seam = [], []
+    for r0 in range(0, h, tile_px):
+        for c0 in range(0, w, tile_px):
+            a, b = tile_pixel_polygons(m[r0:r0 + tile_px, c0:c0 + tile_px], r0, c0, h, w)
+            whole.append(a)
+            seam.append(b)
             if progress:
                 progress(1)
-    seam_polys = np.concatenate(seam) if seam else np.empty(0, dtype=object)
-    if len(seam_polys):
-        merged = shapely.union_all(seam_polys)
-        final.append(_polygon_parts(np.array([merged], dtype=object)))
-    return np.concatenate(final) if final else np.empty(0, dtype=object)
+    return join_seams(whole, seam)
 
 
 def _affine_coords(transform: Affine) -> Callable[[np.ndarray], np.ndarray]:
@@ -431,7 +454,15 @@ def mask_to_polygons(mask: np.ndarray, transform: Affine | None = None,
     With ``simplify_px=0`` and ``min_area_px<=1`` it covers exactly the mask's pixels.
     """
     config = config or VectorizeConfig()
-    polys = pixel_polygons(mask, config.tile_px, progress)
+    return finish_polygons(pixel_polygons(mask, config.tile_px, progress), transform, config)
+
+
+def finish_polygons(polys: np.ndarray, transform: Affine | None = None,
+                    config: VectorizeConfig | None = None) -> MultiPolygon:
+    """Pixel polygons of one class mask (:func:`pixel_polygons`, or :func:`join_seams` of a tiled
+    mask's) to the class's valid MultiPolygon in scene coordinates: small parts dropped, simplified,
+    transformed, as :func:`mask_to_polygons` describes."""
+    config = config or VectorizeConfig()
     if len(polys) and config.min_area_px > 0:
         polys = polys[shapely.area(polys) >= config.min_area_px]
     if not len(polys):
