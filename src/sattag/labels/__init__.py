@@ -1,6 +1,9 @@
 """labels stage: read vector labels (DSTL WKT CSV / GeoJSON, any OGR file), map them onto a scene's
-grid, burn them into uint8 class masks (classes, H, W), and per-class band histograms under them."""
-from sattag.labels.rasterize import check_overlap, rasterize_classes, read_masks, write_masks
+grid, burn them into uint8 class masks (classes, H, W), and per-class band histograms under them.
+Masks are rasterized, written and read whole or window by window (``rasterize_windows``,
+``write_masks_windows``, ``read_masks_window``): the same pixels and file, memory bounded by the window."""
+from sattag.labels.rasterize import (check_overlap, grid_windows, rasterize_classes, rasterize_windows, read_masks,
+                                     read_masks_metadata, read_masks_window, write_masks, write_masks_windows)
 from sattag.labels.readers import (
     DSTL_LAYERS,
     GEOJSON_DIR,
@@ -61,4 +64,9 @@ __all__ = [
     "read_wkt_csv",
     "scene_labels",
     "write_masks",
+    "grid_windows",
+    "rasterize_windows",
+    "read_masks_metadata",
+    "read_masks_window",
+    "write_masks_windows",
 ]
