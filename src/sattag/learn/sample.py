@@ -15,12 +15,12 @@ never a (H*W, bands) table of a whole scene.
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from sattag.config import SampleConfig
-from sattag.features import FeatureSet, pixel_features
+from sattag.features import FeatureSet, feature_halo, feature_names, pixel_features
 
 #: One class's sample: X float32 (n, bands) pixel spectra, y uint8 (n,) 1 = in the class, 0 = not.
 Sample = tuple[np.ndarray, np.ndarray]
@@ -112,34 +112,81 @@ def scene_entropy(seed: int, scene_id: str | None) -> list[int]:
     return [int(seed), int.from_bytes(digest, "little")]
 
 
-def _draw(mask_flat: np.ndarray, want: int, available: int, rng: np.random.Generator) -> np.ndarray:
-    """``want`` distinct flat indices where ``mask_flat`` is True, uniformly at random, sorted.
+#: How a draw of ``want`` pixels among ``available`` is made (see :func:`_draw_steps`).
+NONE, ALL, REJECT, CHOOSE = "none", "all", "reject", "choose"
+
+
+def _draw_mode(want: int, available: int) -> str:
+    """Which way :func:`_draw_steps` draws ``want`` pixels among ``available``: none; all of them;
+    by rejection (uniform candidates over the grid; wanted pixels a small share of the available);
+    or by choosing among the listed pixels."""
+    if want <= 0:
+        return NONE
+    if want >= available:
+        return ALL
+    return REJECT if want * 8 <= available else CHOOSE
+
+
+def _draw_steps(want: int, available: int, n: int, rng: np.random.Generator, listed: np.ndarray | None):
+    """``want`` distinct flat indices among the ``available`` pixels of a set on a grid of ``n``
+    pixels, uniformly at random, sorted: a generator that asks for what it needs to know of the set.
+
+    It yields int64 candidate indices and is sent back bool, whether each is in the set (REJECT
+    mode); its return value (``StopIteration.value``) is the draw. ``listed``: the set's indices,
+    sorted, needed only in ALL and CHOOSE modes (:func:`_draw_mode`), where there are fewer than
+    ``8 * want`` of them. So the draw is the same whether the set is a whole-scene array
+    (:func:`_draw`) or a file read window by window (:func:`sample_scene_windows`).
 
     When the wanted pixels are a small share of the available ones (the usual out-of-class case),
     draw uniform candidates over the whole grid and keep the first distinct hits: that is sampling
     without replacement from the set, and it avoids listing millions of indices. Otherwise list the
-    set's indices and choose among them.
+    set's indices and choose among them. Candidates are asked for in chunks of at most
+    ``_LOOKUP_CHUNK`` (numpy's bounded integers come out the same in one call or several), so the
+    memory of a draw follows the draw, not the grid.
     """
-    if want <= 0:
+    mode = _draw_mode(want, available)
+    if mode == NONE:
         return np.empty(0, dtype=np.int64)
-    n = mask_flat.size
-    if want >= available:
-        return np.flatnonzero(mask_flat)
-    if want * 8 <= available:
-        share = available / n
-        chosen = np.empty(0, dtype=np.int64)
-        while chosen.size < want:
-            need = want - chosen.size
-            cand = rng.integers(0, n, size=int(need / share * 1.2) + 64, dtype=np.int64)
-            cand = cand[mask_flat[cand]]
-            if chosen.size:
-                cand = np.concatenate([chosen, cand])
-            # first occurrence of each index, in draw order
-            _, first = np.unique(cand, return_index=True)
-            chosen = cand[np.sort(first)][:want]
-        return np.sort(chosen)
-    idx = np.flatnonzero(mask_flat)
-    return np.sort(rng.choice(idx, size=want, replace=False))
+    if mode == ALL:
+        return np.asarray(listed, dtype=np.int64)
+    if mode == CHOOSE:
+        return np.sort(rng.choice(np.asarray(listed, dtype=np.int64), size=want, replace=False))
+    share = available / n
+    chosen = np.empty(0, dtype=np.int64)
+    while chosen.size < want:
+        need = want - chosen.size
+        size = int(need / share * 1.2) + 64
+        hits = []
+        for start in range(0, size, _LOOKUP_CHUNK):
+            cand = rng.integers(0, n, size=min(_LOOKUP_CHUNK, size - start), dtype=np.int64)
+            inside = yield cand
+            hits.append(cand[inside])
+        cand = np.concatenate(hits) if len(hits) > 1 else hits[0]
+        if chosen.size:
+            cand = np.concatenate([chosen, cand])
+        # first occurrence of each index, in draw order
+        _, first = np.unique(cand, return_index=True)
+        chosen = cand[np.sort(first)][:want]
+    return np.sort(chosen)
+
+
+#: Most candidate pixels a draw asks about at once (int64: 16 MB), and asked about in one pass
+#: over the masks' windows (:func:`sample_scene_windows`).
+_LOOKUP_CHUNK = 1 << 21
+
+
+def _draw(mask_flat: np.ndarray, want: int, available: int, rng: np.random.Generator) -> np.ndarray:
+    """``want`` distinct flat indices where ``mask_flat`` (bool (n,)) is True, uniformly at random,
+    sorted (:func:`_draw_steps` answered from the array)."""
+    mode = _draw_mode(want, available)
+    steps = _draw_steps(want, available, mask_flat.size, rng,
+                        np.flatnonzero(mask_flat) if mode in (ALL, CHOOSE) else None)
+    try:
+        cand = next(steps)
+        while True:
+            cand = steps.send(mask_flat[cand])
+    except StopIteration as done:
+        return done.value
 
 
 def sample_scene(
@@ -219,6 +266,221 @@ def sample_scene(
         y[:n_in] = 1
         out[cid] = (X, y)
     return out
+
+
+#: Reads a window of a scene's masks: (rows (r0, r1), cols (c0, c1), layers) -> uint8 (len(layers), h, w).
+MasksReader = Callable[[tuple[int, int], tuple[int, int], Sequence[int]], np.ndarray]
+#: Reads a window of a scene's stack: (rows (r0, r1), cols (c0, c1)) -> float32 (B, h, w).
+StackReader = Callable[[tuple[int, int], tuple[int, int]], np.ndarray]
+
+
+def _windows(height: int, width: int, tile_px: int) -> list[tuple[int, int, int, int]]:
+    return [(r0, min(height, r0 + tile_px), c0, min(width, c0 + tile_px))
+            for r0 in range(0, height, tile_px) for c0 in range(0, width, tile_px)]
+
+
+def _by_window(flat: np.ndarray, width: int, tile_px: int, n_cols: int):
+    """Group flat indices by the window holding them: (order, window id of each in order, rows,
+    cols); ``order`` sorts them by window, stably."""
+    rows, cols = np.divmod(flat, width)
+    win = (rows // tile_px) * n_cols + cols // tile_px
+    order = np.argsort(win, kind="stable")
+    return order, win[order], rows, cols
+
+
+def sample_scene_windows(
+    shape: tuple[int, int],
+    read_masks: MasksReader,
+    read_stack: StackReader,
+    quotas: np.ndarray,
+    seed: int,
+    *,
+    tile_px: int,
+    scene_id: str | None = None,
+    class_ids: Sequence[int] | None = None,
+    bands: Sequence[str] | None = None,
+    feature_set: FeatureSet | None = None,
+) -> dict[int, Sample]:
+    """:func:`sample_scene` reading the scene window by window: the same pixels drawn, and the same
+    features, with memory that follows ``tile_px`` and the quotas, not the scene.
+
+    Parameters
+    ----------
+    shape:
+        (H, W) of the scene's grid, pixels.
+    read_masks, read_stack:
+        readers of a window of the class masks (uint8 (layers, h, w), layers 0-based in mask order)
+        and of the band stack (float32 (B, h, w)); rows and cols are ``(start, end)`` pixels, end
+        exclusive (:func:`sattag.labels.read_masks_window`, :func:`sattag.ingest.read_stack_window`).
+    tile_px:
+        window side, pixels (``[ingest] tile_px``).
+    quotas, seed, scene_id, class_ids, bands, feature_set:
+        as :func:`sample_scene`; ``class_ids`` default ``1..C`` with C = ``len(quotas)``.
+
+    How: one pass over the masks counts each class's pixels; a second lists the pixels of the draws
+    that choose among fewer than 8x what they want (as :func:`sample_scene` lists them); the draws
+    by rejection then ask, in rounds, whether their candidates are in their class, each round one
+    pass over the windows that hold candidates. Every class keeps its own random stream, so serving
+    them in rounds changes nothing. Features are computed per window with a margin of
+    :func:`sattag.features.feature_halo` px (clipped at the scene's border), and only the drawn
+    pixels' rows are kept.
+
+    Equality with :func:`sample_scene`: the drawn pixels, labels and row order are the same, and so
+    are band values. Context features may differ in the last bit (at most 1 float32 ulp) on a few
+    pixels: OpenCV's box filter keeps running sums in float64 that start at the window's edge, and
+    sums of maps whose values are not on a coarse binary grid (edge strengths, spreads) round
+    differently there.
+    """
+    h, w = (int(v) for v in shape)
+    n = h * w
+    tile_px = int(tile_px)
+    if tile_px < 1:
+        raise ValueError(f"sample_scene_windows: tile_px must be >= 1, got {tile_px}")
+    quotas = np.asarray(quotas, dtype=np.int64)
+    n_classes = quotas.shape[0]
+    if quotas.shape != (n_classes, 2):
+        raise ValueError(f"quotas must be (classes, 2), got {quotas.shape}")
+    class_ids = [int(c) for c in (class_ids if class_ids is not None else range(1, n_classes + 1))]
+    if len(class_ids) != n_classes:
+        raise ValueError(f"{len(class_ids)} class ids for quotas of {n_classes} classes")
+    windows = _windows(h, w, tile_px)
+    n_cols = -(-w // tile_px)
+    layers = list(range(n_classes))
+
+    # Pass 1: pixels in each class.
+    inside = np.zeros(n_classes, dtype=np.int64)
+    for r0, r1, c0, c1 in windows:
+        m = read_masks((r0, r1), (c0, c1), layers)
+        inside += np.count_nonzero(m.reshape(n_classes, -1), axis=1)
+    available = np.stack([inside, n - inside], axis=1)  # (C, 2): in, out
+    modes = [[_draw_mode(int(quotas[i, k]), int(available[i, k])) for k in (0, 1)] for i in range(n_classes)]
+
+    # Pass 2: the pixels of the draws that list them (fewer than 8x what they want: bounded by the quotas).
+    listed: dict[tuple[int, int], list[np.ndarray]] = {}
+    for i in range(n_classes):
+        for k in (0, 1):
+            if modes[i][k] in (ALL, CHOOSE):
+                listed[(i, k)] = []
+    if listed:
+        need = sorted({i for i, _ in listed})
+        for r0, r1, c0, c1 in windows:
+            m = read_masks((r0, r1), (c0, c1), need)
+            for (i, k), parts in listed.items():
+                layer = m[need.index(i)]
+                lr, lc = np.nonzero(layer if k == 0 else layer == 0)
+                parts.append((lr + r0).astype(np.int64) * w + (lc + c0))
+    lists = {key: np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+             for key, parts in listed.items()}
+
+    # The draws: each class's in-draw then out-draw from its own stream, as sample_scene does.
+    entropy = scene_entropy(seed, scene_id)
+
+    drawn: dict[int, tuple[np.ndarray, int]] = {}
+    pending: dict[int, tuple] = {}  # class index -> (generator, k, candidates asked about)
+    results: dict[int, list[np.ndarray]] = {i: [] for i in range(n_classes)}
+    streams = {}
+    for i in range(n_classes):
+        rng = np.random.default_rng(np.random.SeedSequence(entropy + [i]))
+        streams[i] = rng
+        _advance(i, 0, None, quotas, available, n, rng, lists, pending, results)
+    while pending:
+        # One round: the pending candidates (up to about _LOOKUP_CHUNK in all, at least one draw's)
+        # looked up in one pass over the windows that hold them.
+        served, total = [], 0
+        for i in sorted(pending):
+            size = pending[i][2].size
+            if served and total + size > _LOOKUP_CHUNK:
+                break
+            served.append(i)
+            total += size
+        answers = _lookup(read_masks, windows, w, tile_px, n_cols, [(i, pending[i][1], pending[i][2]) for i in served])
+        for i, hits in zip(served, answers):
+            gen, k, _ = pending.pop(i)
+            _advance(i, k, (gen, hits), quotas, available, n, streams[i], lists, pending, results)
+    for i, cid in enumerate(class_ids):
+        idx_in, idx_out = results[i]
+        drawn[cid] = (np.concatenate([idx_in, idx_out]), idx_in.size)
+
+    # Features of every drawn pixel, window by window.
+    every = np.unique(np.concatenate([idx for idx, _ in drawn.values()])) if drawn else np.zeros(0, np.int64)
+    spectra = feature_set is None or feature_set.name == "spectra"
+    halo = 0 if spectra else feature_halo(feature_set)
+    X_all = None
+    if every.size:
+        order, win, rows, cols = _by_window(every, w, tile_px, n_cols)
+        bounds = np.searchsorted(win, np.arange(len(windows) + 1))
+        for wi, (r0, r1, c0, c1) in enumerate(windows):
+            sel = order[bounds[wi]:bounds[wi + 1]]
+            if not sel.size:
+                continue  # no drawn pixel here: the window is not read
+            R0, R1, C0, C1 = max(0, r0 - halo), min(h, r1 + halo), max(0, c0 - halo), min(w, c1 + halo)
+            data = read_stack((R0, R1), (C0, C1))
+            lr, lc = rows[sel] - R0, cols[sel] - C0
+            if spectra:
+                X = np.ascontiguousarray(data[:, lr, lc].T, dtype=np.float32)
+            else:
+                if bands is None or len(bands) != data.shape[0]:
+                    raise ValueError(f"features need the stack's {data.shape[0]} band names, got {bands}")
+                X = pixel_features(data, bands, feature_set, lr * (C1 - C0) + lc)
+            if X_all is None:
+                X_all = np.empty((every.size, X.shape[1]), dtype=np.float32)
+            X_all[sel] = X
+            del data
+    if X_all is None:  # nothing drawn: no rows, but the columns sample_scene would give
+        names = bands if bands is not None else [""] * read_stack((0, 1), (0, 1)).shape[0]
+        X_all = np.empty((0, len(names) if spectra else len(feature_names(names, feature_set))), np.float32)
+    out: dict[int, Sample] = {}
+    for cid, (idx, n_in) in drawn.items():
+        X = X_all[np.searchsorted(every, idx)]
+        y = np.zeros(idx.size, dtype=np.uint8)
+        y[:n_in] = 1
+        out[cid] = (X, y)
+    return out
+
+
+def _advance(i, k, sent, quotas, available, n, rng, lists, pending, results) -> None:
+    """Run class ``i``'s draws on until they ask about candidates (then put in ``pending``) or end.
+
+    ``k``: 0 for the in-class draw, 1 for the out-of-class one; ``sent``: None to start draw ``k``,
+    or (its generator, the answer to its last question)."""
+    while k < 2:
+        if sent is None:
+            gen = _draw_steps(int(quotas[i, k]), int(available[i, k]), n, rng, lists.get((i, k)))
+            step = lambda g=gen: next(g)  # noqa: E731
+        else:
+            gen, hits = sent
+            step = lambda g=gen, a=hits: g.send(a)  # noqa: E731
+        try:
+            cand = step()
+        except StopIteration as done:
+            results[i].append(done.value)
+            k, sent = k + 1, None
+            continue
+        pending[i] = (gen, k, cand)
+        return
+
+
+def _lookup(read_masks: MasksReader, windows, width: int, tile_px: int, n_cols: int,
+            asks: list[tuple[int, int, np.ndarray]]) -> list[np.ndarray]:
+    """Answer draws' questions in one pass over the windows: for each ``(class index, k, candidates)``,
+    bool per candidate, whether it is in the class (k = 0) or out of it (k = 1)."""
+    layers = sorted({i for i, _, _ in asks})
+    grouped = []
+    hold = np.zeros(len(windows), dtype=bool)
+    for i, k, cand in asks:
+        order, win, rows, cols = _by_window(cand, width, tile_px, n_cols)
+        bounds = np.searchsorted(win, np.arange(len(windows) + 1))
+        hold |= bounds[1:] > bounds[:-1]
+        grouped.append((order, bounds, rows, cols))
+    answers = [np.zeros(cand.size, dtype=bool) for _, _, cand in asks]
+    for wi in np.flatnonzero(hold):
+        r0, r1, c0, c1 = windows[wi]
+        m = read_masks((r0, r1), (c0, c1), layers)
+        for (i, k, _), (order, bounds, rows, cols), ans in zip(asks, grouped, answers):
+            sel = order[bounds[wi]:bounds[wi + 1]]
+            if sel.size:
+                ans[sel] = (m[layers.index(i), rows[sel] - r0, cols[sel] - c0] != 0) ^ bool(k)
+    return answers
 
 
 def concat_samples(parts: Sequence[Mapping[int, Sample]]) -> dict[int, Sample]:
