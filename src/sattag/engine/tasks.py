@@ -33,47 +33,80 @@ def labels_task(scene: Scene, ctx: RunContext) -> SceneTruth | None:
     masks on its stack grid; returns pixel counts, histograms and a thumbnail.
 
     None when the label source does not cover the scene (it is then neither trained on nor scored).
-    A scene whose truth files exist is read back, not rewritten (a resumed run).
+    A scene whose truth files exist is read back, not rewritten (a resumed run). Window by window
+    (``[ingest] tile_px``): each window's masks are burnt and written, and its stack read once for
+    the counts, histograms and thumbnail, so memory follows the window, not the scene.
     """
-    from sattag.ingest import read_stack, read_stack_metadata, scene_thumbnail
-    from sattag.labels import (band_histograms, rasterize_classes, read_masks, scene_histograms, write_masks,
-                               write_truth_polygons)
+    from sattag.ingest import read_stack_metadata, read_stack_window
+    from sattag.ingest.thumbnail import ThumbnailWindows
+    from sattag.labels import (band_histograms, grid_windows, rasterize_windows, read_masks_metadata,
+                               read_masks_window, scene_histograms, write_masks_windows, write_truth_polygons)
     from sattag.learn import class_pixel_counts
 
-    run, source, classes, bins = ctx.run, ctx.labels, ctx.classes, ctx.config.figures.histogram_bins
+    run, source, classes, config = ctx.run, ctx.labels, ctx.classes, ctx.config
+    bins, tile = config.figures.histogram_bins, config.ingest.tile_px
+    stack_path = run.stack(scene.id)
     masks_path, polygons_path = run.truth_masks(scene.id), run.truth_polygons(scene.id)
+    meta = read_stack_metadata(stack_path)
+    grid, bands = meta.grid, tuple(meta.bands)
+    n_cls, n_bands = len(classes), len(bands)
+    counts = np.zeros((n_cls, 2), np.int64)
+    histograms = np.zeros((n_cls, n_bands, bins), np.int64)
+    background = np.zeros((n_bands, bins), np.int64)
+    thumbnail = ThumbnailWindows(grid.height, grid.width, bands)
+
+    def summed(pieces):
+        """Add each window's counts and histograms (they add up exactly to the scene's) as it passes."""
+        nonlocal counts, histograms, background
+        for row0, col0, masks in pieces:
+            h, w = masks.shape[1:]
+            data = read_stack_window(stack_path, (row0, row0 + h), (col0, col0 + w), config.ingest.gdal_threads)
+            counts += class_pixel_counts(masks)
+            histograms += scene_histograms(data, masks, bins)
+            background += band_histograms(data, bins)
+            thumbnail.add(row0, col0, data)
+            del data
+            yield row0, col0, masks
+
     if masks_path.exists() and polygons_path.exists():
-        truth_masks = read_masks(masks_path)[0]
-        stack = read_stack(run.stack(scene.id))
+        mask_grid = read_masks_metadata(masks_path)[0]
+        for _ in summed((r0, c0, read_masks_window(masks_path, (r0, r1), (c0, c1)))
+                        for r0, r1, c0, c1 in grid_windows(mask_grid.height, mask_grid.width, tile)):
+            pass
     else:
         # Most scenes of a dataset have no labels (425 of DSTL's 450): find out before reading pixels.
-        grid = read_stack_metadata(run.stack(scene.id)).grid
         polygons = source.scene_polygons(scene.id, grid, classes)
         if polygons is None:
             return None
-        stack = read_stack(run.stack(scene.id))
-        truth_masks = rasterize_classes(polygons, stack.grid, classes, source=source.path, scene_id=scene.id)
-        write_masks(masks_path, truth_masks, stack.grid, classes)
+        write_masks_windows(masks_path, summed(rasterize_windows(polygons, grid, classes, tile, source=source.path,
+                                                                 scene_id=scene.id)), grid, classes)
         # Polygons last: both files present means the scene's truth is complete.
-        write_truth_polygons(polygons_path, polygons, classes, crs=stack.grid.crs)
-    return SceneTruth(counts=class_pixel_counts(truth_masks),
-                      histograms=scene_histograms(stack.data, truth_masks, bins),
-                      background=band_histograms(stack.data, bins),
-                      thumbnail=scene_thumbnail(stack.data, stack.bands), bands=tuple(stack.bands))
+        write_truth_polygons(polygons_path, polygons, classes, crs=grid.crs)
+    return SceneTruth(counts=counts, histograms=histograms, background=background, thumbnail=thumbnail.image,
+                      bands=bands)
 
 
 def sample_task(scene: Scene, quotas: np.ndarray, ctx: RunContext) -> dict:
     """Draw the scene's share of the balanced per-class pixel samples (``quotas``: pixels in and out
     of each class, :func:`sattag.learn.allocate_quotas`): class id -> (features (n, F), labels (n,))
-    of the drawn pixels, the run's feature set."""
-    from sattag.ingest import read_stack
-    from sattag.labels import read_masks
-    from sattag.learn import sample_scene
+    of the drawn pixels, the run's feature set. Reads the masks and the stack window by window
+    (``[ingest] tile_px``, :func:`sattag.learn.sample.sample_scene_windows`): the same pixels as
+    :func:`sattag.learn.sample_scene` on the whole arrays."""
+    from sattag.ingest import read_stack_metadata, read_stack_window
+    from sattag.labels import read_masks_metadata, read_masks_window
+    from sattag.learn.sample import sample_scene_windows
 
-    stack = read_stack(ctx.run.stack(scene.id))
-    truth_masks = read_masks(ctx.run.truth_masks(scene.id))[0]
-    return sample_scene(stack.data, truth_masks, quotas, seed=ctx.config.sample.seed, scene_id=scene.id,
-                        bands=stack.bands, feature_set=FeatureSet.from_config(ctx.config.features))
+    config = ctx.config
+    stack_path, masks_path = ctx.run.stack(scene.id), ctx.run.truth_masks(scene.id)
+    meta = read_stack_metadata(stack_path)
+    read_masks_metadata(masks_path)  # a missing or foreign masks file fails here, naming it
+    threads = config.ingest.gdal_threads
+    return sample_scene_windows(
+        meta.grid.shape,
+        lambda rows, cols, layers: read_masks_window(masks_path, rows, cols, layers),
+        lambda rows, cols: read_stack_window(stack_path, rows, cols, threads),
+        quotas, seed=config.sample.seed, tile_px=config.ingest.tile_px, scene_id=scene.id, bands=meta.bands,
+        feature_set=FeatureSet.from_config(config.features))
 
 
 def scene_objects(stack, config: Config, feature_set: FeatureSet):
