@@ -87,6 +87,19 @@ class Session:
                                       progress=self.progress,
                                       no_workers_timeout=self.config.engine.no_workers_timeout))
 
+    def map_tiles(self, stage: str, fn, tiles: Sequence, per_tile: dict | None = None) -> StageResult:
+        """``fn(tile, ctx)`` (or ``fn(tile, per_tile[tile.id], ctx)``) for every tile
+        (:class:`sattag.engine.tiles.Tile`), as :meth:`map` does for scenes. Results and timings are
+        keyed by tile id; a failed tile is recorded as a failure of its scene, naming the tile."""
+        if stage_named(stage).per != "tile":
+            raise ValueError(f"stage {stage!r} does not run per tile")
+        res = map_scenes(self.client, stage, fn, tiles, self.context, per_scene=per_tile, progress=self.progress,
+                         no_workers_timeout=self.config.engine.no_workers_timeout)
+        scene_of = {t.id: t.scene.id for t in tiles}
+        res.failures = [Failure(scene_of[f.scene], f.stage, f"tile {f.scene.split('/')[-1]}: {f.error}")
+                        for f in res.failures]
+        return self.record(res)
+
     def failed(self, scene_id: str) -> bool:
         return any(f.scene == scene_id for f in self.failures)
 
@@ -418,11 +431,17 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None
     if figure_scenes is None:
         figure_scenes = session.config.figures.cluster_figure_scenes
     with_figures = {s.id for s in scenes[:figure_scenes]}
-    res = session.map("predict", tasks.predict_task, scenes, per_scene={s.id: s.id in with_figures for s in scenes})
+    whole, tiled = _by_size(session, scenes)
+    results = {}
+    if whole:
+        res = session.map("predict", tasks.predict_task, whole, per_scene={s.id: s.id in with_figures for s in whole})
+        results.update(res.results)
+    if tiled:
+        results.update(_predict_tiled(session, tiled))
     polygons = {(sid, cid): shapely.from_wkb(wkb)
-                for sid in sorted(res.results) for cid, wkb in res.results[sid].polygons.items()}
-    pixel = {sid: r.pixel for sid, r in res.results.items() if r.pixel is not None}
-    polygon = {sid: r.polygon for sid, r in res.results.items() if r.polygon is not None}
+                for sid in sorted(results) for cid, wkb in results[sid].polygons.items()}
+    pixel = {sid: r.pixel for sid, r in results.items() if r.pixel is not None}
+    polygon = {sid: r.polygon for sid, r in results.items() if r.polygon is not None}
     with session.timed("write"):
         sample = session.data_dir / "sample_submission.csv"
         if sample.exists():
@@ -432,11 +451,62 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None
             write_submission_csv(session.run.submission_csv, polygons, sample_submission=sample,
                                  classes=session.classes)
         else:
-            write_submission_csv(session.run.submission_csv, polygons, scene_ids=sorted(res.results),
+            write_submission_csv(session.run.submission_csv, polygons, scene_ids=sorted(results),
                                  classes=session.classes)
-        crs = _scene_crs(session, sorted(res.results))
+        crs = _scene_crs(session, sorted(results))
         write_geoparquet(session.run.polygons_parquet, polygons, crs=crs, classes=session.classes)
     return Predicted(polygons=polygons, pixel=pixel, polygon=polygon)
+
+
+def _by_size(session: Session, scenes: Sequence[Scene]) -> tuple[list[Scene], list[Scene]]:
+    """The scenes predicted whole (one task each) and those larger than ``[predict] tile_px`` on a
+    side (predicted in tiles), from their stacks' headers."""
+    from sattag.ingest import read_stack_metadata
+
+    tile_px = session.config.predict.tile_px
+    whole, tiled = [], []
+    for s in scenes:
+        grid = read_stack_metadata(session.run.stack(s.id)).grid
+        (tiled if max(grid.height, grid.width) > tile_px else whole).append(s)
+    return whole, tiled
+
+
+def _predict_tiled(session: Session, scenes: Sequence[Scene]) -> dict:
+    """Predict scenes larger than a tile, tile by tile (:mod:`sattag.engine.tiles`): tile tasks over
+    all workers, the seams stitched here from small summaries. Returns scene id -> ScenePrediction
+    (failed scenes absent, recorded)."""
+    from sattag.engine import tiles as tl
+    from sattag.features import FeatureSet, feature_halo
+    from sattag.ingest import read_stack_metadata
+    from sattag.learn import read_card
+    from sattag.segment import tolerance_units
+
+    config = session.config
+    card = read_card(session.run.models)
+    tl.check_tile_size(config.predict.tile_px,
+                       tl.CLUSTER_MARGIN_PX + feature_halo(FeatureSet.from_dict(card.get("features") or {})))
+    spreads = session.map("spread", tl.scene_spread_task, scenes).results
+    plans = {}
+    for s in scenes:
+        if s.id in spreads:
+            grid = read_stack_metadata(session.run.stack(s.id)).grid
+            plans[s.id] = tl.plan_tiles(s, grid.height, grid.width, config.predict.tile_px)
+    all_tiles = [t for ts in plans.values() for t in ts]
+    seams = session.map_tiles("predict tiles", tl.predict_tile_task, all_tiles,
+                              per_tile={t.id: spreads[t.scene.id] for t in all_tiles}).results
+    joins, merged = {}, {}
+    with session.timed("stitch"):
+        for sid, ts in plans.items():
+            if session.failed(sid):
+                continue
+            nb = len(read_stack_metadata(session.run.stack(sid)).bands)
+            tol = tolerance_units(config.cluster.tolerance, config.cluster.tolerance_of, spreads[sid], nb)
+            scene_joins, merged[sid] = tl.stitch(ts, {t.id: seams[t.id] for t in ts}, tol)
+            joins.update(scene_joins)
+    paint_tiles = [t for sid, ts in plans.items() if sid in merged for t in ts]
+    session.map_tiles("paint tiles", tl.paint_tile_task, paint_tiles, per_tile=joins)
+    done = [s for s in scenes if s.id in merged and not session.failed(s.id)]
+    return session.map("assemble", tl.assemble_task, done, per_scene=merged).results
 
 
 def _scene_crs(session: Session, scene_ids: Sequence[str]) -> str | None:

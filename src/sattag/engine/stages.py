@@ -14,10 +14,11 @@ from typing import Literal
 @dataclass(frozen=True)
 class Stage:
     """One stage: ``name`` (as recorded), ``per`` ("scene": one task per scene on the workers;
-    "run": once, on the client) and ``what`` it does, in a few words."""
+    "tile": one task per tile of a scene too large to predict whole; "run": once, on the client) and
+    ``what`` it does, in a few words."""
 
     name: str
-    per: Literal["scene", "run"]
+    per: Literal["scene", "tile", "run"]
     what: str
 
 
@@ -39,6 +40,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("sample held-out", "scene", "a held-out scene's pixel sample (pixel models' held-out AUC)"),
     Stage("held-out AUC", "run", "each model's AUC on the held-out scenes"),
     Stage("predict", "scene", "cluster, predict, pairwise models and rules, masks, polygons"),
+    Stage("spread", "scene", "a scene too large to predict whole: its bands' spread, from a strided read"),
+    Stage("predict tiles", "tile", "cluster, features, predict and rules on one tile (with its halo)"),
+    Stage("stitch", "run", "join clusters cut by tile edges, one decision per joined cluster"),
+    Stage("paint tiles", "tile", "a tile's masks, cluster ids and polygons with the joined decisions"),
+    Stage("assemble", "scene", "a tiled scene's masks, cluster images, tables and polygons, seams unioned"),
     Stage("write", "run", "submission CSV and GeoParquet over all scenes"),
     Stage("score", "run", "Jaccard per class, held-out apart from in-sample"),
     Stage("report", "run", "report.html"),

@@ -117,7 +117,7 @@ def scene_objects(stack, config: Config, feature_set: FeatureSet):
     from sattag.segment import cluster_pixels
 
     cluster_ids, table = cluster_pixels(stack.data, config.cluster.tolerance, config.cluster.min_size,
-                                        config.cluster.tolerance_of)
+                                        config.cluster.tolerance_of, merge=config.cluster.merge)
     rows, _ = object_features(cluster_ids, len(table), feature_maps(stack.data, stack.bands, feature_set),
                               table.neighbour_ptr, table.neighbour_ids)
     return cluster_ids, table, rows
@@ -139,13 +139,11 @@ def cluster_rows_task(scene: Scene, ctx: RunContext) -> ClusterRows:
 def predict_task(scene: Scene, figures: bool, ctx: RunContext) -> ScenePrediction:
     """Cluster (segment), predict on the clusters, apply the rules, write masks and polygons (and the
     cluster figures when ``figures``); return polygons and pixel counts."""
+    from sattag.engine.tiles import predict_window
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
     from sattag.learn import load_models
-    from sattag.features import cluster_features, pixel_features
-    from sattag.predict import (cluster_probabilities, mean_by_cluster, pair_decider, predict_clusters,
-                                sample_cluster_pixels, with_tuned_thresholds, write_prediction)
-    from sattag.segment import cluster_pixels
+    from sattag.predict import write_prediction
     from sattag.vectorize import masks_to_polygons, read_geojson_polygons, write_geojson
 
     run, config, classes = ctx.run, ctx.config, ctx.classes
@@ -157,30 +155,8 @@ def predict_task(scene: Scene, figures: bool, ctx: RunContext) -> ScenePredictio
     else:
         stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
         models = load_models(run.models, stack.bands, classes)
-        if models.level == "cluster":
-            cluster_ids, cluster_table, object_rows = scene_objects(stack, config, models.feature_set)
-        else:
-            cluster_ids, cluster_table = cluster_pixels(stack.data, config.cluster.tolerance,
-                                                        config.cluster.min_size, config.cluster.tolerance_of)
-        # The thresholds tuned when the models were trained, unless the configuration fixes them.
-        config = dataclasses.replace(config, predict=with_tuned_thresholds(config.predict, models.tuned_thresholds(),
-                                                                           classes))
-        k = len(cluster_table)
-        if models.level == "cluster":
-            rows, owner = object_rows, np.arange(k)
-            probs = np.asarray(models.predict_proba(rows), np.float32)
-        elif config.predict.pixels_per_cluster > 0:
-            index, owner = sample_cluster_pixels(cluster_ids, k, config.predict.pixels_per_cluster)
-            rows = pixel_features(stack.data, stack.bands, models.feature_set, index)
-            probs = mean_by_cluster(models.predict_proba(rows), owner, k)
-        else:
-            rows = cluster_features(stack.data, stack.bands, models.feature_set, cluster_ids, k,
-                                    band_means=cluster_table.means)
-            owner = np.arange(k)
-            probs = cluster_probabilities(models, cluster_table, features=rows)
-        result = predict_clusters(cluster_ids, cluster_table, models, config.predict, classes,
-                                  probabilities=probs, pairs=tuple(models.pairs),
-                                  decide_pair=pair_decider(models, rows, owner, k))
+        # The whole scene as one window (sattag.engine.tiles does the same tile by tile).
+        result = predict_window(stack.data, (slice(None), slice(None)), stack.bands, models, config, classes)
         write_prediction(run, scene.id, result, stack.grid, classes)
         if figures:
             from sattag.viz.clusters import write_cluster_figures

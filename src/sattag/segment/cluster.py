@@ -312,6 +312,65 @@ def _merge_small(means, sizes, ptr, idx, min_size):
 
 
 @njit(cache=True)
+def _merge_small_simultaneous(means, sizes, ptr, idx, min_size):
+    """Merge clusters under ``min_size`` into the adjacent cluster of closest mean, every small group
+    of a pass at once (see the module docstring, step 3); returns parent (roots: the smallest id of
+    each merged group)."""
+    k0 = sizes.shape[0]
+    nb = means.shape[1]
+    parent = np.arange(k0).astype(np.int32)
+    gsize = sizes.astype(np.int64).copy()
+    gmean = means.astype(np.float64).copy()
+    gsum = np.empty((k0, nb), np.float64)
+    best = np.empty(k0, np.int32)
+    best_d = np.empty(k0, np.float64)
+    while True:
+        best[:] = -1
+        best_d[:] = np.inf
+        # Every small group's closest neighbour, from the means at the start of the pass.
+        for a in range(k0):
+            ra = _find(parent, a)
+            if gsize[ra] >= min_size:
+                continue
+            for j in range(ptr[a], ptr[a + 1]):
+                o = _find(parent, idx[j])
+                if o == ra:
+                    continue
+                d = 0.0
+                for b in range(nb):
+                    t = gmean[ra, b] - gmean[o, b]
+                    d += t * t
+                if d < best_d[ra] or (d == best_d[ra] and o < best[ra]):
+                    best_d[ra] = d
+                    best[ra] = o
+        merged = False
+        for r in range(k0):
+            if best[r] < 0:
+                continue
+            x = _find(parent, r)
+            y = _find(parent, best[r])
+            if x != y:
+                if x < y:
+                    parent[y] = x
+                else:
+                    parent[x] = y
+                merged = True
+        if not merged:
+            return parent
+        gsum[:, :] = 0.0
+        gsize[:] = 0
+        for a in range(k0):
+            r = _find(parent, a)
+            gsize[r] += sizes[a]
+            for b in range(nb):
+                gsum[r, b] += means[a, b] * sizes[a]
+        for r in range(k0):
+            if parent[r] == r:
+                for b in range(nb):
+                    gmean[r, b] = gsum[r, b] / gsize[r]
+
+
+@njit(cache=True)
 def _new_ids(parent):
     k0 = parent.shape[0]
     new = np.empty(k0, np.int32)
@@ -417,7 +476,8 @@ def tolerance_units(tolerance: float, tolerance_of: str, spread: np.ndarray | No
 def cluster_pixels(data: np.ndarray, tolerance: float = ClusterConfig.tolerance,
                    min_size: int = ClusterConfig.min_size,
                    tolerance_of: str = ClusterConfig.tolerance_of,
-                   spread: np.ndarray | None = None) -> tuple[np.ndarray, ClusterTable]:
+                   spread: np.ndarray | None = None,
+                   merge: str = ClusterConfig.merge) -> tuple[np.ndarray, ClusterTable]:
     """Group adjacent pixels of similar spectrum into clusters.
 
     Parameters
@@ -436,6 +496,10 @@ def cluster_pixels(data: np.ndarray, tolerance: float = ClusterConfig.tolerance,
     min_size:
         clusters under this many pixels are merged into the adjacent cluster of closest mean spectrum
         (1 or less: no merging).
+    merge:
+        ``"simultaneous"``: in passes, every small cluster of a pass joins its closest neighbour at
+        once, by the means at the start of the pass; ``"sequential"`` (the seed's): one small cluster
+        after another in id order, means updated after each merge (module docstring, step 3).
 
     Returns
     -------
@@ -446,6 +510,8 @@ def cluster_pixels(data: np.ndarray, tolerance: float = ClusterConfig.tolerance,
 
     The result does not depend on the number of numba threads (see the module docstring).
     """
+    if merge not in ("simultaneous", "sequential"):
+        raise ValueError(f"merge must be 'simultaneous' or 'sequential', got {merge!r}")
     if data.ndim != 3 or min(data.shape) == 0:
         raise InputError(f"cluster_pixels needs a (bands, H, W) stack, got shape {data.shape}")
     if not 0.0 <= tolerance <= 1.0:
@@ -462,7 +528,9 @@ def cluster_pixels(data: np.ndarray, tolerance: float = ClusterConfig.tolerance,
     cluster_ids, k0, qmeans, sizes, edges = _grow(q, h, w, float(tolerance) * _QMAX * scale)
     del q
     ptr0, idx0 = _csr(k0, edges[:, 0], edges[:, 1])
-    if min_size > 1 and k0 > 1:
+    if min_size > 1 and k0 > 1 and merge == "simultaneous":
+        parent = _merge_small_simultaneous(qmeans, sizes, ptr0, idx0, int(min_size))
+    elif min_size > 1 and k0 > 1:
         parent = _merge_small(qmeans, sizes, ptr0, idx0, int(min_size))
     else:
         parent = np.arange(k0, dtype=np.int32)

@@ -1,0 +1,515 @@
+"""A scene larger than ``[predict] tile_px`` predicted tile by tile, the tiles spread over the workers.
+
+Three passes, each a set of small tasks; the client only ever holds the cluster pieces on seams
+(ids, mean spectra, sizes, decisions: a few thousand rows per tile) and the polygons:
+
+1. **predict tiles** (one task per tile): read the tile's window of the stack with the halo its
+   features need (:func:`sattag.features.feature_halo`), cluster the tile's core with the scene's
+   band spread (so every tile applies one rule), compute the features, predict, apply thresholds,
+   pairwise models and rules. Written to ``tiles/<scene>/r<i>c<j>.npz``; returned: the ids along the
+   core's four edges and the seam pieces' means, sizes and decisions.
+2. **stitch** (client): pieces facing each other across a seam are joined when their means pass the
+   growing rule (:func:`sattag.segment.stitch_groups`); each joined cluster gets one id (its smallest)
+   and one decision, the one of the majority of its pixels (:func:`sattag.predict.group_flags`).
+3. **paint tiles** (one task per tile): the tile's masks and scene-wide cluster ids with the joined
+   decisions; its polygons, split into complete ones and seam pieces
+   (:func:`sattag.vectorize.tile_pixel_polygons`). Written to ``tiles/<scene>/r<i>c<j>.paint.npz``.
+4. **assemble** (one task per scene): masks and cluster ids as COGs written piece by piece, the
+   probability and cluster tables streamed tile by tile, seam polygons unioned, the scene's GeoJSON,
+   and its share of the scores.
+
+Each tile file is written atomically and read back by a rerun, so an interrupted run resumes tile by
+tile. What differs from predicting the scene whole is confined to clusters that a seam cuts: their
+shape and neighbour features and the rules that look at neighbours see one tile's part of them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sattag._files import atomic_path
+from sattag.engine.contracts import RunContext, ScenePrediction
+from sattag.errors import ConfigError
+from sattag.scene import Scene
+
+__all__ = ["Tile", "TileSeams", "plan_tiles", "predict_window", "tile_folder", "check_tile_size"]
+
+_SIDES = ("top", "bottom", "left", "right")
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile of a scene: ``index`` (row, column) in the tile grid and its core window, ``rows`` and
+    ``cols`` (reference px, end exclusive). ``id`` names it in progress, timings and failures."""
+
+    scene: Scene
+    index: tuple[int, int]
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    scene_shape: tuple[int, int]
+
+    @property
+    def id(self) -> str:
+        return f"{self.scene.id}/r{self.index[0]}c{self.index[1]}"
+
+    @property
+    def name(self) -> str:
+        return f"r{self.index[0]}c{self.index[1]}"
+
+
+@dataclass(frozen=True)
+class TileSeams:
+    """What pass 1 returns of a tile: ``n_clusters``; ``sides``: side -> the cluster ids (tile-local)
+    along that edge of the core; ``ids`` int32 (M,): the tile-local ids of the clusters on any edge,
+    with their ``means`` float32 (M, B), ``sizes`` int64 (M,), ``flags`` bool (M, C) and
+    ``probabilities`` float32 (M, C)."""
+
+    n_clusters: int
+    sides: dict[str, np.ndarray]
+    ids: np.ndarray
+    means: np.ndarray
+    sizes: np.ndarray
+    flags: np.ndarray
+    probabilities: np.ndarray
+
+
+@dataclass(frozen=True)
+class TileJoins:
+    """What pass 3 needs of the stitch for one tile: its first scene-wide id (``offset``: tile-local id
+    ``k`` is ``offset + k``), and for its pieces of joined clusters: tile-local ``ids``, the joined
+    cluster's scene-wide ``group`` id and its ``flags`` bool (m, C)."""
+
+    offset: int
+    ids: np.ndarray
+    group: np.ndarray
+    flags: np.ndarray
+
+
+@dataclass(frozen=True)
+class JoinedClusters:
+    """The clusters of a scene that seams cut, joined (one row each, for the scene's tables):
+    scene-wide ``group`` ids, and the pieces' pixels summed (``sizes``), size-weighted means of the
+    spectra (``means``) and probabilities, the joined ``flags``, and the bounding box (scene px)."""
+
+    group: np.ndarray
+    sizes: np.ndarray
+    means: np.ndarray
+    probabilities: np.ndarray
+    flags: np.ndarray
+    bbox: np.ndarray
+
+
+def plan_tiles(scene: Scene, height: int, width: int, tile_px: int) -> list[Tile]:
+    """The tiles of an (H, W) scene, ``tile_px`` a side (the last row and column of tiles smaller),
+    in raster order."""
+    out = []
+    for i, r0 in enumerate(range(0, height, tile_px)):
+        for j, c0 in enumerate(range(0, width, tile_px)):
+            out.append(Tile(scene, (i, j), (r0, min(height, r0 + tile_px)), (c0, min(width, c0 + tile_px)),
+                            (height, width)))
+    return out
+
+
+def check_tile_size(tile_px: int, halo: int, where: str = "[predict] tile_px") -> None:
+    """A one-line :class:`ConfigError` when tiles of ``tile_px`` are too small for the ``halo`` read
+    around each (clustering margin and the features' context): below 4 halos a side, a task would
+    read more of the scene around its tile than the tile itself."""
+    if tile_px < 4 * halo:
+        raise ConfigError(f"configuration: {where} = {tile_px} is too small for the {halo}-px halo read "
+                          f"around each tile (clustering margin and feature context): use at least {4 * halo}")
+
+
+def tile_folder(ctx: RunContext, scene_id: str) -> Path:
+    """Where a scene's tile files are: ``<run>/tiles/<scene>``."""
+    return Path(ctx.run.root) / "tiles" / scene_id
+
+
+def _save(path: Path, **arrays) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def _load(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+# ------------------------------------------------------------------------------ the prediction core
+def predict_window(data: np.ndarray, core: tuple[slice, slice], bands, models, config, classes,
+                   spread: np.ndarray | None = None):
+    """Cluster and predict the core of a window of a stack: the segment, features and predict stages
+    on one window.
+
+    ``data``: float32 (B, h, w), the window with the context the features need around ``core`` (the
+    rows and columns within ``data`` to cluster and predict; the whole window for a scene predicted
+    whole);
+    ``models``: a ``sattag.learn.ModelSet``; ``config``: the run's configuration; ``spread``: the
+    scene's band spread (``None``: measured on the core, as for a scene predicted whole).
+    Returns the ``sattag.predict.PredictResult`` of the core's clusters: cluster ids (hc, wc), cluster
+    table, probabilities, flags after thresholds, pairwise models and rules, masks, rule counts.
+    """
+    from sattag.features import cluster_features, feature_maps, pixel_features
+    from sattag.features.objects import object_features
+    from sattag.predict import (mean_by_cluster, pair_decider, predict_clusters, sample_cluster_pixels,
+                                with_tuned_thresholds)
+    from sattag.segment import cluster_pixels
+
+    rs, cs = core
+    whole = (rs.start in (0, None) and rs.stop in (None, data.shape[1]) and cs.start in (0, None)
+             and cs.stop in (None, data.shape[2]))
+    core_data = data if whole else np.ascontiguousarray(data[:, rs, cs])
+    cc = config.cluster
+    cluster_ids, table = cluster_pixels(core_data, cc.tolerance, cc.min_size, cc.tolerance_of, spread=spread,
+                                        merge=cc.merge)
+    k = len(table)
+    fs = models.feature_set
+    if models.level == "cluster":
+        maps = feature_maps(data, bands, fs) if whole else ((n, m[rs, cs]) for n, m in feature_maps(data, bands, fs))
+        rows, _ = object_features(cluster_ids, k, maps, table.neighbour_ptr, table.neighbour_ids)
+        owner = np.arange(k)
+        probs = np.asarray(models.predict_proba(rows), np.float32)
+    elif config.predict.pixels_per_cluster > 0:
+        index, owner = sample_cluster_pixels(cluster_ids, k, config.predict.pixels_per_cluster)
+        if not whole:  # core flat index -> window flat index
+            wc = cluster_ids.shape[1]
+            index = (index // wc + rs.start) * data.shape[2] + (index % wc + cs.start)
+        rows = pixel_features(data, bands, fs, index)
+        probs = mean_by_cluster(models.predict_proba(rows), owner, k)
+    else:
+        if whole:
+            rows = cluster_features(data, bands, fs, cluster_ids, k, band_means=table.means)
+        else:
+            # The halo belongs to no core cluster: give it an extra id, then drop its row.
+            ids = np.full(data.shape[1:], k, np.int32)
+            ids[rs, cs] = cluster_ids
+            rows = cluster_features(data, bands, fs, ids, k + 1)[:k]
+        owner = np.arange(k)
+        probs = np.asarray(models.predict_proba(rows), np.float32)
+    predict_config = with_tuned_thresholds(config.predict, models.tuned_thresholds(), classes)
+    result = predict_clusters(cluster_ids, table, models, predict_config, classes, probabilities=probs,
+                              pairs=tuple(models.pairs), decide_pair=pair_decider(models, rows, owner, k))
+    return result
+
+
+_MODELS: dict = {}
+
+
+def _models(ctx: RunContext, bands):
+    """The run's models, loaded once per worker process (a tile task would otherwise spend seconds
+    reading them again); reloaded when the card changes."""
+    from sattag.learn import load_models
+
+    card = Path(ctx.run.models) / "card.json"
+    key = (str(card), card.stat().st_mtime_ns if card.exists() else 0, tuple(bands), tuple(ctx.classes.ids))
+    if key not in _MODELS:
+        _MODELS.clear()
+        _MODELS[key] = load_models(ctx.run.models, bands, ctx.classes)
+    return _MODELS[key]
+
+
+# ----------------------------------------------------------------------------------------- tasks
+def scene_spread_task(scene: Scene, ctx: RunContext) -> np.ndarray | None:
+    """The band spread of a scene to be tiled (every tile clusters with it), from a strided read of
+    its stack: the same values :func:`sattag.segment.band_spread` gives on the whole stack. None when
+    the tolerance is a share of the bands' range (no spread needed)."""
+    from sattag.ingest import read_stack_metadata, read_stack_sample
+    from sattag.segment import band_spread, spread_step
+
+    if ctx.config.cluster.tolerance_of != "spread":
+        return None
+    path = ctx.run.stack(scene.id)
+    grid = read_stack_metadata(path).grid
+    return band_spread(read_stack_sample(path, spread_step(grid.height, grid.width)), step=1)
+
+
+def _seams(z: dict, n_classes: int) -> TileSeams:
+    ids = z["cluster_ids"]
+    sides = {"top": ids[0].copy(), "bottom": ids[-1].copy(), "left": ids[:, 0].copy(), "right": ids[:, -1].copy()}
+    edge = np.unique(np.concatenate(list(sides.values())))
+    return TileSeams(n_clusters=int(z["sizes"].shape[0]), sides=sides, ids=edge.astype(np.int32),
+                     means=z["means"][edge], sizes=z["sizes"][edge], flags=z["flags"][edge],
+                     probabilities=z["probabilities"][edge])
+
+
+#: Pixels of the scene clustered around a tile's core beyond it. Clustering is local (the small-cluster
+#: merge is simultaneous: a change moves clusters ~50 px away at most, README), so a tile clustered
+#: with this margin has, in its core, the clusters of the whole scene, and sees every cluster that
+#: crosses its edge whole, unless that cluster reaches further than the margin.
+CLUSTER_MARGIN_PX = 64
+
+
+def predict_tile_task(tile: Tile, spread: np.ndarray | None, ctx: RunContext) -> TileSeams:
+    """Pass 1 for one tile (module docstring); a tile whose file exists is read back, not redone.
+
+    The tile is clustered and predicted with :data:`CLUSTER_MARGIN_PX` of the scene around its core
+    (and the features' halo around that), then cut to its core: a cluster crossing the tile's edge is
+    decided from the whole of it, as in a scene predicted whole.
+    """
+    from sattag.features import feature_halo
+    from sattag.ingest import read_stack_metadata, read_stack_window
+
+    path = tile_folder(ctx, tile.scene.id) / f"{tile.name}.npz"
+    if not path.exists():
+        stack_path = ctx.run.stack(tile.scene.id)
+        bands = read_stack_metadata(stack_path).bands
+        models = _models(ctx, bands)
+        halo = feature_halo(models.feature_set)
+        (r0, r1), (c0, c1), (H, W) = tile.rows, tile.cols, tile.scene_shape
+        m = CLUSTER_MARGIN_PX
+        q0, q1, p0, p1 = max(0, r0 - m), min(H, r1 + m), max(0, c0 - m), min(W, c1 + m)  # clustered
+        R0, R1, C0, C1 = max(0, q0 - halo), min(H, q1 + halo), max(0, p0 - halo), min(W, p1 + halo)  # read
+        data = read_stack_window(stack_path, (R0, R1), (C0, C1), ctx.config.ingest.gdal_threads)
+        result = predict_window(data, (slice(q0 - R0, q1 - R0), slice(p0 - C0, p1 - C0)), bands, models,
+                                ctx.config, ctx.classes, spread)
+        del data
+        # Cut to the core; the clusters with a pixel there, renumbered 0..k-1 in order of id.
+        ids = result.cluster_ids[r0 - q0:r1 - q0, c0 - p0:c1 - p0]
+        present = np.flatnonzero(np.bincount(ids.ravel(), minlength=len(result.cluster_table)))
+        new = np.full(len(result.cluster_table), -1, np.int64)
+        new[present] = np.arange(present.size)
+        ids = new[ids].astype(np.int32)
+        bbox = result.cluster_table.bbox[present].astype(np.int64)
+        # The box within the clustered window, clipped to the core, in core px.
+        bbox = np.column_stack([np.clip(bbox[:, 0] - (r0 - q0), 0, r1 - r0), np.clip(bbox[:, 1] - (c0 - p0), 0, c1 - c0),
+                                np.clip(bbox[:, 2] - (r0 - q0), 0, r1 - r0), np.clip(bbox[:, 3] - (c0 - p0), 0, c1 - c0)])
+        _save(path, cluster_ids=ids, probabilities=result.probabilities[present].astype(np.float32),
+              flags=result.flags[present].astype(bool), sizes=np.bincount(ids.ravel(), minlength=present.size),
+              means=result.cluster_table.means[present].astype(np.float32), bbox=bbox.astype(np.int32),
+              rules=np.frombuffer(result.rule_counts.to_csv(index=False).encode(), np.uint8))
+    return _seams(_load(path), len(ctx.classes))
+
+
+def stitch(tiles: list[Tile], seams: dict[str, TileSeams], tolerance: np.ndarray
+           ) -> tuple[dict[str, TileJoins], JoinedClusters]:
+    """Pass 2 (client): join the pieces of clusters across the seams of one scene's ``tiles``.
+
+    ``seams``: tile id -> :class:`TileSeams`; ``tolerance`` float (B,) in band units
+    (:func:`sattag.segment.tolerance_units`). Returns each tile's :class:`TileJoins` and the joined
+    clusters' merged rows.
+    """
+    from sattag.predict import group_flags
+    from sattag.segment import seam_pairs, stitch_groups
+
+    offsets, total = {}, 0
+    for t in tiles:
+        offsets[t.id] = total
+        total += seams[t.id].n_clusters
+    by_index = {t.index: t for t in tiles}
+    pairs = []
+    for t in tiles:
+        s, off = seams[t.id], offsets[t.id]
+        right = by_index.get((t.index[0], t.index[1] + 1))
+        if right is not None:
+            pairs.append(seam_pairs(s.sides["right"].astype(np.int64) + off,
+                                    seams[right.id].sides["left"].astype(np.int64) + offsets[right.id]))
+        below = by_index.get((t.index[0] + 1, t.index[1]))
+        if below is not None:
+            pairs.append(seam_pairs(s.sides["bottom"].astype(np.int64) + off,
+                                    seams[below.id].sides["top"].astype(np.int64) + offsets[below.id]))
+    ids = np.concatenate([seams[t.id].ids.astype(np.int64) + offsets[t.id] for t in tiles])
+    means = np.concatenate([seams[t.id].means for t in tiles])
+    sizes = np.concatenate([seams[t.id].sizes for t in tiles])
+    flags = np.concatenate([seams[t.id].flags for t in tiles])
+    probs = np.concatenate([seams[t.id].probabilities for t in tiles])
+    pairs = np.concatenate(pairs) if pairs else np.empty((0, 2), np.int64)
+    group = stitch_groups(pairs, ids, means, tolerance)
+    joined = group_flags(group, sizes, flags)
+    # Only pieces of clusters that were actually joined change.
+    uniq, inv, count = np.unique(group, return_inverse=True, return_counts=True)
+    multi = count[inv] > 1
+    joins = {}
+    start = 0
+    for t in tiles:
+        m = seams[t.id].ids.size
+        sel = np.flatnonzero(multi[start:start + m]) + start
+        joins[t.id] = TileJoins(offset=offsets[t.id], ids=(ids[sel] - offsets[t.id]).astype(np.int32),
+                                group=group[sel], flags=joined[sel])
+        start += m
+    # Merged rows of the joined clusters (size-weighted means; bounding boxes from the tile files later).
+    sel = np.flatnonzero(multi)
+    g, gi = np.unique(group[sel], return_inverse=True)
+    w = sizes[sel].astype(np.float64)
+    gsize = np.bincount(gi, weights=w)
+
+    def wmean(values):
+        return np.stack([np.bincount(gi, weights=w * values[sel, j], minlength=g.size) / gsize
+                         for j in range(values.shape[1])], axis=1).astype(np.float32) if values.shape[1] else \
+            np.zeros((g.size, 0), np.float32)
+
+    first = np.zeros(g.size, np.int64)
+    first[gi[::-1]] = sel[::-1]
+    merged = JoinedClusters(group=g, sizes=gsize.astype(np.int64), means=wmean(means), probabilities=wmean(probs),
+                            flags=joined[first], bbox=np.zeros((g.size, 4), np.int32))
+    return joins, merged
+
+
+def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> int:
+    """Pass 3 for one tile (module docstring): its masks, scene-wide cluster ids and polygons with the
+    joined decisions. Returns the tile's number of clusters."""
+    import shapely
+
+    from sattag.predict import class_masks
+    from sattag.vectorize import tile_pixel_polygons
+
+    folder = tile_folder(ctx, tile.scene.id)
+    out = folder / f"{tile.name}.paint.npz"
+    z = _load(folder / f"{tile.name}.npz")
+    if out.exists():
+        return int(z["sizes"].shape[0])
+    flags = z["flags"].copy()
+    flags[joins.ids] = joins.flags
+    local = z["cluster_ids"]
+    scene_ids = np.arange(flags.shape[0], dtype=np.int64) + joins.offset
+    scene_ids[joins.ids] = joins.group
+    masks = class_masks(local, flags)
+    H, W = tile.scene_shape
+    wkb, cls, seam = [], [], []
+    for j in range(masks.shape[0]):
+        whole, cut = tile_pixel_polygons(masks[j], tile.rows[0], tile.cols[0], H, W)
+        for part, is_seam in ((whole, False), (cut, True)):
+            wkb.extend(shapely.to_wkb(part))
+            cls.extend([j] * len(part))
+            seam.extend([is_seam] * len(part))
+    lengths = np.array([len(b) for b in wkb], np.int64)
+    _save(out, masks=masks, cluster_ids=scene_ids[local].astype(np.int32), flags=flags,
+          scene_ids=scene_ids, wkb=np.frombuffer(b"".join(wkb), np.uint8),
+          wkb_ends=np.cumsum(lengths), wkb_class=np.array(cls, np.int16), wkb_seam=np.array(seam, bool))
+    return int(flags.shape[0])
+
+
+def assemble_task(scene: Scene, merged: JoinedClusters, ctx: RunContext) -> ScenePrediction:
+    """Pass 4 for one scene (module docstring): its files in the run folder, from the tile files, in
+    memory that follows a tile (plus the scene's polygons); returns its :class:`ScenePrediction`."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+
+    from sattag._files import write_cog_windows
+    from sattag.ingest import read_stack_metadata
+    from sattag.predict.files import probability_frame, write_rules
+    from sattag.segment import ClusterTable
+    from sattag.vectorize import finish_polygons, join_seams, read_geojson_polygons, write_geojson
+
+    run, classes, config = ctx.run, ctx.classes, ctx.config
+    stack = read_stack_metadata(run.stack(scene.id))
+    grid, bands = stack.grid, stack.bands
+    tiles = plan_tiles(scene, grid.height, grid.width, config.predict.tile_px)
+    folder = tile_folder(ctx, scene.id)
+    geojson, masks_path = run.polygons_geojson(scene.id), run.masks(scene.id)
+    truth = run.truth_masks(scene.id) if run.truth_masks(scene.id).exists() and \
+        run.truth_polygons(scene.id).exists() else None
+    if not (geojson.exists() and masks_path.exists()):
+        def paint(t: Tile, *keys: str) -> dict:
+            with np.load(folder / f"{t.name}.paint.npz", allow_pickle=False) as z:
+                return {k: z[k] for k in (keys or z.files)}
+
+        # Tables: rows of unjoined clusters tile by tile, then one row per joined cluster.
+        prob_writer = table_writer = None
+        rules = None
+        bbox_lo = np.full((merged.group.size, 2), np.iinfo(np.int32).max, np.int64)
+        bbox_hi = np.full((merged.group.size, 2), -1, np.int64)
+        gpos = {g: i for i, g in enumerate(merged.group.tolist())}
+        with atomic_path(run.probabilities(scene.id)) as ptmp, atomic_path(run.cluster_table(scene.id)) as ctmp:
+            for t in tiles:
+                z, p = _load(folder / f"{t.name}.npz"), paint(t, "scene_ids", "flags")
+                ids = p["scene_ids"]
+                keep = ~np.isin(ids, merged.group)
+                bbox = z["bbox"].astype(np.int64) + np.array([t.rows[0], t.cols[0], t.rows[0], t.cols[0]])
+                for k in np.flatnonzero(~keep):
+                    i = gpos[int(ids[k])]
+                    bbox_lo[i] = np.minimum(bbox_lo[i], bbox[k, :2])
+                    bbox_hi[i] = np.maximum(bbox_hi[i], bbox[k, 2:])
+                table = ClusterTable(ids=ids[keep].astype(np.int32), sizes=z["sizes"][keep], means=z["means"][keep],
+                                     bbox=bbox[keep].astype(np.int32), neighbour_ptr=np.zeros(1, np.int64),
+                                     neighbour_ids=np.zeros(0, np.int32))
+                prob_writer = _write_rows(prob_writer, ptmp, probability_frame(table, z["probabilities"][keep], classes,
+                                                                               p["flags"][keep]))
+                table_writer = _write_rows(table_writer, ctmp, table.to_frame(bands))
+                r = pd.read_csv(io.BytesIO(z["rules"].tobytes()), keep_default_na=False)
+                if rules is None:
+                    rules = r
+                else:
+                    rules[["clusters", "pixels"]] += r[["clusters", "pixels"]].to_numpy()
+            if merged.group.size:
+                bbox = np.concatenate([bbox_lo, bbox_hi], axis=1).astype(np.int32)
+                table = ClusterTable(ids=merged.group.astype(np.int32), sizes=merged.sizes, means=merged.means,
+                                     bbox=bbox, neighbour_ptr=np.zeros(1, np.int64), neighbour_ids=np.zeros(0, np.int32))
+                prob_writer = _write_rows(prob_writer, ptmp, probability_frame(table, merged.probabilities, classes,
+                                                                               merged.flags))
+                table_writer = _write_rows(table_writer, ctmp, table.to_frame(bands))
+            prob_writer.close()
+            table_writer.close()
+        write_rules(run.rules_csv(scene.id), rules)
+        crs = grid.crs
+        write_cog_windows(run.clusters(scene.id), ((t.rows[0], t.cols[0], paint(t, "cluster_ids")["cluster_ids"]) for t in tiles),
+                          count=1, height=grid.height, width=grid.width, dtype="int32", transform=grid.transform,
+                          crs=crs, compress="deflate", predictor=True)
+        # The polygons of each class: complete ones as they are, seam pieces unioned.
+        whole = {j: [] for j in range(len(classes))}
+        cut = {j: [] for j in range(len(classes))}
+        for t in tiles:
+            p = paint(t, "wkb", "wkb_ends", "wkb_class", "wkb_seam")
+            ends = p["wkb_ends"]
+            starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+            blob = p["wkb"].tobytes()
+            geoms = shapely.from_wkb(np.array([blob[a:b] for a, b in zip(starts, ends)], dtype=object))
+            for j in range(len(classes)):
+                sel = p["wkb_class"] == j
+                whole[j].append(geoms[sel & ~p["wkb_seam"]])
+                cut[j].append(geoms[sel & p["wkb_seam"]])
+        polygons = {cls.id: finish_polygons(join_seams(whole[j], cut[j]), grid.transform, config.vectorize)
+                    for j, cls in enumerate(classes)}
+        del whole, cut
+        _write_masks(masks_path, ((t.rows[0], t.cols[0], paint(t, "masks")["masks"]) for t in tiles), grid, classes)
+        write_geojson(geojson, scene.id, polygons, classes, crs=crs)
+    else:
+        polygons = read_geojson_polygons(geojson, classes)
+    pixel = polygon = None
+    if truth is not None:
+        import rasterio
+        from rasterio.windows import Window
+
+        from sattag.evaluate import pixel_counts, polygon_counts
+        from sattag.labels import read_truth_polygons
+
+        inter = np.zeros(len(classes), np.int64)
+        union = np.zeros(len(classes), np.int64)
+        with rasterio.open(truth) as tsrc, rasterio.open(masks_path) as psrc:
+            for t in tiles:
+                win = Window(t.cols[0], t.rows[0], t.cols[1] - t.cols[0], t.rows[1] - t.rows[0])
+                i, u = pixel_counts(psrc.read(window=win), tsrc.read(window=win))
+                inter += i
+                union += u
+        pixel = (inter, union)
+        polygon = polygon_counts(polygons, read_truth_polygons(run.truth_polygons(scene.id), classes), classes)
+    return ScenePrediction(polygons={cid: g.wkb for cid, g in polygons.items()}, pixel=pixel, polygon=polygon)
+
+
+def _write_masks(path: Path, pieces, grid, classes) -> None:
+    """Class masks in :func:`sattag.labels.write_masks`' format (a COG, one band per class, the class
+    table in its tags), from pieces."""
+    from sattag._files import write_cog_windows
+
+    write_cog_windows(path, pieces, count=len(classes), height=grid.height, width=grid.width, dtype="uint8",
+                      transform=grid.transform, crs=grid.crs, descriptions=[c.name for c in classes],
+                      tags={"sattag_classes": json.dumps(classes.to_records())}, compress="deflate")
+
+
+def _write_rows(writer, path: Path, frame):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if writer is None:
+        writer = pq.ParquetWriter(path, table.schema)
+    writer.write_table(table)
+    return writer
