@@ -1,0 +1,192 @@
+"""A scene larger than ``[predict] tile_px`` predicted tile by tile (``sattag.engine.tiles``): the same
+masks as predicting it whole, clusters joined across seams, COG outputs, resume tile by tile,
+a tile too small refused, memory that follows the tile."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sattag.classes import DSTL_CLASSES
+from sattag.labels import read_masks
+from sattag.predict import read_probabilities
+from sattag.runfolder import RunFolder
+from sattag.segment import cluster_pixels, read_cluster_ids, seam_pairs, stitch_groups, tolerance_units
+
+from test_cog import cog_errors
+
+SMALL = "[sample]\nn_in = 4000\nn_out = 4000\n[model]\nn_trees = 15\nmax_depth = 6\n"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sattag.cli", *args]
+
+
+def _run(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(_cli(*args), capture_output=True, text=True, timeout=timeout)
+
+
+def _config(folder: Path, name: str, extra: str = "") -> Path:
+    path = folder / name
+    path.write_text(SMALL + extra)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two size-700 scenes, stacked, with models trained on them (small), in a run folder."""
+    from sattag.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("tiles")
+    data = root / "data"
+    generate_dataset(data, n_scenes=2, n_train=2, size=700, seed=5)
+    run = root / "run"
+    r = _run("train", str(data), "--out", str(run), "--workers", "0", "--quiet", "--config", str(_config(root, "small.toml")))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return data, run
+
+
+def _predict(trained, out: Path, extra: str = "", workers: str = "0") -> subprocess.CompletedProcess:
+    data, run = trained
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(run / "stacks", out / "stacks", dirs_exist_ok=True)
+    shutil.copytree(run / "models", out / "models", dirs_exist_ok=True)
+    cfg = _config(out.parent, f"{out.name}.toml", extra)
+    return _run("predict", str(data), "--models", str(out / "models"), "--out", str(out), "--workers", workers,
+                "--quiet", "--config", str(cfg))
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """The share of class pixels (pixel, class pairs set in either) on which two masks agree."""
+    either = (a != 0) | (b != 0)
+    return float(((a == b) & either).sum() / max(either.sum(), 1))
+
+
+def test_tiled_and_whole_predictions_agree(trained, tmp_path):
+    # Bound: clusters are grown with a 64-px margin around each tile and the small-cluster merge is
+    # local (a change moves clusters < 50 px away), so a tile's clusters are the whole scene's except
+    # clusters reaching more than the margin past its edge; only those can be decided differently
+    # (from a part of them, then one vote per joined cluster). On these scenes that is well under
+    # 0.5 % of class pixels.
+    whole, tiled = tmp_path / "whole", tmp_path / "tiled"
+    assert _predict(trained, whole).returncode == 0
+    r = _predict(trained, tiled, "[predict]\ntile_px = 360\n")
+    assert r.returncode == 0, r.stderr[-3000:]
+    tiles = RunFolder(tiled).root / "tiles"
+    for sid in [p.stem for p in (whole / "masks").glob("*.tif")]:
+        assert len(list((tiles / sid).glob("r*c*.paint.npz"))) == 4  # 700 px in tiles of 360: 2 x 2
+        a, b = read_masks(whole / "masks" / f"{sid}.tif")[0], read_masks(tiled / "masks" / f"{sid}.tif")[0]
+        assert a.any()
+        assert _agreement(a, b) >= 0.995, (sid, _agreement(a, b))
+        assert not cog_errors(tiled / "masks" / f"{sid}.tif")
+        assert not cog_errors(tiled / "clusters" / f"{sid}.tif")
+        # Clusters crossing the seams came out as one cluster: ids on both sides of the seam.
+        ids = read_cluster_ids(tiled / "clusters" / f"{sid}.tif")[0]
+        crossing = np.intersect1d(ids[:, 359], ids[:, 360])
+        assert crossing.size > 10
+        table = read_probabilities(tiled / "probabilities" / f"{sid}.parquet", DSTL_CLASSES)
+        assert table["cluster"].is_unique and set(crossing) <= set(table["cluster"])
+        assert table["size"].sum() == ids.size
+    # Each scene's polygons: as many classes, nearly the same area as predicted whole.
+    from sattag.vectorize import read_geojson_polygons
+
+    for g in (whole / "polygons").glob("*.geojson"):
+        a = read_geojson_polygons(g, DSTL_CLASSES)
+        b = read_geojson_polygons(tiled / "polygons" / g.name, DSTL_CLASSES)
+        assert {c for c, m in a.items() if not m.is_empty} == {c for c, m in b.items() if not m.is_empty}
+        for c in a:
+            assert b[c].is_valid
+            assert abs(a[c].area - b[c].area) <= 0.01 * max(a[c].area, 1e-12)
+
+
+def test_a_cluster_cut_by_a_seam_is_joined(tmp_path):
+    # A bright square on a dark ground, cut by a tile edge at column 20: clustered tile by tile, its
+    # two pieces face each other across the seam and pass the growing rule: one cluster again.
+    data = np.full((3, 40, 40), 0.2, np.float32)
+    data[:, 10:30, 12:28] = 0.7
+    left, lt = cluster_pixels(np.ascontiguousarray(data[:, :, :20]), 0.03, 1, "range")
+    right, rt = cluster_pixels(np.ascontiguousarray(data[:, :, 20:]), 0.03, 1, "range")
+    right = right + len(lt)
+    pairs = seam_pairs(left[:, 19], right[:, 0])
+    ids = np.arange(len(lt) + len(rt))
+    means = np.concatenate([lt.means, rt.means])
+    group = stitch_groups(pairs, ids, means, tolerance_units(0.03, "range", None, 3))
+    joined = group[np.concatenate([left, right], axis=1)]
+    square = np.unique(joined[10:30, 12:28])
+    assert square.size == 1
+    assert np.unique(joined[0:10]).size == 1 and joined[0, 0] != square[0]  # the ground too, apart
+
+
+def test_a_tile_too_small_for_its_halo_is_refused(trained, tmp_path):
+    out = tmp_path / "small-tiles"
+    r = _predict(trained, out, "[predict]\ntile_px = 200\n")
+    assert r.returncode != 0
+    assert "tile_px = 200 is too small" in r.stderr and "use at least" in r.stderr
+    assert not (out / "masks").exists() and not (out / "tiles").exists()
+
+
+def test_an_interrupted_tiled_run_resumes_tile_by_tile(trained, tmp_path):
+    data, run = trained
+    out = tmp_path / "resumed"
+    out.mkdir()
+    shutil.copytree(run / "stacks", out / "stacks")
+    shutil.copytree(run / "models", out / "models")
+    cfg = _config(tmp_path, "t.toml", "[predict]\ntile_px = 360\n")
+    cmd = _cli("predict", str(data), "--models", str(out / "models"), "--out", str(out), "--workers", "0",
+               "--quiet", "--config", str(cfg))
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tiles = out / "tiles"
+    deadline = time.time() + 600
+
+    def done() -> list[Path]:
+        return [p for p in tiles.rglob("r*c*.npz") if not p.name.startswith(".") and "paint" not in p.name]
+
+    while time.time() < deadline and len(done()) < 3:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in done()}
+    assert 3 <= len(finished) < 8  # killed mid-way through the 2 scenes' 8 tiles
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for p, mtime in finished.items():
+        assert p.stat().st_mtime_ns == mtime, f"finished tile {p.name} was redone"
+    assert len(done()) == 8
+    # The same masks as a run never interrupted.
+    straight = tmp_path / "straight"
+    assert _predict(trained, straight, "[predict]\ntile_px = 360\n").returncode == 0
+    for m in (straight / "masks").glob("*.tif"):
+        np.testing.assert_array_equal(read_masks(m)[0], read_masks(out / "masks" / m.name)[0])
+    assert not list(out.rglob(".*.tmp*"))
+
+
+@pytest.mark.slow
+def test_peak_memory_of_a_tile_task_does_not_grow_with_the_scene(tmp_path, trained):
+    """Two scene sizes (4x the pixels), the same tiles: the tile tasks' peak is the same."""
+    from sattag.synth import generate_dataset
+
+    peaks = {}
+    for size in (1000, 2000):
+        data = tmp_path / f"d{size}"
+        generate_dataset(data, n_scenes=1, n_train=0, size=size, seed=7)
+        out = tmp_path / f"r{size}"
+        out.mkdir()
+        shutil.copytree(trained[1] / "models", out / "models")
+        cfg = _config(tmp_path, f"m{size}.toml", "[predict]\ntile_px = 512\n")
+        r = _run("predict", str(data), "--models", str(out / "models"), "--out", str(out), "--workers", "1",
+                 "--quiet", "--config", str(cfg), timeout=1800)
+        assert r.returncode == 0, r.stderr[-3000:]
+        with open(out / "timings.csv") as f:
+            rows = [row for row in csv.DictReader(f) if row["stage"] == "predict tiles"]
+        assert len(rows) == (-(-size // 512)) ** 2
+        peaks[size] = max(float(row["peak_mib"]) for row in rows)
+    assert peaks[2000] < 1.25 * peaks[1000], peaks
