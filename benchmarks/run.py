@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["ingest", "labels", "learn", "segment", "vectorize", "engine", "quality"]
+ORDER = ["ingest", "labels", "learn", "segment", "vectorize", "engine", "quality", "scale"]
 
 
 def main(argv: list[str] | None = None) -> int:
