@@ -24,13 +24,9 @@ shape and neighbour features and the rules that look at neighbours see one tile'
 """
 from __future__ import annotations
 
-import dataclasses
 import io
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -389,12 +385,11 @@ def assemble_task(scene: Scene, merged: JoinedClusters, ctx: RunContext) -> Scen
     """Pass 4 for one scene (module docstring): its files in the run folder, from the tile files, in
     memory that follows a tile (plus the scene's polygons); returns its :class:`ScenePrediction`."""
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     import shapely
 
     from sattag._files import write_cog_windows
     from sattag.ingest import read_stack_metadata
+    from sattag.labels import write_masks_windows
     from sattag.predict.files import probability_frame, write_rules
     from sattag.segment import ClusterTable
     from sattag.vectorize import finish_polygons, join_seams, read_geojson_polygons, write_geojson
@@ -469,7 +464,8 @@ def assemble_task(scene: Scene, merged: JoinedClusters, ctx: RunContext) -> Scen
         polygons = {cls.id: finish_polygons(join_seams(whole[j], cut[j]), grid.transform, config.vectorize)
                     for j, cls in enumerate(classes)}
         del whole, cut
-        _write_masks(masks_path, ((t.rows[0], t.cols[0], paint(t, "masks")["masks"]) for t in tiles), grid, classes)
+        write_masks_windows(masks_path, ((t.rows[0], t.cols[0], paint(t, "masks")["masks"]) for t in tiles), grid,
+                            classes)
         write_geojson(geojson, scene.id, polygons, classes, crs=crs)
     else:
         polygons = read_geojson_polygons(geojson, classes)
@@ -492,16 +488,6 @@ def assemble_task(scene: Scene, merged: JoinedClusters, ctx: RunContext) -> Scen
         pixel = (inter, union)
         polygon = polygon_counts(polygons, read_truth_polygons(run.truth_polygons(scene.id), classes), classes)
     return ScenePrediction(polygons={cid: g.wkb for cid, g in polygons.items()}, pixel=pixel, polygon=polygon)
-
-
-def _write_masks(path: Path, pieces, grid, classes) -> None:
-    """Class masks in :func:`sattag.labels.write_masks`' format (a COG, one band per class, the class
-    table in its tags), from pieces."""
-    from sattag._files import write_cog_windows
-
-    write_cog_windows(path, pieces, count=len(classes), height=grid.height, width=grid.width, dtype="uint8",
-                      transform=grid.transform, crs=grid.crs, descriptions=[c.name for c in classes],
-                      tags={"sattag_classes": json.dumps(classes.to_records())}, compress="deflate")
 
 
 def _write_rows(writer, path: Path, frame):
