@@ -307,3 +307,40 @@ def test_geojson_read_back_gives_the_written_polygons(tmp_path):
 
     with pytest.raises(InputError, match="bad.geojson"):
         read_geojson_polygons(tmp_path / "bad.geojson", DSTL_CLASSES)
+
+
+def test_polygons_finished_in_tiles_equal_the_whole_masks():
+    # Tiles finish the polygons no seam or other tile can come near; with the seams joined and the
+    # rest finished after, the class's MultiPolygon is the one finishing all the tiles' polygons at
+    # the end gives (the same shapes as the whole mask's; a seam's union can start its rings
+    # elsewhere, so simplified outlines there may differ by a vertex).
+    import cv2
+    import shapely
+
+    from sattag.config import VectorizeConfig
+    from sattag.vectorize import finish_polygons, join_seams, pixel_polygons, settle_tile_polygons, tile_pixel_polygons
+
+    rng = np.random.default_rng(3)
+    noise = cv2.GaussianBlur(rng.random((600, 700)).astype(np.float32), (0, 0), 4)
+    mask = (noise > np.quantile(noise, 0.6)).astype(np.uint8)
+    for config in (VectorizeConfig(), VectorizeConfig(simplify_px=2.0, min_area_px=30)):
+        settled, rest, cut, whole = [], [], [], []
+        n_settled = 0
+        for r0 in range(0, 600, 250):
+            for c0 in range(0, 700, 250):
+                w, s = tile_pixel_polygons(mask[r0:r0 + 250, c0:c0 + 250], r0, c0, 600, 700)
+                whole.append(w)
+                done, left = settle_tile_polygons(w, s, (r0, min(600, r0 + 250)), (c0, min(700, c0 + 250)),
+                                                  600, 700, config)
+                n_settled += len(done)
+                settled.append(done)
+                rest.append(left)
+                cut.append(s)
+        tiled = finish_polygons(join_seams(rest, cut), None, config, settled=settled)
+        at_the_end = finish_polygons(join_seams(whole, cut), None, config)
+        assert n_settled > 20
+        assert tiled.is_valid
+        assert shapely.equals(tiled, at_the_end)
+        assert len(tiled.geoms) == len(at_the_end.geoms)
+        # and the same pixels as the whole mask, before simplifying
+        assert shapely.equals(shapely.union_all(join_seams(whole, cut)), shapely.union_all(pixel_polygons(mask)))

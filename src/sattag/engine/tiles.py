@@ -13,7 +13,9 @@ Three passes, each a set of small tasks; the client only ever holds the cluster 
    and one decision, the one of the majority of its pixels (:func:`sattag.predict.group_flags`).
 3. **paint tiles** (one task per tile): the tile's masks and scene-wide cluster ids with the joined
    decisions; its polygons, split into complete ones and seam pieces
-   (:func:`sattag.vectorize.tile_pixel_polygons`). Written to ``tiles/<scene>/r<i>c<j>.paint.npz``.
+   (:func:`sattag.vectorize.tile_pixel_polygons`); those no seam or other tile can come near are
+   finished there (:func:`sattag.vectorize.settle_tile_polygons`). Written to
+   ``tiles/<scene>/r<i>c<j>.paint.npz``.
 4. **assemble** (one task per scene): masks and cluster ids as COGs written piece by piece, the
    probability and cluster tables streamed tile by tile, seam polygons unioned, the scene's GeoJSON,
    and its share of the scores.
@@ -353,7 +355,7 @@ def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> int:
     import shapely
 
     from sattag.predict import class_masks
-    from sattag.vectorize import tile_pixel_polygons
+    from sattag.vectorize import settle_tile_polygons, tile_pixel_polygons
 
     folder = tile_folder(ctx, tile.scene.id)
     out = folder / f"{tile.name}.paint.npz"
@@ -367,17 +369,19 @@ def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> int:
     scene_ids[joins.ids] = joins.group
     masks = class_masks(local, flags)
     H, W = tile.scene_shape
-    wkb, cls, seam = [], [], []
+    wkb, cls, kind = [], [], []
     for j in range(masks.shape[0]):
         whole, cut = tile_pixel_polygons(masks[j], tile.rows[0], tile.cols[0], H, W)
-        for part, is_seam in ((whole, False), (cut, True)):
+        # Most polygons are finished here, in parallel; assemble joins the seams and finishes the rest.
+        settled, rest = settle_tile_polygons(whole, cut, tile.rows, tile.cols, H, W, ctx.config.vectorize)
+        for code, part in enumerate((settled, rest, cut)):
             wkb.extend(shapely.to_wkb(part))
             cls.extend([j] * len(part))
-            seam.extend([is_seam] * len(part))
+            kind.extend([code] * len(part))
     lengths = np.array([len(b) for b in wkb], np.int64)
     _save(out, masks=masks, cluster_ids=scene_ids[local].astype(np.int32), flags=flags,
           scene_ids=scene_ids, wkb=np.frombuffer(b"".join(wkb), np.uint8),
-          wkb_ends=np.cumsum(lengths), wkb_class=np.array(cls, np.int16), wkb_seam=np.array(seam, bool))
+          wkb_ends=np.cumsum(lengths), wkb_class=np.array(cls, np.int16), wkb_kind=np.array(kind, np.int8))
     return int(flags.shape[0])
 
 
@@ -448,22 +452,24 @@ def assemble_task(scene: Scene, merged: JoinedClusters, ctx: RunContext) -> Scen
         write_cog_windows(run.clusters(scene.id), ((t.rows[0], t.cols[0], paint(t, "cluster_ids")["cluster_ids"]) for t in tiles),
                           count=1, height=grid.height, width=grid.width, dtype="int32", transform=grid.transform,
                           crs=crs, compress="deflate", predictor=True)
-        # The polygons of each class: complete ones as they are, seam pieces unioned.
-        whole = {j: [] for j in range(len(classes))}
+        # The polygons of each class: finished in the tiles, or finished here with the seams unioned.
+        settled = {j: [] for j in range(len(classes))}
+        rest = {j: [] for j in range(len(classes))}
         cut = {j: [] for j in range(len(classes))}
         for t in tiles:
-            p = paint(t, "wkb", "wkb_ends", "wkb_class", "wkb_seam")
+            p = paint(t, "wkb", "wkb_ends", "wkb_class", "wkb_kind")
             ends = p["wkb_ends"]
             starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
             blob = p["wkb"].tobytes()
             geoms = shapely.from_wkb(np.array([blob[a:b] for a, b in zip(starts, ends)], dtype=object))
             for j in range(len(classes)):
                 sel = p["wkb_class"] == j
-                whole[j].append(geoms[sel & ~p["wkb_seam"]])
-                cut[j].append(geoms[sel & p["wkb_seam"]])
-        polygons = {cls.id: finish_polygons(join_seams(whole[j], cut[j]), grid.transform, config.vectorize)
+                for code, bucket in enumerate((settled, rest, cut)):
+                    bucket[j].append(geoms[sel & (p["wkb_kind"] == code)])
+        polygons = {cls.id: finish_polygons(join_seams(rest[j], cut[j]), grid.transform, config.vectorize,
+                                            settled=settled[j])
                     for j, cls in enumerate(classes)}
-        del whole, cut
+        del settled, rest, cut
         write_masks_windows(masks_path, ((t.rows[0], t.cols[0], paint(t, "masks")["masks"]) for t in tiles), grid,
                             classes)
         write_geojson(geojson, scene.id, polygons, classes, crs=crs)

@@ -50,7 +50,7 @@ transform to scene coordinates comes last.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -457,18 +457,60 @@ def mask_to_polygons(mask: np.ndarray, transform: Affine | None = None,
     return finish_polygons(pixel_polygons(mask, config.tile_px, progress), transform, config)
 
 
+def settle_tile_polygons(whole: np.ndarray, seam: np.ndarray, rows: tuple[int, int], cols: tuple[int, int],
+                         height: int, width: int, config: VectorizeConfig | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Finish in its tile what a tile's complete polygons allow: ``(settled, rest)``.
+
+    ``whole``, ``seam``: :func:`tile_pixel_polygons` of the tile at ``rows``, ``cols`` (pixel px, end
+    exclusive) of an (``height``, ``width``) mask. ``settled``: the complete polygons that no polygon
+    outside the tile and no seam piece can come near (more than ``2 * simplify_px + 1`` px from the
+    tile's shared edges and from the seam pieces), small ones dropped and simplified: exactly what
+    :func:`finish_polygons` would make of them over the whole mask, since :func:`simplify_parts` only
+    groups parts that near. ``rest``: the other complete polygons (small ones dropped), to finish with
+    the joined seams (``finish_polygons(..., settled=...)``). Lets tile tasks do most of a big scene's
+    vectorizing in parallel.
+    """
+    config = config or VectorizeConfig()
+    if len(whole) and config.min_area_px > 0:
+        whole = whole[shapely.area(whole) >= config.min_area_px]
+    if not len(whole) or config.simplify_px <= 0:
+        return whole, np.empty(0, dtype=object)
+    margin = 2 * config.simplify_px + 1
+    (r0, r1), (c0, c1) = rows, cols
+    b = shapely.bounds(whole)
+    far = ~(((c0 > 0) & (b[:, 0] - c0 <= margin)) | ((c1 < width) & (c1 - b[:, 2] <= margin)) |
+            ((r0 > 0) & (b[:, 1] - r0 <= margin)) | ((r1 < height) & (r1 - b[:, 3] <= margin)))
+    if far.any() and (len(seam) or not far.all()):
+        # simplify_parts groups parts by nearness, transitively: a part is settled only when its whole
+        # group (connected parts of the "near" graph, seam pieces included) is far from the edges.
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        parts = np.concatenate([whole, seam]) if len(seam) else whole
+        a, b = shapely.STRtree(parts).query(parts, predicate="dwithin", distance=margin)
+        n = len(parts)
+        _, label = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)
+        pinned = np.zeros(label.max() + 1, bool)
+        pinned[label[np.concatenate([np.flatnonzero(~far), np.arange(len(whole), n)])]] = True
+        far &= ~pinned[label[:len(whole)]]
+    return simplify_parts(whole[far], config.simplify_px), whole[~far]
+
+
 def finish_polygons(polys: np.ndarray, transform: Affine | None = None,
-                    config: VectorizeConfig | None = None) -> MultiPolygon:
+                    config: VectorizeConfig | None = None, settled: Sequence[np.ndarray] = ()) -> MultiPolygon:
     """Pixel polygons of one class mask (:func:`pixel_polygons`, or :func:`join_seams` of a tiled
     mask's) to the class's valid MultiPolygon in scene coordinates: small parts dropped, simplified,
-    transformed, as :func:`mask_to_polygons` describes."""
+    transformed, as :func:`mask_to_polygons` describes. ``settled``: parts already finished in their
+    tiles (:func:`settle_tile_polygons`), added as they are."""
     config = config or VectorizeConfig()
     if len(polys) and config.min_area_px > 0:
         polys = polys[shapely.area(polys) >= config.min_area_px]
+    if len(polys) and config.simplify_px > 0:
+        polys = simplify_parts(polys, config.simplify_px)
+    polys = np.concatenate([polys, *[p for p in settled if len(p)]]) if any(len(p) for p in settled) else polys
     if not len(polys):
         return _EMPTY
-    if config.simplify_px > 0:
-        polys = simplify_parts(polys, config.simplify_px)
     geom = shapely.multipolygons(polys) if len(polys) else _EMPTY
     if config.simplify_px > 0 and not shapely.is_valid(geom):  # safety net; not seen in tests
         geom = as_multipolygon(shapely.make_valid(geom, method="structure", keep_collapsed=False))
