@@ -190,3 +190,22 @@ def test_peak_memory_of_a_tile_task_does_not_grow_with_the_scene(tmp_path, train
         assert len(rows) == (-(-size // 512)) ** 2
         peaks[size] = max(float(row["peak_mib"]) for row in rows)
     assert peaks[2000] < 1.25 * peaks[1000], peaks
+
+
+def test_a_stack_records_the_band_percentiles_a_tiled_scene_clusters_with(tmp_path):
+    # Built in 512-px windows with a sampling step of 3 (windows do not start on sampled rows): the
+    # percentiles recorded are those of the whole stack's subsample, so a tiled scene's spread needs
+    # no second pass over the stack.
+    from sattag.config import IngestConfig
+    from sattag.ingest import discover_scenes, ingest_scene, read_band_percentiles, read_stack
+    from sattag.scene import sample_step
+    from sattag.segment import band_spread, spread_from_percentiles
+    from sattag.synth import generate_dataset
+
+    generate_dataset(tmp_path / "d", n_scenes=1, n_train=0, size=2100, seed=2)
+    scene = discover_scenes(tmp_path / "d")[0]
+    path = tmp_path / "stack.tif"
+    ingest_scene(scene, path, IngestConfig(tile_px=512))
+    stack = read_stack(path)
+    assert sample_step(*stack.grid.shape) == 3
+    np.testing.assert_array_equal(spread_from_percentiles(*read_band_percentiles(path)), band_spread(stack.data))

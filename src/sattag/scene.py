@@ -67,6 +67,12 @@ class Grid:
         return (self.height, self.width)
 
 
+def sample_step(height: int, width: int, max_px: int = 1_000_000) -> int:
+    """The stride of the regular subsample of an (H, W) grid that statistics of a whole scene are
+    measured on (every ``step``-th row and column from 0): at most ~``max_px`` pixels."""
+    return max(1, int(np.ceil(np.sqrt(height * width / max_px))))
+
+
 def dstl_grid(xmax: float, ymin: float, height: int, width: int) -> Grid:
     """The grid of a DSTL raster of ``height`` x ``width`` pixels with grid_sizes.csv extent."""
     return Grid(height, width, dstl_transform(xmax, ymin, height, width), None)

@@ -218,12 +218,15 @@ def scene_spread_task(scene: Scene, ctx: RunContext) -> np.ndarray | None:
     """The band spread of a scene to be tiled (every tile clusters with it), from a strided read of
     its stack: the same values :func:`sattag.segment.band_spread` gives on the whole stack. None when
     the tolerance is a share of the bands' range (no spread needed)."""
-    from sattag.ingest import read_stack_metadata, read_stack_sample
-    from sattag.segment import band_spread, spread_step
+    from sattag.ingest import read_band_percentiles, read_stack_metadata, read_stack_sample
+    from sattag.segment import band_spread, spread_from_percentiles, spread_step
 
     if ctx.config.cluster.tolerance_of != "spread":
         return None
     path = ctx.run.stack(scene.id)
+    recorded = read_band_percentiles(path)
+    if recorded is not None:  # measured when the stack was built, on the same pixels
+        return spread_from_percentiles(*recorded)
     grid = read_stack_metadata(path).grid
     return band_spread(read_stack_sample(path, spread_step(grid.height, grid.width)), step=1)
 

@@ -14,14 +14,14 @@ from sattag.ingest.bands import read_band_file
 from sattag.ingest.discover import (DstlScene, discover_scenes, dstl_grid_sizes, dstl_scene,
                                     read_scenes_csv, scene_from_files)
 from sattag.ingest.offsets import OFFSETS_COLUMNS, offsets_rows, read_offsets, write_offsets
-from sattag.ingest.stack import (build_stack, ingest_scene, read_stack, read_stack_metadata, read_stack_sample,
+from sattag.ingest.stack import (build_stack, ingest_scene, read_band_percentiles, read_stack, read_stack_metadata, read_stack_sample,
                                  read_stack_window, stack_is_complete, write_stack)
 from sattag.ingest.thumbnail import display_bands, scene_thumbnail
 
 __all__ = [
     "DstlScene", "GroupGeometry", "OFFSETS_COLUMNS", "build_stack", "discover_scenes", "display_bands",
     "dstl_grid_sizes", "dstl_scene", "estimate_offset", "generate_dataset", "ingest_scene", "offsets_rows",
-    "read_band_file", "read_offsets", "read_scenes_csv", "read_stack", "read_stack_metadata", "read_stack_sample", "read_stack_window", "scene_from_files",
+    "read_band_file", "read_offsets", "read_scenes_csv", "read_band_percentiles", "read_stack", "read_stack_metadata", "read_stack_sample", "read_stack_window", "scene_from_files",
     "scene_thumbnail", "stack_is_complete", "write_offsets", "write_stack",
 ]
 

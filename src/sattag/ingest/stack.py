@@ -21,8 +21,10 @@ MiB); 4-band probes: the horizontal predictor costs ~25 % more write time for ~1
 so it is off. (Those seconds are from a heavily shared 2-core box; the ratios are what count.)
 Band descriptions are the band names; tags ``SATTAG_FORMAT``, ``SATTAG_SCENE``, ``SATTAG_OFFSETS``
 (JSON ``{group: [dx, dy, correlation]}``) and, when a group's offset was also measured across the
-scene, ``SATTAG_OFFSET_SPREAD`` (JSON ``{group: spread_px}``) describe the stack; CRS and transform
-are the grid's.
+scene, ``SATTAG_OFFSET_SPREAD`` (JSON ``{group: spread_px}``) describe the stack, and
+``SATTAG_BAND_PERCENTILES`` (JSON ``{"step": s, "1": [...], "99": [...]}``: each band's 1st and 99th
+percentiles over the stored values at every ``s``-th row and column, :func:`sattag.scene.sample_step`)
+saves a tiled scene's clustering a pass over the whole stack; CRS and transform are the grid's.
 """
 from __future__ import annotations
 
@@ -48,9 +50,9 @@ from sattag.ingest.align import (MIN_ALIGN_PX, GroupGeometry, central_window, fi
 from sattag.ingest.bands import BandReader, RasterInfo, raster_info
 from sattag.ingest.discover import DstlScene
 from sattag.ingest.resample import axis_weights, resample_rasterio, resample_taps, window_taps
-from sattag.scene import BandFile, Grid, Scene, Stack, dstl_grid
+from sattag.scene import BandFile, Grid, Scene, Stack, dstl_grid, sample_step
 
-__all__ = ["build_stack", "write_stack", "read_stack", "read_stack_window", "read_stack_sample", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
+__all__ = ["build_stack", "write_stack", "read_stack", "read_stack_window", "read_stack_sample", "read_band_percentiles", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
 
 STACK_FORMAT = "sattag-stack-1"
 _SCALE = 65535.0
@@ -516,6 +518,13 @@ def _write_header(dst, bands: tuple[str, ...], scene_id: str, offsets: dict, spr
         dst.update_tags(SATTAG_OFFSET_SPREAD=json.dumps({g: float(v) for g, v in spreads.items()}))
 
 
+def _write_percentiles(dst, sample: np.ndarray, step: int) -> None:
+    """Record each band's 1st and 99th percentiles over ``sample`` (the stack's values, as read back,
+    at every ``step``-th row and column): :func:`read_band_percentiles`."""
+    low, high = np.nanpercentile(sample.reshape(sample.shape[0], -1), [1.0, 99.0], axis=1)
+    dst.update_tags(SATTAG_BAND_PERCENTILES=json.dumps({"step": step, "1": low.tolist(), "99": high.tolist()}))
+
+
 def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal_threads) -> Path:
     """Write ``stack`` as the cache GeoTIFF at ``path`` (temporary name, then rename); returns path.
 
@@ -526,6 +535,8 @@ def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal
     if len(stack.bands) != n:
         raise InputError(f"{len(stack.bands)} band names for {n} bands", path, stack.scene_id)
     buf = np.empty((H, W), np.uint16)
+    step = sample_step(H, W)
+    sample = np.empty((n, -(-H // step), -(-W // step)), np.float32)
     with atomic_path(path) as tmp:
         with rasterio.Env(GDAL_NUM_THREADS=threads):
             with rasterio.open(tmp, "w", **_profile(stack.grid, n, threads)) as dst:
@@ -535,8 +546,10 @@ def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal
                         band = np.ascontiguousarray(band)
                     _to_u16(band, buf)
                     dst.write(buf, i + 1)
+                    sample[i] = buf[::step, ::step] * np.float32(1.0 / _SCALE)
                 # a plain Stack may lack offset_spread
                 _write_header(dst, stack.bands, stack.scene_id, stack.offsets, getattr(stack, "offset_spread", None))
+                _write_percentiles(dst, sample, step)
     return path
 
 
@@ -590,6 +603,21 @@ def read_stack_window(path: str | Path, rows: tuple[int, int], cols: tuple[int, 
     except RasterioError as e:
         raise InputError(f"cannot read stack (truncated or corrupt?): {e}", path) from e
     return data
+
+
+def read_band_percentiles(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The 1st and 99th percentiles of each band that :func:`ingest_scene` recorded, measured on the
+    stack's values at every :func:`sattag.scene.sample_step`-th row and column: two float64 (B,)
+    arrays, or None for a stack written without them (:func:`write_stack`, or before they were)."""
+    try:
+        with rasterio.open(path) as src:
+            text = src.tags().get("SATTAG_BAND_PERCENTILES")
+    except RasterioError as e:
+        raise InputError(f"cannot read stack (truncated or corrupt?): {e}", path) from e
+    if not text:
+        return None
+    d = json.loads(text)
+    return np.asarray(d["1"], np.float64), np.asarray(d["99"], np.float64)
 
 
 def read_stack_sample(path: str | Path, step: int, threads: int = IngestConfig.gdal_threads) -> np.ndarray:
@@ -696,6 +724,10 @@ def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = N
         with rasterio.open(tmp, "w", **_profile(plan.grid, len(plan.names), threads)) as dst:
             n = len(plan.names)
             flat = np.empty(0, np.uint16)
+            # Every step-th row and column, as read back: the band percentiles of the scene, recorded
+            # so that a later stage need not read the whole stack again to find them.
+            step = sample_step(plan.grid.height, plan.grid.width)
+            sample = np.empty((n, -(-plan.grid.height // step), -(-plan.grid.width // step)), np.float32)
             for rows, cols in plan.windows():
                 block = plan.render_window(rows, cols)
                 h, w = block.shape[1:]
@@ -710,7 +742,12 @@ def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = N
                     buf = flat[:(b1 - b0) * h * w].reshape(b1 - b0, h, w)
                     _to_u16(block[b0:b1], buf)
                     dst.write(buf, indexes=list(range(b0 + 1, b1 + 1)), window=window)
+                    r = (-rows[0]) % step
+                    c = (-cols[0]) % step
+                    sample[b0:b1, -(-rows[0] // step):-(-rows[1] // step), -(-cols[0] // step):-(-cols[1] // step)] = \
+                        buf[:, r::step, c::step] * np.float32(1.0 / _SCALE)
                 del block
             _write_header(dst, plan.names, scene.id, plan.offsets, plan.spreads)
+            _write_percentiles(dst, sample, step)
         stack = _StackOnDisk(scene.id, plan.names, plan.grid, plan.offsets, plan.spreads, Path(path), threads)
     return stack

@@ -439,8 +439,17 @@ def _band_sums(data, cluster_ids, k):
 # ---------------------------------------------------------------------------------------------- API
 def spread_step(height: int, width: int, max_px: int = 1_000_000) -> int:
     """The stride of the regular subsample :func:`band_spread` measures on an (H, W) scene: every
-    ``step``-th row and column, so that at most ~``max_px`` pixels are read."""
-    return max(1, int(np.ceil(np.sqrt(height * width / max_px))))
+    ``step``-th row and column, so that at most ~``max_px`` pixels are read
+    (:func:`sattag.scene.sample_step`)."""
+    from sattag.scene import sample_step
+
+    return sample_step(height, width, max_px)
+
+
+def spread_from_percentiles(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The spread :func:`band_spread` gives, from the bands' 1st and 99th percentiles measured
+    elsewhere (a stack records them on the same subsample when it is built): float64 (B,)."""
+    return np.maximum(np.asarray(high, np.float64) - np.asarray(low, np.float64), 1.0 / _QMAX)
 
 
 def band_spread(data: np.ndarray, low: float = 1.0, high: float = 99.0, max_px: int = 1_000_000,
@@ -457,7 +466,7 @@ def band_spread(data: np.ndarray, low: float = 1.0, high: float = 99.0, max_px: 
     step = spread_step(h, w, max_px) if step is None else int(step)
     sub = data[:, ::step, ::step].reshape(nb, -1)
     lo, hi = np.nanpercentile(sub, [low, high], axis=1)
-    return np.maximum(hi - lo, 1.0 / _QMAX)
+    return spread_from_percentiles(lo, hi)
 
 
 def tolerance_units(tolerance: float, tolerance_of: str, spread: np.ndarray | None, nb: int) -> np.ndarray:
