@@ -163,10 +163,9 @@ def predict_window(data: np.ndarray, core: tuple[slice, slice], bands, models, c
     rs, cs = core
     whole = (rs.start in (0, None) and rs.stop in (None, data.shape[1]) and cs.start in (0, None)
              and cs.stop in (None, data.shape[2]))
-    core_data = data if whole else np.ascontiguousarray(data[:, rs, cs])
     cc = config.cluster
-    cluster_ids, table = cluster_pixels(core_data, cc.tolerance, cc.min_size, cc.tolerance_of, spread=spread,
-                                        merge=cc.merge)
+    cluster_ids, table = cluster_pixels(data if whole else data[:, rs, cs], cc.tolerance, cc.min_size,
+                                        cc.tolerance_of, spread=spread, merge=cc.merge)
     k = len(table)
     fs = models.feature_set
     if models.level == "cluster":

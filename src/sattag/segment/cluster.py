@@ -527,7 +527,9 @@ def cluster_pixels(data: np.ndarray, tolerance: float = ClusterConfig.tolerance,
         raise InputError(f"cluster tolerance must be in [0, 1], got {tolerance}")
     if data.shape[1] * data.shape[2] >= 2**31 - 1:
         raise InputError(f"scene of {data.shape[1]}x{data.shape[2]} px is too large for int32 cluster ids")
-    data = np.ascontiguousarray(data, dtype=np.float32)  # no copy for a float32 C-ordered stack
+    # No copy for float32, even for a window's view of a larger array (a tile's core within the
+    # window its features need): the kernels index (b, r, c) and take any strides.
+    data = np.asarray(data, dtype=np.float32)
     nb, h, w = data.shape
     q = _quantise(data)
     if tolerance_of == "spread" and spread is None:
