@@ -253,11 +253,12 @@ class ClusterConfig:
     # 0.14/0.18 -> 0.28/0.31 Jaccard, generated data +0.004, glaciers within 0.006.
     tolerance_of: Literal["range", "spread"] = "spread"
     # How small clusters are merged: "sequential" (the seed's) merges one after another, each merge
-    # moving a mean that the next ones compare against, so one changed pixel re-draws clusters
-    # across the whole scene (16 % of a scene's pixels, measured); "simultaneous" merges every
-    # small cluster of a pass at once by the pass's starting means, so a change stays local, and
-    # a scene cut into tiles clusters as it does whole, away from the seams.
-    merge: Literal["simultaneous", "sequential"] = "simultaneous"
+    # moving a mean that the next ones compare against, so one changed pixel re-draws clusters far
+    # away (16-30 % of a generated scene's pixels, measured); "simultaneous" merges every small
+    # cluster of a pass at once by the pass's starting means, so a change stays local and a scene
+    # cut into tiles clusters as it does whole, away from the seams. Sequential stays the default:
+    # it tagged held-out scenes better on the quality benchmark's mean (0.423 against 0.408, README).
+    merge: Literal["sequential", "simultaneous"] = "sequential"
 
 
 @dataclass(frozen=True)

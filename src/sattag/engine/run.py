@@ -485,6 +485,11 @@ def _predict_tiled(session: Session, scenes: Sequence[Scene]) -> dict:
     card = read_card(session.run.models)
     tl.check_tile_size(config.predict.tile_px,
                        tl.CLUSTER_MARGIN_PX + feature_halo(FeatureSet.from_dict(card.get("features") or {})))
+    if config.cluster.merge != "simultaneous":
+        session.notes.append(f"{len(scenes)} scene(s) larger than [predict] tile_px = {config.predict.tile_px} "
+                             "were predicted in tiles with the sequential cluster merge, which is not local: "
+                             "their clusters differ from a whole-scene run's; [cluster] merge = \"simultaneous\" "
+                             "makes tiles agree with it (README)")
     spreads = session.map("spread", tl.scene_spread_task, scenes).results
     plans = {}
     for s in scenes:

@@ -21,8 +21,9 @@ Three passes, each a set of small tasks; the client only ever holds the cluster 
    and its share of the scores.
 
 Each tile file is written atomically and read back by a rerun, so an interrupted run resumes tile by
-tile. What differs from predicting the scene whole is confined to clusters that a seam cuts: their
-shape and neighbour features and the rules that look at neighbours see one tile's part of them.
+tile. With ``[cluster] merge = "simultaneous"`` what differs from predicting the scene whole is
+confined to clusters reaching more than the margin past a tile's edge; with the seed's sequential
+merge, clustering is not local and a tile's clusters differ from a whole-scene run's throughout.
 """
 from __future__ import annotations
 
@@ -239,10 +240,10 @@ def _seams(z: dict, n_classes: int) -> TileSeams:
                      probabilities=z["probabilities"][edge])
 
 
-#: Pixels of the scene clustered around a tile's core beyond it. Clustering is local (the small-cluster
-#: merge is simultaneous: a change moves clusters ~50 px away at most, README), so a tile clustered
-#: with this margin has, in its core, the clusters of the whole scene, and sees every cluster that
-#: crosses its edge whole, unless that cluster reaches further than the margin.
+#: Pixels of the scene clustered around a tile's core beyond it. With the local small-cluster merge
+#: (``[cluster] merge = "simultaneous"``) a change moves clusters ~50 px away at most (README), so a
+#: tile clustered with this margin has, in its core, the clusters of the whole scene, and sees every
+#: cluster that crosses its edge whole, unless that cluster reaches further than the margin.
 CLUSTER_MARGIN_PX = 64
 
 

@@ -18,6 +18,13 @@ Algorithm
    small cluster joins the adjacent cluster whose mean spectrum is closest (Euclidean distance over
    bands; ties: the lower id), means and sizes are updated at once (union-find), and passes repeat
    until a pass merges nothing. A small cluster with no neighbour (the scene is one cluster) stays.
+   That is ``merge="sequential"``, the seed's: each merge moves a mean the next comparisons use, so
+   a change anywhere can re-draw clusters far away. ``merge="simultaneous"`` is local: in each pass
+   every small cluster finds its closest neighbour by the means at the start of the pass; a small
+   cluster that another one chose stays and takes it in, the others move to their choice, two that
+   chose each other join (no chains of small clusters in one pass); means are recomputed and passes
+   repeat until none merges. On imagery a change then moves clusters only a few tens of px away, so
+   a tile of a larger scene, clustered with a margin, has the whole scene's clusters.
 4. **Relabel** the surviving clusters 0..K-1 in order of their first pixel (raster order), and
    compute the table: size, bounding box, exact mean spectrum from the original float32 stack
    (float64 sums), and the cluster adjacency as CSR arrays.
@@ -324,6 +331,7 @@ def _merge_small_simultaneous(means, sizes, ptr, idx, min_size):
     gsum = np.empty((k0, nb), np.float64)
     best = np.empty(k0, np.int32)
     best_d = np.empty(k0, np.float64)
+    targeted = np.empty(k0, np.bool_)
     while True:
         best[:] = -1
         best_d[:] = np.inf
@@ -343,12 +351,23 @@ def _merge_small_simultaneous(means, sizes, ptr, idx, min_size):
                 if d < best_d[ra] or (d == best_d[ra] and o < best[ra]):
                     best_d[ra] = d
                     best[ra] = o
+        # No chains within a pass: a small cluster that another one chose stays put and takes it
+        # in (as the seed's one-by-one merge grows its targets first); the others move, and two
+        # that chose each other join. Chains joined strings of unlike small clusters into one
+        # mixed cluster in a single pass (thin roads in panchromatic imagery were lost to them).
+        targeted[:] = False
+        for r in range(k0):
+            if best[r] >= 0:
+                targeted[best[r]] = True
         merged = False
         for r in range(k0):
             if best[r] < 0:
                 continue
+            t = best[r]
+            if targeted[r] and best[t] != r:
+                continue
             x = _find(parent, r)
-            y = _find(parent, best[r])
+            y = _find(parent, t)
             if x != y:
                 if x < y:
                     parent[y] = x
@@ -506,9 +525,9 @@ def cluster_pixels(data: np.ndarray, tolerance: float = ClusterConfig.tolerance,
         clusters under this many pixels are merged into the adjacent cluster of closest mean spectrum
         (1 or less: no merging).
     merge:
-        ``"simultaneous"``: in passes, every small cluster of a pass joins its closest neighbour at
-        once, by the means at the start of the pass; ``"sequential"`` (the seed's): one small cluster
-        after another in id order, means updated after each merge (module docstring, step 3).
+        ``"sequential"`` (the seed's): one small cluster after another in id order, means updated
+        after each merge; ``"simultaneous"``: in passes, every small cluster of a pass by the means
+        at the start of the pass, which keeps a change local (module docstring, step 3).
 
     Returns
     -------
