@@ -84,7 +84,7 @@ def test_tiled_and_whole_predictions_agree(trained, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     tiles = RunFolder(tiled).root / "tiles"
     for sid in [p.stem for p in (whole / "masks").glob("*.tif")]:
-        assert len(list((tiles / sid).glob("r*c*.paint.npz"))) == 4  # 700 px in tiles of 360: 2 x 2
+        assert len(list((tiles / sid / "px360").glob("r*c*.paint.npz"))) == 4  # 700 px in tiles of 360: 2 x 2
         a, b = read_masks(whole / "masks" / f"{sid}.tif")[0], read_masks(tiled / "masks" / f"{sid}.tif")[0]
         assert a.any()
         assert _agreement(a, b) >= 0.995, (sid, _agreement(a, b))

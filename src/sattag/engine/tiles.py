@@ -6,7 +6,7 @@ Three passes, each a set of small tasks; the client only ever holds the cluster 
 1. **predict tiles** (one task per tile): read the tile's window of the stack with the halo its
    features need (:func:`sattag.features.feature_halo`), cluster the tile's core with the scene's
    band spread (so every tile applies one rule), compute the features, predict, apply thresholds,
-   pairwise models and rules. Written to ``tiles/<scene>/r<i>c<j>.npz``; returned: the ids along the
+   pairwise models and rules. Written to ``tiles/<scene>/px<tile_px>/r<i>c<j>.npz``; returned: the ids along the
    core's four edges and the seam pieces' means, sizes and decisions.
 2. **stitch** (client): pieces facing each other across a seam are joined when their means pass the
    growing rule (:func:`sattag.segment.stitch_groups`); each joined cluster gets one id (its smallest)
@@ -15,7 +15,7 @@ Three passes, each a set of small tasks; the client only ever holds the cluster 
    decisions; its polygons, split into complete ones and seam pieces
    (:func:`sattag.vectorize.tile_pixel_polygons`); those no seam or other tile can come near are
    finished there (:func:`sattag.vectorize.settle_tile_polygons`). Written to
-   ``tiles/<scene>/r<i>c<j>.paint.npz``.
+   ``tiles/<scene>/px<tile_px>/r<i>c<j>.paint.npz``.
 4. **assemble** (one task per scene): masks and cluster ids as COGs written piece by piece, the
    probability and cluster tables streamed tile by tile, seam polygons unioned, the scene's GeoJSON,
    and its share of the scores.
@@ -95,14 +95,13 @@ class TileJoins:
 class JoinedClusters:
     """The clusters of a scene that seams cut, joined (one row each, for the scene's tables):
     scene-wide ``group`` ids, and the pieces' pixels summed (``sizes``), size-weighted means of the
-    spectra (``means``) and probabilities, the joined ``flags``, and the bounding box (scene px)."""
+    spectra (``means``) and probabilities, and the joined ``flags``."""
 
     group: np.ndarray
     sizes: np.ndarray
     means: np.ndarray
     probabilities: np.ndarray
     flags: np.ndarray
-    bbox: np.ndarray
 
 
 def plan_tiles(scene: Scene, height: int, width: int, tile_px: int) -> list[Tile]:
@@ -126,8 +125,9 @@ def check_tile_size(tile_px: int, halo: int, where: str = "[predict] tile_px") -
 
 
 def tile_folder(ctx: RunContext, scene_id: str) -> Path:
-    """Where a scene's tile files are: ``<run>/tiles/<scene>``."""
-    return Path(ctx.run.root) / "tiles" / scene_id
+    """Where a scene's tile files are: ``<run>/tiles/<scene>/px<tile_px>`` (a run resumed with another
+    tile size does not pick up tiles of the old one)."""
+    return Path(ctx.run.root) / "tiles" / scene_id / f"px{ctx.config.predict.tile_px}"
 
 
 def _save(path: Path, **arrays) -> None:
@@ -231,7 +231,7 @@ def scene_spread_task(scene: Scene, ctx: RunContext) -> np.ndarray | None:
     return band_spread(read_stack_sample(path, spread_step(grid.height, grid.width)), step=1)
 
 
-def _seams(z: dict, n_classes: int) -> TileSeams:
+def _seams(z: dict) -> TileSeams:
     ids = z["cluster_ids"]
     sides = {"top": ids[0].copy(), "bottom": ids[-1].copy(), "left": ids[:, 0].copy(), "right": ids[:, -1].copy()}
     edge = np.unique(np.concatenate(list(sides.values())))
@@ -285,7 +285,7 @@ def predict_tile_task(tile: Tile, spread: np.ndarray | None, ctx: RunContext) ->
               flags=result.flags[present].astype(bool), sizes=np.bincount(ids.ravel(), minlength=present.size),
               means=result.cluster_table.means[present].astype(np.float32), bbox=bbox.astype(np.int32),
               rules=np.frombuffer(result.rule_counts.to_csv(index=False).encode(), np.uint8))
-    return _seams(_load(path), len(ctx.classes))
+    return _seams(_load(path))
 
 
 def stitch(tiles: list[Tile], seams: dict[str, TileSeams], tolerance: np.ndarray
@@ -334,7 +334,8 @@ def stitch(tiles: list[Tile], seams: dict[str, TileSeams], tolerance: np.ndarray
         joins[t.id] = TileJoins(offset=offsets[t.id], ids=(ids[sel] - offsets[t.id]).astype(np.int32),
                                 group=group[sel], flags=joined[sel])
         start += m
-    # Merged rows of the joined clusters (size-weighted means; bounding boxes from the tile files later).
+    # Merged rows of the joined clusters (size-weighted means; their bounding boxes come from the tile
+    # files, in assemble_task).
     sel = np.flatnonzero(multi)
     g, gi = np.unique(group[sel], return_inverse=True)
     w = sizes[sel].astype(np.float64)
@@ -348,7 +349,7 @@ def stitch(tiles: list[Tile], seams: dict[str, TileSeams], tolerance: np.ndarray
     first = np.zeros(g.size, np.int64)
     first[gi[::-1]] = sel[::-1]
     merged = JoinedClusters(group=g, sizes=gsize.astype(np.int64), means=wmean(means), probabilities=wmean(probs),
-                            flags=joined[first], bbox=np.zeros((g.size, 4), np.int32))
+                            flags=joined[first])
     return joins, merged
 
 
