@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import os
 import shutil
 import subprocess
@@ -83,6 +84,14 @@ n_out = 5000
 cluster_figure_scenes = 0
 """
 TILE_PX = 2048
+#: The side of a full-size generated DSTL scene (R grid), about.
+DSTL_PX = 3400
+
+
+def _max_shift(size: int) -> int:
+    """The alignment search range (reference px) for a generated scene of ``size`` px: the ingest
+    default (80 px at DSTL's size) scaled with the size, plus a tenth."""
+    return int(math.ceil(80 * size / DSTL_PX * 1.1))
 #: Targets of issue 16.
 PEAK_TARGET_GIB = 2.0
 PER_MPX_TARGET = 1.3
@@ -281,8 +290,15 @@ def run(quick: bool) -> list[dict]:
             gens[tag] = _generate(data, size, logs)
             _say(f"{tag}: generated {size or 'DSTL size'} px in {gens[tag]['wall']:.0f} s")
             results[tag] = {}
+            scene_config = config
+            if size and size > DSTL_PX:
+                # The generator keeps a scene's 1 km footprint at any size, so its band offsets grow
+                # with the size (A: up to 80 full-size px, ~470 px at 20 000): the alignment's search
+                # range has to follow (the ingest default, 80 px, is DSTL's).
+                scene_config = work / f"scale-{tag}.toml"
+                scene_config.write_text(config.read_text() + f"\n[ingest]\nmax_shift_px = {_max_shift(size)}\n")
             for w in WORKERS:
-                r = _end_to_end(data, models / "models", work / f"run-{tag}-w{w}", w, config, logs, tag)
+                r = _end_to_end(data, models / "models", work / f"run-{tag}-w{w}", w, scene_config, logs, tag)
                 results[tag][w] = r
                 shutil.rmtree(work / f"run-{tag}-w{w}", ignore_errors=True)
                 _say(f"{tag} {w} worker(s): " + (

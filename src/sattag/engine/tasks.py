@@ -124,12 +124,21 @@ def scene_objects(stack, config: Config, feature_set: FeatureSet):
 
 
 def cluster_rows_task(scene: Scene, ctx: RunContext) -> ClusterRows:
-    """A labelled scene's clusters as rows of object-level models (:class:`ClusterRows`)."""
+    """A labelled scene's clusters as rows of object-level models (:class:`ClusterRows`); a scene
+    larger than ``[predict] tile_px`` tile by tile (:func:`sattag.engine.tiles.tiled_cluster_rows`)."""
     from sattag.features.objects import cluster_class_shares
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
 
+    from sattag.ingest import read_stack_metadata
+
     run, config = ctx.run, ctx.config
+    grid = read_stack_metadata(run.stack(scene.id)).grid
+    if max(grid.height, grid.width) > config.predict.tile_px:  # too large to hold whole: tile by tile
+        from sattag.engine.tiles import tiled_cluster_rows
+
+        rows, shares, sizes = tiled_cluster_rows(scene, ctx, config.predict.tile_px)
+        return ClusterRows(rows=rows, shares=shares, sizes=sizes)
     stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
     cluster_ids, table, rows = scene_objects(stack, config, FeatureSet.from_config(config.features))
     shares = cluster_class_shares(cluster_ids, len(table), read_masks(run.truth_masks(scene.id))[0])

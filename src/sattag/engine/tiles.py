@@ -247,6 +247,61 @@ def _seams(z: dict) -> TileSeams:
 CLUSTER_MARGIN_PX = 64
 
 
+def _tile_window(tile: Tile, stack_path: Path, halo: int, ctx: RunContext):
+    """Read what a tile task works on: ``(data, (q0, q1, p0, p1), core)``: the stack's window float32
+    (B, h, w) covering the tile, :data:`CLUSTER_MARGIN_PX` around it (the clustered region, scene rows
+    ``q0:q1``, columns ``p0:p1``) and ``halo`` around that, clipped to the scene; ``core``: the
+    clustered region's slices within ``data``."""
+    from sattag.ingest import read_stack_window
+
+    (r0, r1), (c0, c1), (H, W) = tile.rows, tile.cols, tile.scene_shape
+    m = CLUSTER_MARGIN_PX
+    q0, q1, p0, p1 = max(0, r0 - m), min(H, r1 + m), max(0, c0 - m), min(W, c1 + m)
+    R0, R1, C0, C1 = max(0, q0 - halo), min(H, q1 + halo), max(0, p0 - halo), min(W, p1 + halo)
+    data = read_stack_window(stack_path, (R0, R1), (C0, C1), ctx.config.ingest.gdal_threads)
+    return data, (q0, q1, p0, p1), (slice(q0 - R0, q1 - R0), slice(p0 - C0, p1 - C0))
+
+
+def tiled_cluster_rows(scene: Scene, ctx: RunContext, tile_px: int):
+    """A labelled scene larger than ``tile_px`` as rows of object-level models, one tile at a time:
+    ``(rows (K, F), shares (K, C), sizes (K,))`` as :func:`sattag.engine.tasks.cluster_rows_task` gives.
+
+    Each tile is clustered with :data:`CLUSTER_MARGIN_PX` around it, like a tile being predicted, and
+    keeps the clusters whose first pixel (raster order) lies in it: a cluster crossing a tile's edge
+    is one row, from the tile that sees it whole (with the local merge). Memory follows the tile.
+    """
+    from sattag.features import FeatureSet, feature_halo, feature_maps
+    from sattag.features.objects import cluster_class_shares, object_features
+    from sattag.ingest import read_stack_metadata
+    from sattag.labels import read_masks_window
+    from sattag.segment import cluster_pixels
+
+    config, run = ctx.config, ctx.run
+    stack_path = run.stack(scene.id)
+    head = read_stack_metadata(stack_path)
+    fs = FeatureSet.from_config(config.features)
+    halo = feature_halo(fs)
+    spread = scene_spread_task(scene, ctx)
+    cc = config.cluster
+    out_rows, out_shares, out_sizes = [], [], []
+    for tile in plan_tiles(scene, head.grid.height, head.grid.width, tile_px):
+        data, (q0, q1, p0, p1), (rs, cs) = _tile_window(tile, stack_path, halo, ctx)
+        ids, table = cluster_pixels(data[:, rs, cs], cc.tolerance, cc.min_size, cc.tolerance_of, spread=spread,
+                                    merge=cc.merge)
+        rows, _ = object_features(ids, len(table), ((n, m[rs, cs]) for n, m in feature_maps(data, head.bands, fs)),
+                                  table.neighbour_ptr, table.neighbour_ids)
+        del data
+        shares = cluster_class_shares(ids, len(table), read_masks_window(run.truth_masks(scene.id), (q0, q1), (p0, p1)))
+        # Ids run in raster order of first pixel: np.unique's first indices are those pixels.
+        _, first = np.unique(ids.ravel(), return_index=True)
+        fr, fc = first // ids.shape[1] + q0, first % ids.shape[1] + p0
+        own = (fr >= tile.rows[0]) & (fr < tile.rows[1]) & (fc >= tile.cols[0]) & (fc < tile.cols[1])
+        out_rows.append(rows[own])
+        out_shares.append(shares[own])
+        out_sizes.append(table.sizes[own])
+    return np.concatenate(out_rows), np.concatenate(out_shares), np.concatenate(out_sizes)
+
+
 def predict_tile_task(tile: Tile, spread: np.ndarray | None, ctx: RunContext) -> TileSeams:
     """Pass 1 for one tile (module docstring); a tile whose file exists is read back, not redone.
 
@@ -255,7 +310,7 @@ def predict_tile_task(tile: Tile, spread: np.ndarray | None, ctx: RunContext) ->
     decided from the whole of it, as in a scene predicted whole.
     """
     from sattag.features import feature_halo
-    from sattag.ingest import read_stack_metadata, read_stack_window
+    from sattag.ingest import read_stack_metadata
 
     path = tile_folder(ctx, tile.scene.id) / f"{tile.name}.npz"
     if not path.exists():
@@ -263,13 +318,9 @@ def predict_tile_task(tile: Tile, spread: np.ndarray | None, ctx: RunContext) ->
         bands = read_stack_metadata(stack_path).bands
         models = _models(ctx, bands)
         halo = feature_halo(models.feature_set)
-        (r0, r1), (c0, c1), (H, W) = tile.rows, tile.cols, tile.scene_shape
-        m = CLUSTER_MARGIN_PX
-        q0, q1, p0, p1 = max(0, r0 - m), min(H, r1 + m), max(0, c0 - m), min(W, c1 + m)  # clustered
-        R0, R1, C0, C1 = max(0, q0 - halo), min(H, q1 + halo), max(0, p0 - halo), min(W, p1 + halo)  # read
-        data = read_stack_window(stack_path, (R0, R1), (C0, C1), ctx.config.ingest.gdal_threads)
-        result = predict_window(data, (slice(q0 - R0, q1 - R0), slice(p0 - C0, p1 - C0)), bands, models,
-                                ctx.config, ctx.classes, spread)
+        (r0, r1), (c0, c1) = tile.rows, tile.cols
+        data, (q0, q1, p0, p1), core = _tile_window(tile, stack_path, halo, ctx)
+        result = predict_window(data, core, bands, models, ctx.config, ctx.classes, spread)
         del data
         # Cut to the core; the clusters with a pixel there, renumbered 0..k-1 in order of id.
         ids = result.cluster_ids[r0 - q0:r1 - q0, c0 - p0:c1 - p0]
