@@ -508,23 +508,26 @@ def assemble_task(scene: Scene, merged: JoinedClusters, ctx: RunContext) -> Scen
                           count=1, height=grid.height, width=grid.width, dtype="int32", transform=grid.transform,
                           crs=crs, compress="deflate", predictor=True)
         # The polygons of each class: finished in the tiles, or finished here with the seams unioned.
-        settled = {j: [] for j in range(len(classes))}
-        rest = {j: [] for j in range(len(classes))}
-        cut = {j: [] for j in range(len(classes))}
-        for t in tiles:
-            p = paint(t, "wkb", "wkb_ends", "wkb_class", "wkb_kind")
-            ends = p["wkb_ends"]
-            starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-            blob = p["wkb"].tobytes()
-            geoms = shapely.from_wkb(np.array([blob[a:b] for a, b in zip(starts, ends)], dtype=object))
-            for j in range(len(classes)):
-                sel = p["wkb_class"] == j
+        # One class at a time, so that only one class's pieces are ever decoded at once.
+        polygons = {}
+        for j, cls in enumerate(classes):
+            settled, rest, cut = [], [], []
+            for t in tiles:
+                p = paint(t, "wkb", "wkb_ends", "wkb_class", "wkb_kind")
+                sel = np.flatnonzero(p["wkb_class"] == j)
+                if not sel.size:
+                    continue
+                ends = p["wkb_ends"]
+                starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+                blob = p["wkb"].tobytes()
+                geoms = shapely.from_wkb(np.array([blob[starts[i]:ends[i]] for i in sel], dtype=object))
+                kind = p["wkb_kind"][sel]
+                del p, blob
                 for code, bucket in enumerate((settled, rest, cut)):
-                    bucket[j].append(geoms[sel & (p["wkb_kind"] == code)])
-        polygons = {cls.id: finish_polygons(join_seams(rest[j], cut[j]), grid.transform, config.vectorize,
-                                            settled=settled[j])
-                    for j, cls in enumerate(classes)}
-        del settled, rest, cut
+                    bucket.append(geoms[kind == code])
+            polygons[cls.id] = finish_polygons(join_seams(rest, cut), grid.transform, config.vectorize,
+                                               settled=settled)
+            del settled, rest, cut
         write_masks_windows(masks_path, ((t.rows[0], t.cols[0], paint(t, "masks")["masks"]) for t in tiles), grid,
                             classes)
         write_geojson(geojson, scene.id, polygons, classes, crs=crs)

@@ -391,9 +391,9 @@ def simplify_parts(polys: np.ndarray, tolerance: float) -> np.ndarray:
     simplifier, and much faster again than running the latter over one big MultiPolygon. So: parts
     more than ``2 * tolerance + 1`` from every other part are simplified alone with Douglas-Peucker
     (each outline moves by at most ``tolerance``, so they cannot meet), and the few that come out
-    invalid or empty are redone topology-preserving; parts closer to each other are grouped
-    (connected components of the "near" graph) and each group is simplified topology-preserving as
-    one MultiPolygon, so rings of neighbouring parts cannot cross.
+    invalid or empty are redone topology-preserving; parts closer to each other are simplified
+    together as a coverage (``shapely.coverage_simplify``, ``tolerance`` as its distance), so rings
+    of neighbouring parts cannot cross.
     """
     if not len(polys):
         return polys
@@ -413,23 +413,16 @@ def simplify_parts(polys: np.ndarray, tolerance: float) -> np.ndarray:
         out[idx] = simple
     parts = [out[idx]] if len(idx) else []
     if len(a):
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
-        n = len(polys)
-        _, label = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)
-        grouped = np.flatnonzero(~alone)
-        lab = label[grouped]
-        order = np.argsort(lab, kind="stable")
-        grouped, lab = grouped[order], lab[order]
-        cuts = np.flatnonzero(np.diff(lab)) + 1
-        groups = np.split(grouped, cuts)
-        multis = np.empty(len(groups), dtype=object)
-        multis[:] = [shapely.multipolygons(polys[g]) for g in groups]
-        simple = shapely.simplify(multis, tolerance, preserve_topology=True)
-        bad = ~shapely.is_valid(simple)
-        if bad.any():
-            simple[bad] = shapely.make_valid(simple[bad], method="structure", keep_collapsed=False)
+        # Parts within reach of each other are simplified together as a polygonal coverage (GEOS's
+        # topology-preserving Visvalingam-Whyatt: no simplified edge crosses another, so none come to
+        # overlap). Simplifying each connected group as one MultiPolygon with the topology-preserving
+        # Douglas-Peucker did the same but grew superlinearly with the group: a dense 2000-px mask
+        # took 23.6 s against 1.7 s, and a 20 000-px scene's classes minutes.
+        grouped = polys[~alone]
+        simple = shapely.coverage_simplify(grouped, tolerance, simplify_boundary=True)
+        bad = shapely.is_empty(simple) | ~shapely.is_valid(simple)
+        if bad.any():  # not seen: keep such a part as it was
+            simple[bad] = grouped[bad]
         parts.append(_polygon_parts(simple))
     return np.concatenate(parts) if parts else np.empty(0, dtype=object)
 

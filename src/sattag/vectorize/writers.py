@@ -42,15 +42,8 @@ def write_geojson(path: str | Path, scene_id: str, polygons: Mapping[int, object
     ``crs`` member, which GDAL reads; shells run counter-clockwise (RFC 7946).
     """
     # GEOS writes each geometry's GeoJSON text itself: parsing it back into Python dicts only to dump
-    # them again took 10x longer than the rest of a scene's files (millions of coordinates).
-    features = []
-    for cls in classes:
-        geom = as_multipolygon(polygons.get(cls.id))
-        if geom.is_empty:
-            continue
-        geom = shapely.orient_polygons(geom, exterior_cw=False)
-        props = json.dumps({"scene": scene_id, "class_id": cls.id, "class_name": cls.name}, separators=(",", ":"))
-        features.append(f'{{"type":"Feature","properties":{props},"geometry":{shapely.to_geojson(geom)}}}')
+    # them again took 10x longer than the rest of a scene's files (millions of coordinates). One
+    # class's text at a time goes to the file.
     fc: dict = {"type": "FeatureCollection", "name": scene_id}
     name = _crs_name(crs)
     if name is not None:
@@ -59,7 +52,18 @@ def write_geojson(path: str | Path, scene_id: str, polygons: Mapping[int, object
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(head + ',"features":[')
-            f.write(",".join(features))
+            first = True
+            for cls in classes:
+                geom = as_multipolygon(polygons.get(cls.id))
+                if geom.is_empty:
+                    continue
+                geom = shapely.orient_polygons(geom, exterior_cw=False)
+                props = json.dumps({"scene": scene_id, "class_id": cls.id, "class_name": cls.name},
+                                   separators=(",", ":"))
+                f.write(("" if first else ",") + f'{{"type":"Feature","properties":{props},"geometry":')
+                f.write(shapely.to_geojson(geom))
+                f.write("}")
+                first = False
             f.write("]}")
     return Path(path)
 
