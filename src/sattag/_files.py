@@ -168,6 +168,26 @@ def cog_overview_factors(height: int, width: int, blocksize: int = 512) -> list[
     return factors
 
 
+def _checked_descriptions(descriptions: Iterable[str] | None, count: int, who: str) -> list[str] | None:
+    descriptions = list(descriptions) if descriptions is not None else None
+    if descriptions is not None and len(descriptions) != count:
+        raise ValueError(f"{who}: {len(descriptions)} descriptions for {count} bands")
+    return descriptions
+
+
+def _cog_options(compress: str, blocksize: int, predictor: bool) -> dict:
+    """GDAL COG driver options of :func:`write_cog` and :func:`write_cog_windows` (overviews built
+    beforehand)."""
+    options = dict(driver="COG", compress=compress, blocksize=blocksize, bigtiff="IF_SAFER",
+                   overviews="FORCE_USE_EXISTING")
+    if compress.lower() == "deflate":
+        # Level 1: 3x faster than GDAL's default 6 on a scene's masks, files ~1.3x larger.
+        options["level"] = 1
+    if predictor:
+        options["predictor"] = "YES"
+    return options
+
+
 def write_cog(final: str | Path, data, *, transform, crs=None, descriptions: Iterable[str] | None = None,
               tags: Mapping[str, str] | None = None, compress: str = "deflate", predictor: bool = False,
               blocksize: int = 512, overview_resampling: str = "nearest") -> Path:
@@ -204,16 +224,8 @@ def write_cog(final: str | Path, data, *, transform, crs=None, descriptions: Ite
     if data.ndim != 3:
         raise ValueError(f"write_cog: data of shape {data.shape} is neither (H, W) nor (bands, H, W)")
     count, height, width = data.shape
-    descriptions = list(descriptions) if descriptions is not None else None
-    if descriptions is not None and len(descriptions) != count:
-        raise ValueError(f"write_cog: {len(descriptions)} descriptions for {count} bands")
-    options = dict(driver="COG", compress=compress, blocksize=blocksize, bigtiff="IF_SAFER",
-                   overviews="FORCE_USE_EXISTING")
-    if compress.lower() == "deflate":
-        # Level 1: 3x faster than GDAL's default 6 on a scene's masks, files ~1.3x larger.
-        options["level"] = 1
-    if predictor:
-        options["predictor"] = "YES"
+    descriptions = _checked_descriptions(descriptions, count, "write_cog")
+    options = _cog_options(compress, blocksize, predictor)
     with atomic_path(final) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # DSTL grids have no CRS
         with MemoryFile() as memfile, memfile.open(driver="MEM", count=count, height=height, width=width,
@@ -253,16 +265,8 @@ def write_cog_windows(final: str | Path, pieces, *, count: int, height: int, wid
     from rasterio.windows import Window
 
     final = Path(final)
-    descriptions = list(descriptions) if descriptions is not None else None
-    if descriptions is not None and len(descriptions) != count:
-        raise ValueError(f"write_cog_windows: {len(descriptions)} descriptions for {count} bands")
-    options = dict(driver="COG", compress=compress, blocksize=blocksize, bigtiff="IF_SAFER",
-                   overviews="FORCE_USE_EXISTING")
-    if compress.lower() == "deflate":
-        # Level 1: 3x faster than GDAL's default 6 on a scene's masks, files ~1.3x larger.
-        options["level"] = 1
-    if predictor:
-        options["predictor"] = "YES"
+    descriptions = _checked_descriptions(descriptions, count, "write_cog_windows")
+    options = _cog_options(compress, blocksize, predictor)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.with_name(f".{final.stem}-staging.{uuid.uuid4().hex[:8]}.tmp.tif")
     try:

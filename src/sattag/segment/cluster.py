@@ -274,6 +274,16 @@ def _find(parent, x):
 
 
 @njit(cache=True)
+def _sq_distance(means, a, b, nb):
+    """Squared Euclidean distance of the mean spectra of clusters ``a`` and ``b`` (float64)."""
+    d = 0.0
+    for k in range(nb):
+        t = np.float64(means[a, k]) - np.float64(means[b, k])
+        d += t * t
+    return d
+
+
+@njit(cache=True)
 def _merge_small(means, sizes, ptr, idx, min_size):
     """Merge clusters under ``min_size`` into the adjacent cluster of closest mean; returns parent."""
     k0 = sizes.shape[0]
@@ -295,10 +305,7 @@ def _merge_small(means, sizes, ptr, idx, min_size):
                     o = _find(parent, idx[j])
                     if o == r:
                         continue
-                    d = 0.0
-                    for b in range(nb):
-                        t = np.float64(means[r, b]) - np.float64(means[o, b])
-                        d += t * t
+                    d = _sq_distance(means, r, o, nb)
                     if d < best_d or (d == best_d and o < best):
                         best_d = d
                         best = o
@@ -344,10 +351,7 @@ def _merge_small_simultaneous(means, sizes, ptr, idx, min_size):
                 o = _find(parent, idx[j])
                 if o == ra:
                     continue
-                d = 0.0
-                for b in range(nb):
-                    t = gmean[ra, b] - gmean[o, b]
-                    d += t * t
+                d = _sq_distance(gmean, ra, o, nb)
                 if d < best_d[ra] or (d == best_d[ra] and o < best[ra]):
                     best_d[ra] = d
                     best[ra] = o
