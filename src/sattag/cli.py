@@ -76,6 +76,9 @@ def _quiet_dask_client_logs() -> None:
     import distributed  # noqa: F401 - it sets its loggers' levels when imported; ours comes after
 
     logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+    # A comm cut while Ctrl-C stops the embedded cluster mid-send logs its traceback here (seen once
+    # in a CI-like run): the interruption already has its one line.
+    logging.getLogger("distributed.batched").setLevel(logging.CRITICAL)
 
 
 @contextlib.contextmanager
