@@ -175,6 +175,22 @@ def _checked_descriptions(descriptions: Iterable[str] | None, count: int, who: s
     return descriptions
 
 
+def _describe_for_cog(ds, tags: Mapping[str, str] | None, descriptions: list[str] | None, blocksize: int,
+                      overview_resampling: str) -> None:
+    """Tags, band descriptions and overviews (:func:`cog_overview_factors`) of the dataset ``ds`` that
+    GDAL's COG driver then copies (in memory for :func:`write_cog`, a staging file for
+    :func:`write_cog_windows`)."""
+    from rasterio.enums import Resampling
+
+    if tags:
+        ds.update_tags(**tags)
+    for i, d in enumerate(descriptions or [], start=1):
+        ds.set_band_description(i, d)
+    factors = cog_overview_factors(ds.height, ds.width, blocksize)
+    if factors:
+        ds.build_overviews(factors, Resampling[overview_resampling])
+
+
 def _cog_options(compress: str, blocksize: int, predictor: bool) -> dict:
     """GDAL COG driver options of :func:`write_cog` and :func:`write_cog_windows` (overviews built
     beforehand)."""
@@ -213,7 +229,6 @@ def write_cog(final: str | Path, data, *, transform, crs=None, descriptions: Ite
 
     import numpy as np
     import rasterio
-    from rasterio.enums import Resampling
     from rasterio.errors import NotGeoreferencedWarning
     from rasterio.io import MemoryFile
     from rasterio.shutil import copy as gdal_copy
@@ -231,13 +246,7 @@ def write_cog(final: str | Path, data, *, transform, crs=None, descriptions: Ite
         with MemoryFile() as memfile, memfile.open(driver="MEM", count=count, height=height, width=width,
                                                    dtype=data.dtype.name, transform=transform, crs=crs) as mem:
             mem.write(data)
-            if tags:
-                mem.update_tags(**tags)
-            for i, d in enumerate(descriptions or [], start=1):
-                mem.set_band_description(i, d)
-            factors = cog_overview_factors(height, width, blocksize)
-            if factors:
-                mem.build_overviews(factors, Resampling[overview_resampling])
+            _describe_for_cog(mem, tags, descriptions, blocksize, overview_resampling)
             gdal_copy(mem, tmp, **options)
     return Path(final)
 
@@ -259,7 +268,6 @@ def write_cog_windows(final: str | Path, pieces, *, count: int, height: int, wid
 
     import numpy as np
     import rasterio
-    from rasterio.enums import Resampling
     from rasterio.errors import NotGeoreferencedWarning
     from rasterio.shutil import copy as gdal_copy
     from rasterio.windows import Window
@@ -285,13 +293,7 @@ def write_cog_windows(final: str | Path, pieces, *, count: int, height: int, wid
                         raise ValueError(f"write_cog_windows: a piece of shape {array.shape} at "
                                          f"({row0}, {col0}) does not fit a ({count}, {height}, {width}) image")
                     dst.write(array, window=Window(col0, row0, array.shape[2], array.shape[1]))
-                if tags:
-                    dst.update_tags(**tags)
-                for i, d in enumerate(descriptions or [], start=1):
-                    dst.set_band_description(i, d)
-                factors = cog_overview_factors(height, width, blocksize)
-                if factors:
-                    dst.build_overviews(factors, Resampling[overview_resampling])
+                _describe_for_cog(dst, tags, descriptions, blocksize, overview_resampling)
             gdal_copy(staging, tmp, **options)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -259,6 +259,12 @@ def sample_scene(
         if bands is None or len(bands) != n_bands:
             raise ValueError(f"features need the stack's {n_bands} band names, got {bands}")
         X_all = pixel_features(stack_data, bands, feature_set, every)
+    return _split_samples(X_all, every, drawn)
+
+
+def _split_samples(X_all: np.ndarray, every: np.ndarray, drawn: dict) -> dict[int, Sample]:
+    """Each class's sample from the rows of all drawn pixels: ``X_all`` float32 (n, F), row i for flat
+    pixel index ``every[i]`` (sorted); ``drawn``: class id -> (flat indices, in-class first; n_in)."""
     out: dict[int, Sample] = {}
     for cid, (idx, n_in) in drawn.items():
         X = X_all[np.searchsorted(every, idx)]
@@ -429,13 +435,7 @@ def sample_scene_windows(
     if X_all is None:  # nothing drawn: no rows, but the columns sample_scene would give
         names = bands if bands is not None else [""] * read_stack((0, 1), (0, 1)).shape[0]
         X_all = np.empty((0, len(names) if spectra else len(feature_names(names, feature_set))), np.float32)
-    out: dict[int, Sample] = {}
-    for cid, (idx, n_in) in drawn.items():
-        X = X_all[np.searchsorted(every, idx)]
-        y = np.zeros(idx.size, dtype=np.uint8)
-        y[:n_in] = 1
-        out[cid] = (X, y)
-    return out
+    return _split_samples(X_all, every, drawn)
 
 
 def _advance(i, k, sent, quotas, available, n, rng, lists, pending, results) -> None:
