@@ -96,3 +96,41 @@ def test_pooled_folds_pick_the_threshold_of_all_their_pixels_together():
     tiny = (np.array([0.06, 0.3]), np.array([5.0, 0.0]), np.array([0.0, 50.0]))
     assert pooled_threshold([cluster_threshold_counts(*tiny)])[0] == 0.06
     assert pooled_threshold([cluster_threshold_counts(*f) for f in (*folds, tiny)])[0] == pytest.approx(t, abs=0.03)
+
+
+def test_scene_strips_cut_across_the_longer_side_into_equal_parts():
+    from sattag.learn import scene_strips
+
+    rows, cols = np.meshgrid(np.arange(10), np.arange(40), indexing="ij")  # wider than tall
+    centres = np.column_stack([rows.ravel(), cols.ravel()]).astype(np.float32)
+    strip = scene_strips(centres, 4)
+    assert np.bincount(strip).tolist() == [100, 100, 100, 100]
+    for i in range(4):  # each strip is a band of whole columns, left to right
+        assert np.ptp(centres[strip == i, 1]) == 9 and centres[strip == i, 0].min() == 0
+        assert centres[strip == i, 1].min() == 10 * i
+    assert set(scene_strips(centres[:, ::-1], 2)[centres[:, 1] < 20]) == {0}  # tall: top half first
+    assert scene_strips(np.zeros((0, 2)), 2).size == 0
+
+
+@pytest.mark.slow
+def test_one_training_scene_tunes_its_thresholds_on_strips_of_itself(small_dstl, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    labelled = sorted(set(pd.read_csv(small_dstl / "train_wkt_v4.csv")["ImageId"]))
+    config = tmp_path / "strips.toml"
+    config.write_text("[split]\ntune_on_strips = true\n[model]\nn_trees = 10\nmax_depth = 4\n")
+    run = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "sattag.cli", "run", str(small_dstl), "--out", str(run),
+                          "--workers", "0", "--quiet", "--model", "cluster", "--config", str(config),
+                          "--holdout-scenes", ",".join(labelled[1:])],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    card = json.loads((run / "models" / "card.json").read_text())
+    assert card["split"]["train"] == [labelled[0]]
+    tuned = card["thresholds"]
+    assert tuned and all(t["folds"] == 2 and t["validation_scenes"] == 1 for t in tuned)
+    assert any(t["threshold"] != 0.5 for t in tuned)

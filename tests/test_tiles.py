@@ -241,3 +241,6 @@ def test_a_big_training_scene_gives_its_cluster_rows_tile_by_tile(trained, tmp_p
     same = {r.tobytes() for r in np.round(whole.rows, 4)} & {r.tobytes() for r in np.round(tiled.rows, 4)}
     assert len(same) >= 0.95 * len(whole.rows)
     assert tiled.shares.shape == (len(tiled.rows), len(classes)) and tiled.sizes.shape == (len(tiled.rows),)
+    # Centres in scene px whichever way the rows were made (the strips a single scene is tuned on).
+    assert {c.tobytes() for c in whole.centres} & {c.tobytes() for c in tiled.centres}
+    assert tiled.centres.max(axis=0).min() > 360 and tiled.centres.shape == (len(tiled.rows), 2)

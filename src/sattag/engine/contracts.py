@@ -55,12 +55,15 @@ class ClusterRows:
     """A labelled scene's clusters as rows of object-level models (the ``cluster rows`` task).
 
     ``rows`` float32 (K, F): the object features of its K clusters; ``shares`` float32 (K, C): the
-    share of each cluster inside each class (class-table order); ``sizes`` int64 (K,): pixels.
+    share of each cluster inside each class (class-table order); ``sizes`` int64 (K,): pixels;
+    ``centres`` float32 (K, 2): the centre (row, col) of each cluster's bounding box, scene px (a
+    single training scene is split in halves by them to tune thresholds on).
     """
 
     rows: np.ndarray
     shares: np.ndarray
     sizes: np.ndarray
+    centres: np.ndarray
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
     With ``[predict] tune_thresholds`` and two or more training scenes, the training scenes are
     split into ``[split] tuning_folds`` folds by scene; per fold a first model set trained without
     the fold's scenes predicts them, and each class's threshold is the one with the best Jaccard
-    over all folds together (:mod:`sattag.learn.thresholds`); the final models train on all
+    over all folds together (:mod:`sattag.learn.thresholds`). With one training scene and object-level
+    models, strips of it can be the folds (``[split] tune_on_strips``, off by default). The final models train on all
     training scenes and carry the thresholds in their card. Skips training when ``models/card.json`` is already there (a
     resumed run).
     """
@@ -302,7 +303,13 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
     thresholds = None
     sc = session.config.split
     folds = tuning_folds(train_ids, sc.tuning_folds, sc.validation, sc.seed)
-    if session.config.predict.tune_thresholds and folds:
+    tune = session.config.predict.tune_thresholds
+    if tune and not folds and objects is not None and len(train_ids) == 1 and sc.tune_on_strips:
+        parts = _half_parts(session, scenes, explored, objects[train_ids[0]], bands)
+        with session.timed("tune thresholds"):
+            thresholds = tune_cluster_thresholds(parts).assign(validation_scenes=1, folds=len(parts))
+        del parts
+    if tune and folds:
         # Per fold, a first model set that does not see the fold's scenes predicts them; the
         # thresholds are chosen on all folds' counts together.
         parts = []
@@ -370,6 +377,26 @@ def _fit(session: Session, scenes: Sequence[Scene], explored: Explored, ids: Seq
             train_pairs(model_set, samples, pairs, client=session.client, progress=lambda n=1: bar.advance(n))
             bar.close()
     return model_set
+
+
+def _half_parts(session: Session, scenes: Sequence[Scene], explored: Explored, one: ClusterRows, bands) -> list:
+    """The threshold-tuning parts of a single training scene cut in strips (:func:`sattag.learn.scene_strips`,
+    ``[split] tuning_folds`` of them, at least 2): per strip, a first model set trained on the other
+    strips' clusters, and this strip's rows, shares and sizes."""
+    from sattag.learn import scene_strips
+
+    k = max(2, session.config.split.tuning_folds)
+    strip = scene_strips(one.centres, k)
+    parts = []
+    for i in range(k):
+        rows = {name: ClusterRows(rows=one.rows[keep], shares=one.shares[keep], sizes=one.sizes[keep],
+                                  centres=one.centres[keep])
+                for name, keep in (("other strips", strip != i), ("strip", strip == i))}
+        first = _fit(session, scenes, explored, ["other strips"], bands, "train (for thresholds)",
+                     most=session.config.split.tuning_pixels, objects=rows)
+        v = rows["strip"]
+        parts.append((first, v.rows, v.shares, v.sizes))
+    return parts
 
 
 def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: Explored, ids: Sequence[str],

@@ -123,6 +123,13 @@ def scene_objects(stack, config: Config, feature_set: FeatureSet):
     return cluster_ids, table, rows
 
 
+def bbox_centres(bbox: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Centres (row, col) of bounding boxes ``(row0, col0, row1, col1)`` (K, 4), moved by ``offset``
+    (a window's first row and column in the scene): float32 (K, 2), scene px."""
+    b = np.asarray(bbox, dtype=np.float32).reshape(-1, 4)
+    return np.stack([(b[:, 0] + b[:, 2]) / 2 + offset[0], (b[:, 1] + b[:, 3]) / 2 + offset[1]], axis=1)
+
+
 def cluster_rows_task(scene: Scene, ctx: RunContext) -> ClusterRows:
     """A labelled scene's clusters as rows of object-level models (:class:`ClusterRows`); a scene
     larger than ``[predict] tile_px`` tile by tile (:func:`sattag.engine.tiles.tiled_cluster_rows`)."""
@@ -137,12 +144,12 @@ def cluster_rows_task(scene: Scene, ctx: RunContext) -> ClusterRows:
     if max(grid.height, grid.width) > config.predict.tile_px:  # too large to hold whole: tile by tile
         from sattag.engine.tiles import tiled_cluster_rows
 
-        rows, shares, sizes = tiled_cluster_rows(scene, ctx, config.predict.tile_px)
-        return ClusterRows(rows=rows, shares=shares, sizes=sizes)
+        rows, shares, sizes, centres = tiled_cluster_rows(scene, ctx, config.predict.tile_px)
+        return ClusterRows(rows=rows, shares=shares, sizes=sizes, centres=centres)
     stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
     cluster_ids, table, rows = scene_objects(stack, config, FeatureSet.from_config(config.features))
     shares = cluster_class_shares(cluster_ids, len(table), read_masks(run.truth_masks(scene.id))[0])
-    return ClusterRows(rows=rows, shares=shares, sizes=table.sizes)
+    return ClusterRows(rows=rows, shares=shares, sizes=table.sizes, centres=bbox_centres(table.bbox))
 
 
 def predict_task(scene: Scene, figures: bool, ctx: RunContext) -> ScenePrediction:

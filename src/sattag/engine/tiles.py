@@ -264,7 +264,8 @@ def _tile_window(tile: Tile, stack_path: Path, halo: int, ctx: RunContext):
 
 def tiled_cluster_rows(scene: Scene, ctx: RunContext, tile_px: int):
     """A labelled scene larger than ``tile_px`` as rows of object-level models, one tile at a time:
-    ``(rows (K, F), shares (K, C), sizes (K,))`` as :func:`sattag.engine.tasks.cluster_rows_task` gives.
+    ``(rows (K, F), shares (K, C), sizes (K,), centres (K, 2))`` as
+    :func:`sattag.engine.tasks.cluster_rows_task` gives.
 
     Each tile is clustered with :data:`CLUSTER_MARGIN_PX` around it, like a tile being predicted, and
     keeps the clusters whose first pixel (raster order) lies in it: a cluster crossing a tile's edge
@@ -283,7 +284,9 @@ def tiled_cluster_rows(scene: Scene, ctx: RunContext, tile_px: int):
     halo = feature_halo(fs)
     spread = scene_spread_task(scene, ctx)
     cc = config.cluster
-    out_rows, out_shares, out_sizes = [], [], []
+    from sattag.engine.tasks import bbox_centres
+
+    out_rows, out_shares, out_sizes, out_centres = [], [], [], []
     for tile in plan_tiles(scene, head.grid.height, head.grid.width, tile_px):
         data, (q0, q1, p0, p1), (rs, cs) = _tile_window(tile, stack_path, halo, ctx)
         ids, table = cluster_pixels(data[:, rs, cs], cc.tolerance, cc.min_size, cc.tolerance_of, spread=spread,
@@ -299,7 +302,9 @@ def tiled_cluster_rows(scene: Scene, ctx: RunContext, tile_px: int):
         out_rows.append(rows[own])
         out_shares.append(shares[own])
         out_sizes.append(table.sizes[own])
-    return np.concatenate(out_rows), np.concatenate(out_shares), np.concatenate(out_sizes)
+        out_centres.append(bbox_centres(table.bbox[own], (q0, p0)))
+    return (np.concatenate(out_rows), np.concatenate(out_shares), np.concatenate(out_sizes),
+            np.concatenate(out_centres))
 
 
 def predict_tile_task(tile: Tile, spread: np.ndarray | None, ctx: RunContext) -> TileSeams:

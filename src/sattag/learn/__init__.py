@@ -23,7 +23,7 @@ from sattag.learn.sample import (
     scene_entropy,
 )
 from sattag.learn.split import (HELD_OUT, IN_SAMPLE, SceneSplit, kfold_scenes, split_for, split_scenes,
-                                tuning_folds, validation_scenes)
+                                tuning_folds, validation_scenes, scene_strips)
 from sattag.learn.thresholds import (best_cluster_threshold, best_threshold, cluster_threshold_counts,
                                      pixel_threshold_counts, pooled_threshold, tune_cluster_thresholds, tune_thresholds)
 from sattag.learn.train import (AUC_COLUMNS, auc_table, check_device, read_auc, roc_auc, samples_auc, split_train_valid,
@@ -41,6 +41,7 @@ __all__ = [
     "pooled_threshold",
     "validation_scenes",
     "tuning_folds",
+    "scene_strips",
     "AUC_COLUMNS",
     "HELD_OUT",
     "IN_SAMPLE",
