@@ -318,9 +318,12 @@ class _Plan:
             self.render_group(g, rows, cols, out[g.start:g.stop], tally=g.is_ref)
         return out
 
-    def windows(self) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
-        for r0, r1, c0, c1 in _windows(self.height, self.width, self.config.tile_px):
-            yield (r0, r1), (c0, c1)
+    def windows(self, rows: tuple[int, int] | None = None) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
+        """The stack's windows (reference px), or those of the rows ``rows`` (a part of the scene,
+        starting on a 512-px block) taken as a grid of its own."""
+        r0, r1 = rows if rows is not None else (0, self.height)
+        for a0, a1, c0, c1 in _windows(r1 - r0, self.width, self.config.tile_px):
+            yield (r0 + a0, r0 + a1), (c0, c1)
 
     # ------------------------------------------------------------------------------- alignment
 
@@ -367,6 +370,15 @@ class _Plan:
                 progress(1)
         self.offsets = {bf.group: self.offsets[bf.group] for bf in scene.files if bf.group in self.offsets}
         self.spreads = {bf.group: self.spreads[bf.group] for bf in scene.files if bf.group in self.spreads}
+
+    def place(self, offsets: dict[str, tuple[float, float, float]], spreads: dict[str, float]) -> None:
+        """Place every group with offsets fitted before (by :meth:`align` in another process, for a
+        scene stacked in parts) instead of fitting them: a group without one was left where it lies.
+        The non-reference files' bit depths were checked by that fit, so they are not read again."""
+        for g in self.groups:
+            dx, dy, _ = offsets.get(g.bf.group, (0.0, 0.0, float("nan")))
+            g.place(dx, dy, self.height, self.width)
+        self.offsets, self.spreads = dict(offsets), dict(spreads)
 
 
 def _fit_window_size(geom: GroupGeometry, config: IngestConfig, window_px: int = 512) -> tuple[int, int]:
@@ -419,17 +431,21 @@ def _gdal_cache(n_bytes: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _planned(scene: Scene, config: IngestConfig,
-             progress: Callable[[int], None] | None) -> Iterator[_Plan]:
+def _planned(scene: Scene, config: IngestConfig, progress: Callable[[int], None] | None,
+             fitted: tuple[dict, dict] | None = None) -> Iterator[_Plan]:
     """The scene's files open and every group aligned, inside a GDAL environment whose block cache
     holds about one window of the stack as uint16 (at least 64 MiB), not GDAL's default 5 % of RAM
-    (which a large scene's reads and writes would fill)."""
+    (which a large scene's reads and writes would fill). ``fitted``: the (offsets, spreads) a fit
+    found before, used instead of fitting again (:meth:`_Plan.place`)."""
     _check_window_settings(config)
     side = max(_BLOCK, config.tile_px // _BLOCK * _BLOCK)
     with _gdal_cache(max(64 << 20, len(scene.bands) * side * side * 2)), \
             rasterio.Env(GDAL_NUM_THREADS=config.gdal_threads), contextlib.ExitStack() as files:
         plan = _Plan(scene, config, files)
-        plan.align(progress)
+        if fitted is None:
+            plan.align(progress)
+        else:
+            plan.place(*fitted)
         yield plan
 
 
@@ -518,11 +534,15 @@ def _write_header(dst, bands: tuple[str, ...], scene_id: str, offsets: dict, spr
         dst.update_tags(SATTAG_OFFSET_SPREAD=json.dumps({g: float(v) for g, v in spreads.items()}))
 
 
-def _write_percentiles(dst, sample: np.ndarray, step: int) -> None:
-    """Record each band's 1st and 99th percentiles over ``sample`` (the stack's values, as read back,
-    at every ``step``-th row and column): :func:`read_band_percentiles`."""
-    low, high = np.nanpercentile(sample.reshape(sample.shape[0], -1), [1.0, 99.0], axis=1)
-    dst.update_tags(SATTAG_BAND_PERCENTILES=json.dumps({"step": step, "1": low.tolist(), "99": high.tolist()}))
+def percentiles_tag(sample: np.ndarray, step: int) -> str:
+    """The ``SATTAG_BAND_PERCENTILES`` tag (:func:`read_band_percentiles`): each band's 1st and 99th
+    percentiles over ``sample``, the stack's stored uint16 counts (bands, rows, cols) at every
+    ``step``-th row and column, taken as the values :func:`read_stack` gives. A band at a time: the
+    float copy is one band's."""
+    low, high = np.empty(sample.shape[0]), np.empty(sample.shape[0])
+    for i in range(sample.shape[0]):
+        low[i], high[i] = np.nanpercentile(sample_values(sample[i]).ravel(), [1.0, 99.0])
+    return json.dumps({"step": step, "1": low.tolist(), "99": high.tolist()})
 
 
 def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal_threads) -> Path:
@@ -536,7 +556,7 @@ def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal
         raise InputError(f"{len(stack.bands)} band names for {n} bands", path, stack.scene_id)
     buf = np.empty((H, W), np.uint16)
     step = sample_step(H, W)
-    sample = np.empty((n, -(-H // step), -(-W // step)), np.float32)
+    sample = np.empty((n, -(-H // step), -(-W // step)), np.uint16)
     with atomic_path(path) as tmp:
         with rasterio.Env(GDAL_NUM_THREADS=threads):
             with rasterio.open(tmp, "w", **_profile(stack.grid, n, threads)) as dst:
@@ -546,10 +566,10 @@ def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal
                         band = np.ascontiguousarray(band)
                     _to_u16(band, buf)
                     dst.write(buf, i + 1)
-                    sample[i] = buf[::step, ::step] * np.float32(1.0 / _SCALE)
+                    sample[i] = buf[::step, ::step]
                 # a plain Stack may lack offset_spread
                 _write_header(dst, stack.bands, stack.scene_id, stack.offsets, getattr(stack, "offset_spread", None))
-                _write_percentiles(dst, sample, step)
+                dst.update_tags(SATTAG_BAND_PERCENTILES=percentiles_tag(sample, step))
     return path
 
 
@@ -722,32 +742,55 @@ def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = N
     threads = config.gdal_threads
     with _planned(scene, config, progress) as plan, atomic_path(path) as tmp:
         with rasterio.open(tmp, "w", **_profile(plan.grid, len(plan.names), threads)) as dst:
-            n = len(plan.names)
-            flat = np.empty(0, np.uint16)
             # Every step-th row and column, as read back: the band percentiles of the scene, recorded
             # so that a later stage need not read the whole stack again to find them.
-            step = sample_step(plan.grid.height, plan.grid.width)
-            sample = np.empty((n, -(-plan.grid.height // step), -(-plan.grid.width // step)), np.float32)
-            for rows, cols in plan.windows():
-                block = plan.render_window(rows, cols)
-                h, w = block.shape[1:]
-                window = Window(cols[0], rows[0], w, h)
-                # As many bands at a time as fit in _U16_BUFFER bytes (at least one): few calls for
-                # small windows (each numba call has a fixed cost), a bounded buffer for large ones.
-                per = max(1, min(n, _U16_BUFFER // (h * w * 2)))
-                if flat.size < per * h * w:
-                    flat = np.empty(per * h * w, np.uint16)
-                for b0 in range(0, n, per):
-                    b1 = min(n, b0 + per)
-                    buf = flat[:(b1 - b0) * h * w].reshape(b1 - b0, h, w)
-                    _to_u16(block[b0:b1], buf)
-                    dst.write(buf, indexes=list(range(b0 + 1, b1 + 1)), window=window)
-                    r = (-rows[0]) % step
-                    c = (-cols[0]) % step
-                    sample[b0:b1, -(-rows[0] // step):-(-rows[1] // step), -(-cols[0] // step):-(-cols[1] // step)] = \
-                        buf[:, r::step, c::step] * np.float32(1.0 / _SCALE)
-                del block
+            sample = write_windows(plan, dst, plan.windows())
             _write_header(dst, plan.names, scene.id, plan.offsets, plan.spreads)
-            _write_percentiles(dst, sample, step)
+            dst.update_tags(SATTAG_BAND_PERCENTILES=percentiles_tag(sample, sample_step(plan.height, plan.width)))
         stack = _StackOnDisk(scene.id, plan.names, plan.grid, plan.offsets, plan.spreads, Path(path), threads)
     return stack
+
+
+def sample_values(sample: np.ndarray) -> np.ndarray:
+    """The uint16 counts of a stack's sample (:func:`write_windows`) as the float32 values
+    :func:`read_stack` gives for them."""
+    return sample * np.float32(1.0 / _SCALE)
+
+
+def sample_rows(rows: tuple[int, int], step: int) -> tuple[int, int]:
+    """The rows (or columns) of a stack's sample grid (every ``step``-th of the scene's, from 0) that
+    fall in the scene's rows ``rows = (r0, r1)``: ``(i0, i1)``, end exclusive."""
+    return -(-rows[0] // step), -(-rows[1] // step)
+
+
+def write_windows(plan: "_Plan", dst, windows, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Render ``windows`` (reference px) of a planned scene, convert them to uint16 and write each into
+    the open dataset ``dst`` at its place less ``origin`` (the dataset's first row and column in the
+    scene). Returns the stored counts of the scene's sample grid (every
+    :func:`sattag.scene.sample_step`-th row and column of the scene, from 0) that the windows cover:
+    uint16 (bands, rows, cols), the sample rows and columns of the rectangle the windows fill."""
+    n = len(plan.names)
+    step = sample_step(plan.height, plan.width)
+    oy, ox = origin
+    ys, xs = sample_rows((oy, oy + dst.height), step), sample_rows((ox, ox + dst.width), step)
+    sample = np.zeros((n, ys[1] - ys[0], xs[1] - xs[0]), np.uint16)
+    flat = np.empty(0, np.uint16)
+    for rows, cols in windows:
+        block = plan.render_window(rows, cols)
+        h, w = block.shape[1:]
+        window = Window(cols[0] - ox, rows[0] - oy, w, h)
+        # As many bands at a time as fit in _U16_BUFFER bytes (at least one): few calls for
+        # small windows (each numba call has a fixed cost), a bounded buffer for large ones.
+        per = max(1, min(n, _U16_BUFFER // (h * w * 2)))
+        if flat.size < per * h * w:
+            flat = np.empty(per * h * w, np.uint16)
+        (i0, i1), (j0, j1) = sample_rows(rows, step), sample_rows(cols, step)
+        r, c = (-rows[0]) % step, (-cols[0]) % step
+        for b0 in range(0, n, per):
+            b1 = min(n, b0 + per)
+            buf = flat[:(b1 - b0) * h * w].reshape(b1 - b0, h, w)
+            _to_u16(block[b0:b1], buf)
+            dst.write(buf, indexes=list(range(b0 + 1, b1 + 1)), window=window)
+            sample[b0:b1, i0 - ys[0]:i1 - ys[0], j0 - xs[0]:j1 - xs[0]] = buf[:, r::step, c::step]
+        del block
+    return sample
