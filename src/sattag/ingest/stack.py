@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -52,7 +53,7 @@ from sattag.ingest.discover import DstlScene
 from sattag.ingest.resample import axis_weights, resample_rasterio, resample_taps, window_taps
 from sattag.scene import BandFile, Grid, Scene, Stack, dstl_grid, sample_step
 
-__all__ = ["build_stack", "write_stack", "read_stack", "read_stack_window", "read_stack_sample", "read_band_percentiles", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
+__all__ = ["build_stack", "write_stack", "write_stack_vrt", "read_stack", "read_stack_window", "read_stack_sample", "read_band_percentiles", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
 
 STACK_FORMAT = "sattag-stack-1"
 _SCALE = 65535.0
@@ -521,6 +522,15 @@ def _profile(grid: Grid, n: int, threads: int) -> dict:
     return profile
 
 
+def _header_tags(scene_id: str, offsets: dict, spreads: dict | None) -> dict[str, str]:
+    """The SATTAG_* tags of a cache stack that describe it (the percentiles apart)."""
+    tags = dict(SATTAG_FORMAT=STACK_FORMAT, SATTAG_SCENE=scene_id,
+                SATTAG_OFFSETS=json.dumps({g: list(v) for g, v in offsets.items()}))
+    if spreads:
+        tags["SATTAG_OFFSET_SPREAD"] = json.dumps({g: float(v) for g, v in spreads.items()})
+    return tags
+
+
 def _write_header(dst, bands: tuple[str, ...], scene_id: str, offsets: dict, spreads: dict | None) -> None:
     """Band names, scales and the SATTAG_* tags of a cache stack."""
     n = len(bands)
@@ -528,10 +538,7 @@ def _write_header(dst, bands: tuple[str, ...], scene_id: str, offsets: dict, spr
         dst.set_band_description(i + 1, name)
     dst.scales = (1.0 / _SCALE,) * n
     dst.offsets = (0.0,) * n
-    dst.update_tags(SATTAG_FORMAT=STACK_FORMAT, SATTAG_SCENE=scene_id,
-                    SATTAG_OFFSETS=json.dumps({g: list(v) for g, v in offsets.items()}))
-    if spreads:
-        dst.update_tags(SATTAG_OFFSET_SPREAD=json.dumps({g: float(v) for g, v in spreads.items()}))
+    dst.update_tags(**_header_tags(scene_id, offsets, spreads))
 
 
 def percentiles_tag(sample: np.ndarray, step: int) -> str:
@@ -573,8 +580,54 @@ def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal
     return path
 
 
+def write_stack_vrt(path: str | Path, head: Stack, parts: list[tuple[tuple[int, int], Path]],
+                    percentiles: str) -> Path:
+    """Write the stack of a scene stacked in parts (:mod:`sattag.ingest.parts`) as a GDAL VRT at
+    ``path`` (temporary name, then rename): the grid, band names, scales and SATTAG_* tags of
+    ``head`` (a :class:`Stack` without data) as :func:`write_stack` records them, ``percentiles`` the
+    ``SATTAG_BAND_PERCENTILES`` tag (:func:`percentiles_tag`), and ``parts``: each part file's rows
+    ``(r0, r1)`` of the stack (the full width; its bands the stack's, as uint16 counts). Part files
+    are named relative to the VRT, so the stacks folder can move. Every reader of this module reads
+    it as it reads the one-file stack. Returns ``path``."""
+    import xml.etree.ElementTree as ET
+
+    path = Path(path)
+    grid, n = head.grid, len(head.bands)
+    root = ET.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
+    if grid.crs:
+        ET.SubElement(root, "SRS").text = rasterio.crs.CRS.from_user_input(grid.crs).to_wkt()
+    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(float(v)) for v in grid.transform.to_gdal())
+    tags = _header_tags(head.scene_id, head.offsets, getattr(head, "offset_spread", None))
+    tags["SATTAG_BAND_PERCENTILES"] = percentiles
+    with rasterio.open(parts[0][1]) as first:  # what GDAL reports of a GeoTIFF of this grid (AREA_OR_POINT)
+        tags = {**{k: v for k, v in first.tags().items() if not k.startswith("SATTAG_")}, **tags}
+    meta = ET.SubElement(root, "Metadata")
+    for key, value in tags.items():
+        ET.SubElement(meta, "MDI", key=key).text = value
+    for b in range(1, n + 1):
+        band = ET.SubElement(root, "VRTRasterBand", dataType="UInt16", band=str(b), blockXSize=str(_BLOCK),
+                             blockYSize=str(_BLOCK))
+        ET.SubElement(band, "Description").text = head.bands[b - 1]
+        ET.SubElement(band, "Offset").text = "0"
+        ET.SubElement(band, "Scale").text = repr(1.0 / _SCALE)
+        for (r0, r1), part in parts:
+            src = ET.SubElement(band, "SimpleSource")
+            ET.SubElement(src, "SourceFilename", relativeToVRT="1").text = \
+                Path(os.path.relpath(Path(part).resolve(), path.resolve().parent)).as_posix()
+            ET.SubElement(src, "SourceBand").text = str(b)
+            ET.SubElement(src, "SourceProperties", RasterXSize=str(grid.width), RasterYSize=str(r1 - r0),
+                          DataType="UInt16", BlockXSize=str(_BLOCK), BlockYSize=str(_BLOCK))
+            ET.SubElement(src, "SrcRect", xOff="0", yOff="0", xSize=str(grid.width), ySize=str(r1 - r0))
+            ET.SubElement(src, "DstRect", xOff="0", yOff=str(r0), xSize=str(grid.width), ySize=str(r1 - r0))
+    ET.indent(root)
+    with atomic_path(path) as tmp:
+        ET.ElementTree(root).write(tmp, encoding="utf-8")
+    return path
+
+
 def stack_is_complete(path: str | Path) -> bool:
-    """True when ``path`` is a finished cache stack (written whole, then renamed; header readable)."""
+    """True when ``path`` is a finished cache stack (written whole, then renamed; header readable);
+    a stack in parts (a VRT) only while every part file it names is there."""
     path = Path(path)
     if not path.is_file():
         return False
@@ -582,9 +635,15 @@ def stack_is_complete(path: str | Path) -> bool:
         with rasterio.open(path) as src:
             tags = src.tags()
             return (tags.get("SATTAG_FORMAT") == STACK_FORMAT and src.count > 0
-                    and all(d for d in src.descriptions))
+                    and all(d for d in src.descriptions) and all(Path(f).is_file() for f in src.files))
     except RasterioError:
         return False
+
+
+def _read_env(threads: int) -> rasterio.Env:
+    """GDAL's settings for reading a stack with ``threads`` threads: decompression, and a VRT's
+    reads of its part files (GDAL 3.10 would otherwise read those on every core)."""
+    return rasterio.Env(GDAL_NUM_THREADS=threads, VRT_NUM_THREADS=threads)
 
 
 def read_stack(path: str | Path, threads: int = IngestConfig.gdal_threads) -> Stack:
@@ -609,7 +668,7 @@ def read_stack_window(path: str | Path, rows: tuple[int, int], cols: tuple[int, 
     path = Path(path)
     (r0, r1), (c0, c1) = rows, cols
     try:
-        with rasterio.Env(GDAL_NUM_THREADS=threads), rasterio.open(path) as src:
+        with _read_env(threads), rasterio.open(path) as src:
             if not (0 <= r0 < r1 <= src.height and 0 <= c0 < c1 <= src.width):
                 raise InputError(f"window rows {r0}:{r1}, cols {c0}:{c1} is not inside the stack's "
                                  f"{src.height} x {src.width} grid", path)
@@ -646,7 +705,7 @@ def read_stack_sample(path: str | Path, step: int, threads: int = IngestConfig.g
     a time, so memory follows the sample, not the scene."""
     path = Path(path)
     try:
-        with rasterio.Env(GDAL_NUM_THREADS=threads), rasterio.open(path) as src:
+        with _read_env(threads), rasterio.open(path) as src:
             n, H, W = src.count, src.height, src.width
             out = np.empty((n, -(-H // step), -(-W // step)), np.float32)
             band = max(step, (512 // step) * step)  # whole multiples of step: each band starts on a sampled row
@@ -666,7 +725,7 @@ def _read(path: Path, with_data: bool, threads: int = IngestConfig.gdal_threads)
         raise InputError("stack file missing", path)
     data = None
     try:
-        with rasterio.Env(GDAL_NUM_THREADS=threads):
+        with _read_env(threads):
             with rasterio.open(path) as src:
                 tags = src.tags()
                 if tags.get("SATTAG_FORMAT") != STACK_FORMAT:
