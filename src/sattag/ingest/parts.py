@@ -144,7 +144,7 @@ def write_part(scene: Scene, fit: SceneFit, rows: tuple[int, int], path: str | P
         return tif
     r0, r1 = rows
     grid = fit.grid
-    part_grid = Grid(r1 - r0, grid.width, grid.transform * Affine.translation(0, r0), grid.crs)
+    part_grid = Grid(r1 - r0, grid.width, grid.transform @ Affine.translation(0, r0), grid.crs)
     with _planned(scene, config, None, fitted=(fit.offsets, fit.spreads)) as plan:
         if (plan.height, plan.width) != grid.shape:
             raise InputError(f"reference grid is {plan.height} x {plan.width} px, the scene's fit "
