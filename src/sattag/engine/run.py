@@ -89,8 +89,9 @@ class Session:
 
     def map_tiles(self, stage: str, fn, tiles: Sequence, per_tile: dict | None = None) -> StageResult:
         """``fn(tile, ctx)`` (or ``fn(tile, per_tile[tile.id], ctx)``) for every tile
-        (:class:`sattag.engine.tiles.Tile`), as :meth:`map` does for scenes. Results and timings are
-        keyed by tile id; a failed tile is recorded as a failure of its scene, naming the tile."""
+        (:class:`sattag.engine.tiles.Tile`, or a part of a stack, :class:`tasks.StackPart`), as
+        :meth:`map` does for scenes. Results and timings are keyed by tile id; a failed tile is
+        recorded as a failure of its scene, naming the tile (``tile r0c1: ...``, ``part rows0-512: ...``)."""
         if stage_named(stage).per != "tile":
             raise ValueError(f"stage {stage!r} does not run per tile")
         res = map_scenes(self.client, stage, fn, tiles, self.context, per_scene=per_tile, progress=self.progress,
