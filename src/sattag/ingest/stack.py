@@ -25,6 +25,9 @@ scene, ``SATTAG_OFFSET_SPREAD`` (JSON ``{group: spread_px}``) describe the stack
 ``SATTAG_BAND_PERCENTILES`` (JSON ``{"step": s, "1": [...], "99": [...]}``: each band's 1st and 99th
 percentiles over the stored values at every ``s``-th row and column, :func:`sattag.scene.sample_step`)
 saves a tiled scene's clustering a pass over the whole stack; CRS and transform are the grid's.
+A scene stacked in parts (:mod:`sattag.ingest.parts`) has strips of rows in this format, one file
+each, and a GDAL VRT over them with the same band descriptions, scales and tags
+(:func:`write_stack_vrt`); every reader here reads it as the one file.
 """
 from __future__ import annotations
 
