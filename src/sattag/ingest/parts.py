@@ -193,6 +193,11 @@ def join_parts(scene: Scene, fit: SceneFit, parts: list[tuple[int, int]], path: 
         files.append((rows, tif))
     check_tallies(scene.files[0], bad, top, H * W, scene.id, config.max_out_of_range_share)
     write_stack_vrt(path, fit.header(), files, percentiles_tag(sample, step))
+    # Parts of another part size (an earlier run's): no longer part of the stack.
+    mine = {p.name for rows in parts for p in _part_paths(folder, rows)}
+    for stale in folder.glob("rows*-*.*"):
+        if stale.name not in mine and stale.suffix in (".tif", ".npz"):
+            stale.unlink(missing_ok=True)
     return fit.header()
 
 
