@@ -16,7 +16,7 @@ import rasterio
 from affine import Affine
 
 from sattag.config import Config, IngestConfig
-from sattag.ingest import (discover_scenes, ingest_scene, read_band_percentiles, read_stack, read_stack_metadata,
+from sattag.ingest import (discover_scenes, read_band_percentiles, read_stack, read_stack_metadata,
                            read_stack_sample, read_stack_window, scene_from_files, stack_is_complete)
 from sattag.ingest.parts import ingest_scene_in_parts, part_rows, parts_folder
 from sattag.runfolder import RunFolder
