@@ -221,7 +221,8 @@ def _generate(out: Path, size: int | None, logs: Path) -> dict:
 def _stack_mpx(run: Path) -> tuple[float, int, int]:
     import rasterio
 
-    stack = next((run / "stacks").glob("*.tif"))
+    # one task: stacks/<scene>.tif; a scene stacked in parts: stacks/<scene>.vrt over stacks/<scene>.parts/
+    stack = next(p for p in sorted((run / "stacks").iterdir()) if p.suffix in (".tif", ".vrt"))
     with rasterio.open(stack) as src:
         return src.width * src.height / 1e6, src.width, src.height
 

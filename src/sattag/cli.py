@@ -246,7 +246,7 @@ def ingest(data: Path = typer.Argument(..., help="DSTL-layout folder, or a folde
            scenes: Optional[str] = ScenesOpt, scheduler: Optional[str] = SchedulerOpt,
            workers: Optional[int] = WorkersOpt, config: Optional[Path] = ConfigOpt, wait: bool = WaitOpt,
            quiet: bool = QuietOpt):
-    """Aligned band stacks of every scene (RUN/stacks/*.tif) and RUN/offsets.csv."""
+    """Aligned band stacks of every scene (RUN/stacks/*.tif; *.vrt over parts for a scene larger than a predict tile) and RUN/offsets.csv."""
     from sattag import engine
 
     with _errors():

@@ -33,8 +33,20 @@ class RunFolder:
 
     # ingest
     def stack(self, scene_id: str) -> Path:
-        """``stacks/<scene>.tif``: :func:`sattag.ingest.write_stack` / :func:`sattag.ingest.read_stack`."""
+        """The scene's stack, what every stage reads (:func:`sattag.ingest.read_stack` and the other
+        readers): :meth:`stack_vrt` when that file is there (a scene stacked in parts), else
+        :meth:`stack_tif`."""
+        vrt = self.stack_vrt(scene_id)
+        return vrt if vrt.is_file() else self.stack_tif(scene_id)
+
+    def stack_tif(self, scene_id: str) -> Path:
+        """``stacks/<scene>.tif``: a scene's stack written in one task (:func:`sattag.ingest.ingest_scene`)."""
         return self.inputs / "stacks" / f"{scene_id}.tif"
+
+    def stack_vrt(self, scene_id: str) -> Path:
+        """``stacks/<scene>.vrt``: the stack of a scene stacked in parts, a GDAL VRT over its part
+        files in ``stacks/<scene>.parts/`` (:mod:`sattag.ingest.parts`)."""
+        return self.inputs / "stacks" / f"{scene_id}.vrt"
 
     @property
     def offsets_csv(self) -> Path:

@@ -89,14 +89,16 @@ class Session:
 
     def map_tiles(self, stage: str, fn, tiles: Sequence, per_tile: dict | None = None) -> StageResult:
         """``fn(tile, ctx)`` (or ``fn(tile, per_tile[tile.id], ctx)``) for every tile
-        (:class:`sattag.engine.tiles.Tile`), as :meth:`map` does for scenes. Results and timings are
-        keyed by tile id; a failed tile is recorded as a failure of its scene, naming the tile."""
+        (:class:`sattag.engine.tiles.Tile`, or a part of a stack, :class:`tasks.StackPart`), as
+        :meth:`map` does for scenes. Results and timings are keyed by tile id; a failed tile is
+        recorded as a failure of its scene, naming the tile (``tile r0c1: ...``, ``part rows0-512: ...``)."""
         if stage_named(stage).per != "tile":
             raise ValueError(f"stage {stage!r} does not run per tile")
         res = map_scenes(self.client, stage, fn, tiles, self.context, per_scene=per_tile, progress=self.progress,
                          no_workers_timeout=self.config.engine.no_workers_timeout)
         scene_of = {t.id: t.scene.id for t in tiles}
-        res.failures = [Failure(scene_of[f.scene], f.stage, f"tile {f.scene.split('/')[-1]}: {f.error}")
+        kind_of = {t.id: getattr(t, "kind", "tile") for t in tiles}  # a tile of a prediction, a part of a stack
+        res.failures = [Failure(scene_of[f.scene], f.stage, f"{kind_of[f.scene]} {f.scene.split('/')[-1]}: {f.error}")
                         for f in res.failures]
         return self.record(res)
 
@@ -188,12 +190,56 @@ def _ok(session: Session, scenes: Sequence[Scene]) -> list[Scene]:
 
 # --------------------------------------------------------------------------------------- stages
 def ingest(session: Session, scenes: Sequence[Scene]) -> StageResult:
-    """Aligned stacks for every scene, plus ``offsets.csv``."""
+    """Aligned stacks for every scene, plus ``offsets.csv``.
+
+    A scene larger than ``[predict] tile_px`` on a side (the scenes predicted in tiles) is stacked in
+    parts (:mod:`sattag.ingest.parts`), its parts spread over the workers; the others one task each.
+    Returns the ``ingest`` stage's result with the scenes stacked in parts added to its results."""
     from sattag.ingest import write_offsets
 
-    res = session.map("ingest", tasks.ingest_task, scenes)
+    whole, parted = _ingest_by_size(session, scenes)
+    res = session.map("ingest", tasks.ingest_task, whole)
+    if parted:
+        res.results.update(_ingest_in_parts(session, parted))
     write_offsets(session.run.offsets_csv, [r for sid in sorted(res.results) for r in res.results[sid]])
     return res
+
+
+def _ingest_by_size(session: Session, scenes: Sequence[Scene]) -> tuple[list[Scene], list[Scene]]:
+    """The scenes stacked in one task each and those stacked in parts: larger than ``[predict]
+    tile_px`` on a side (from the reference file's header), unless a complete stack is there (the
+    one task then only reads its header). A header that cannot be read: one task, which reports it."""
+    from sattag.errors import SattagError
+    from sattag.ingest import stack_is_complete
+    from sattag.ingest.bands import raster_info
+
+    limit = session.config.predict.tile_px
+    whole, parted = [], []
+    for s in scenes:
+        try:
+            info = raster_info(s.files[0], s.id)
+            big = max(info.height, info.width) > limit and not stack_is_complete(session.run.stack(s.id))
+        except SattagError:
+            big = False
+        (parted if big else whole).append(s)
+    return whole, parted
+
+
+def _ingest_in_parts(session: Session, scenes: Sequence[Scene]) -> dict[str, list[tuple]]:
+    """Stack scenes in parts (:mod:`sattag.ingest.parts`): each scene's offsets fitted (one task per
+    scene), its parts written (one task per part, all scenes' parts over all workers), then joined (one
+    task per scene). Parts of about ``[predict] tile_px`` squared pixels each. Returns scene id ->
+    offsets rows (failed scenes absent, recorded)."""
+    from sattag.ingest.parts import part_rows
+
+    fits = session.map("ingest offsets", tasks.ingest_offsets_task, scenes).results
+    rows = {sid: part_rows(fit.grid.height, fit.grid.width, session.config.predict.tile_px)
+            for sid, fit in fits.items()}
+    parts = [tasks.StackPart(s, r) for s in scenes if s.id in fits for r in rows[s.id]]
+    session.map_tiles("ingest parts", tasks.ingest_part_task, parts, per_tile={p.id: fits[p.scene.id] for p in parts})
+    done = [s for s in scenes if s.id in fits and not session.failed(s.id)]
+    return session.map("ingest join", tasks.ingest_join_task, done,
+                       per_scene={s.id: (fits[s.id], rows[s.id]) for s in done}).results
 
 
 def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None = None) -> Explored:

@@ -14,8 +14,8 @@ from typing import Literal
 @dataclass(frozen=True)
 class Stage:
     """One stage: ``name`` (as recorded), ``per`` ("scene": one task per scene on the workers;
-    "tile": one task per tile of a scene too large to predict whole; "run": once, on the client) and
-    ``what`` it does, in a few words."""
+    "tile": one task per tile, or part, of a scene too large to predict, or stack, whole; "run":
+    once, on the client) and ``what`` it does, in a few words."""
 
     name: str
     per: Literal["scene", "tile", "run"]
@@ -26,6 +26,9 @@ class Stage:
 #: with threshold tuning, or with held-out scenes).
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "scene", "read the band files, to float, resample, align, cache the stack; offsets"),
+    Stage("ingest offsets", "scene", "a scene too large to stack whole: its offsets fitted and bit depths checked"),
+    Stage("ingest parts", "tile", "one strip of rows of such a scene's stack, rendered and written to a file of its own"),
+    Stage("ingest join", "scene", "such a scene's stack: a VRT over its parts; reference bit depth, band percentiles"),
     Stage("labels", "scene", "truth of a labelled scene: clipped polygons, class masks, histograms, thumbnail"),
     Stage("explore", "run", "exploration figures: thumbnails, per-class histograms"),
     Stage("figures", "scene", "one scene's band images and mask overlays"),

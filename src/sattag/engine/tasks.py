@@ -10,6 +10,8 @@ which is what makes an interrupted run resumable.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -21,11 +23,56 @@ from sattag.scene import Scene
 
 def ingest_task(scene: Scene, ctx: RunContext) -> list[tuple]:
     """Build (or find complete) the scene's stack; return its offsets rows."""
-    from sattag.ingest import ingest_scene, offsets_rows, read_stack_metadata
+    from sattag.ingest import ingest_scene, offsets_rows, read_stack_metadata, stack_is_complete
 
-    path = ctx.run.stack(scene.id)
+    found = ctx.run.stack(scene.id)
+    if stack_is_complete(found):  # whichever way it was written (one task, or in parts)
+        return offsets_rows(read_stack_metadata(found))
+    path = ctx.run.stack_tif(scene.id)
     stack = ingest_scene(scene, path, ctx.config.ingest)
+    if found != path:  # a stack in parts that lost a part, now stacked whole: the VRT must not shadow it
+        found.unlink(missing_ok=True)
     return offsets_rows(stack if stack is not None else read_stack_metadata(path))
+
+
+@dataclass(frozen=True)
+class StackPart:
+    """One part of a scene stacked in parts (:mod:`sattag.ingest.parts`): the stack's rows ``rows =
+    (r0, r1)``, the full width. ``id`` names it in progress, timings and failures."""
+
+    scene: Scene
+    rows: tuple[int, int]
+    kind: ClassVar[str] = "part"
+
+    @property
+    def id(self) -> str:
+        return f"{self.scene.id}/rows{self.rows[0]}-{self.rows[1]}"
+
+
+def ingest_offsets_task(scene: Scene, ctx: RunContext):
+    """A scene to be stacked in parts: its offsets, spreads, band names and grid
+    (:func:`sattag.ingest.parts.fit_scene`, a ``SceneFit``; saved beside the parts for a rerun)."""
+    from sattag.ingest.parts import fit_scene
+
+    return fit_scene(scene, ctx.run.stack_vrt(scene.id), ctx.config.ingest)
+
+
+def ingest_part_task(part: StackPart, fit, ctx: RunContext) -> None:
+    """Render and write one part of a scene's stack with the scene's ``fit``
+    (:func:`sattag.ingest.parts.write_part`); a finished part is left as it is."""
+    from sattag.ingest.parts import write_part
+
+    write_part(part.scene, fit, part.rows, ctx.run.stack_vrt(part.scene.id), ctx.config.ingest)
+
+
+def ingest_join_task(scene: Scene, fit_and_parts: tuple, ctx: RunContext) -> list[tuple]:
+    """Join a scene's finished parts into its stack (:func:`sattag.ingest.parts.join_parts`);
+    ``fit_and_parts``: its ``SceneFit`` and its parts' rows. Returns its offsets rows."""
+    from sattag.ingest import offsets_rows
+    from sattag.ingest.parts import join_parts
+
+    fit, parts = fit_and_parts
+    return offsets_rows(join_parts(scene, fit, list(parts), ctx.run.stack_vrt(scene.id), ctx.config.ingest))
 
 
 def labels_task(scene: Scene, ctx: RunContext) -> SceneTruth | None:

@@ -23,7 +23,7 @@ from rasterio.windows import Window
 from sattag.errors import InputError
 from sattag.scene import BandFile
 
-__all__ = ["BandReader", "RasterInfo", "raster_info", "read_band_file", "to_unit_float", "out_of_range"]
+__all__ = ["BandReader", "check_tallies", "RasterInfo", "raster_info", "read_band_file", "to_unit_float", "out_of_range"]
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,13 @@ class BandReader:
             _convert(raw[k], self.bf.bit_depth, out[k])
         return out
 
+    def tallied(self) -> tuple[np.ndarray, np.ndarray]:
+        """What ``read(..., tally=True)`` has counted so far, per band of the file: values outside the
+        range (int64 (count,)) and the largest of them (float64 (count,), -inf where none): the share
+        of the whole file's check that these reads make, to be added up with the other shares
+        (:func:`check_tallies`) when other processes read the rest of the file."""
+        return self._bad.copy(), self._max.copy()
+
     def check(self, strip_px: int = 1 << 22) -> None:
         """The bit-depth check of the whole file, in strips of about ``strip_px`` pixels per band
         (bounded memory, whatever the file's size). Raises :class:`InputError` naming the file."""
@@ -231,3 +238,14 @@ class BandReader:
         self._seen = 0
         for r0 in range(0, h, rows):
             self._count(self._raw((r0, min(h, r0 + rows)), (0, w), bands), bands, tally=True)
+
+
+def check_tallies(bf: BandFile, bad: np.ndarray, top_seen: np.ndarray, n_px: int, scene: str | None = None,
+                  max_out_of_range_share: float = 0.001) -> None:
+    """The bit-depth check of a whole file from the tallies of reads that partition it
+    (:meth:`BandReader.tallied`, summed; ``top_seen``: their maxima's maximum), ``n_px`` pixels per
+    band: the :class:`InputError` naming the file that :class:`BandReader` raises, when more than
+    ``max_out_of_range_share`` of a band's values are out of range."""
+    for b in range(len(bad)):
+        if bad[b] > max_out_of_range_share * n_px:
+            raise _range_error(bf.bit_depth, int(bad[b]), n_px, float(top_seen[b]), bf.path, scene)

@@ -25,6 +25,9 @@ scene, ``SATTAG_OFFSET_SPREAD`` (JSON ``{group: spread_px}``) describe the stack
 ``SATTAG_BAND_PERCENTILES`` (JSON ``{"step": s, "1": [...], "99": [...]}``: each band's 1st and 99th
 percentiles over the stored values at every ``s``-th row and column, :func:`sattag.scene.sample_step`)
 saves a tiled scene's clustering a pass over the whole stack; CRS and transform are the grid's.
+A scene stacked in parts (:mod:`sattag.ingest.parts`) has strips of rows in this format, one file
+each, and a GDAL VRT over them with the same band descriptions, scales and tags
+(:func:`write_stack_vrt`); every reader here reads it as the one file.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -52,7 +56,7 @@ from sattag.ingest.discover import DstlScene
 from sattag.ingest.resample import axis_weights, resample_rasterio, resample_taps, window_taps
 from sattag.scene import BandFile, Grid, Scene, Stack, dstl_grid, sample_step
 
-__all__ = ["build_stack", "write_stack", "read_stack", "read_stack_window", "read_stack_sample", "read_band_percentiles", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
+__all__ = ["build_stack", "write_stack", "write_stack_vrt", "read_stack", "read_stack_window", "read_stack_sample", "read_band_percentiles", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
 
 STACK_FORMAT = "sattag-stack-1"
 _SCALE = 65535.0
@@ -318,9 +322,12 @@ class _Plan:
             self.render_group(g, rows, cols, out[g.start:g.stop], tally=g.is_ref)
         return out
 
-    def windows(self) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
-        for r0, r1, c0, c1 in _windows(self.height, self.width, self.config.tile_px):
-            yield (r0, r1), (c0, c1)
+    def windows(self, rows: tuple[int, int] | None = None) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
+        """The stack's windows (reference px), or those of the rows ``rows`` (a part of the scene,
+        starting on a 512-px block) taken as a grid of its own."""
+        r0, r1 = rows if rows is not None else (0, self.height)
+        for a0, a1, c0, c1 in _windows(r1 - r0, self.width, self.config.tile_px):
+            yield (r0 + a0, r0 + a1), (c0, c1)
 
     # ------------------------------------------------------------------------------- alignment
 
@@ -367,6 +374,15 @@ class _Plan:
                 progress(1)
         self.offsets = {bf.group: self.offsets[bf.group] for bf in scene.files if bf.group in self.offsets}
         self.spreads = {bf.group: self.spreads[bf.group] for bf in scene.files if bf.group in self.spreads}
+
+    def place(self, offsets: dict[str, tuple[float, float, float]], spreads: dict[str, float]) -> None:
+        """Place every group with offsets fitted before (by :meth:`align` in another process, for a
+        scene stacked in parts) instead of fitting them: a group without one was left where it lies.
+        The non-reference files' bit depths were checked by that fit, so they are not read again."""
+        for g in self.groups:
+            dx, dy, _ = offsets.get(g.bf.group, (0.0, 0.0, float("nan")))
+            g.place(dx, dy, self.height, self.width)
+        self.offsets, self.spreads = dict(offsets), dict(spreads)
 
 
 def _fit_window_size(geom: GroupGeometry, config: IngestConfig, window_px: int = 512) -> tuple[int, int]:
@@ -419,17 +435,21 @@ def _gdal_cache(n_bytes: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _planned(scene: Scene, config: IngestConfig,
-             progress: Callable[[int], None] | None) -> Iterator[_Plan]:
+def _planned(scene: Scene, config: IngestConfig, progress: Callable[[int], None] | None,
+             fitted: tuple[dict, dict] | None = None) -> Iterator[_Plan]:
     """The scene's files open and every group aligned, inside a GDAL environment whose block cache
     holds about one window of the stack as uint16 (at least 64 MiB), not GDAL's default 5 % of RAM
-    (which a large scene's reads and writes would fill)."""
+    (which a large scene's reads and writes would fill). ``fitted``: the (offsets, spreads) a fit
+    found before, used instead of fitting again (:meth:`_Plan.place`)."""
     _check_window_settings(config)
     side = max(_BLOCK, config.tile_px // _BLOCK * _BLOCK)
     with _gdal_cache(max(64 << 20, len(scene.bands) * side * side * 2)), \
             rasterio.Env(GDAL_NUM_THREADS=config.gdal_threads), contextlib.ExitStack() as files:
         plan = _Plan(scene, config, files)
-        plan.align(progress)
+        if fitted is None:
+            plan.align(progress)
+        else:
+            plan.place(*fitted)
         yield plan
 
 
@@ -505,6 +525,15 @@ def _profile(grid: Grid, n: int, threads: int) -> dict:
     return profile
 
 
+def _header_tags(scene_id: str, offsets: dict, spreads: dict | None) -> dict[str, str]:
+    """The SATTAG_* tags of a cache stack that describe it (the percentiles apart)."""
+    tags = dict(SATTAG_FORMAT=STACK_FORMAT, SATTAG_SCENE=scene_id,
+                SATTAG_OFFSETS=json.dumps({g: list(v) for g, v in offsets.items()}))
+    if spreads:
+        tags["SATTAG_OFFSET_SPREAD"] = json.dumps({g: float(v) for g, v in spreads.items()})
+    return tags
+
+
 def _write_header(dst, bands: tuple[str, ...], scene_id: str, offsets: dict, spreads: dict | None) -> None:
     """Band names, scales and the SATTAG_* tags of a cache stack."""
     n = len(bands)
@@ -512,17 +541,18 @@ def _write_header(dst, bands: tuple[str, ...], scene_id: str, offsets: dict, spr
         dst.set_band_description(i + 1, name)
     dst.scales = (1.0 / _SCALE,) * n
     dst.offsets = (0.0,) * n
-    dst.update_tags(SATTAG_FORMAT=STACK_FORMAT, SATTAG_SCENE=scene_id,
-                    SATTAG_OFFSETS=json.dumps({g: list(v) for g, v in offsets.items()}))
-    if spreads:
-        dst.update_tags(SATTAG_OFFSET_SPREAD=json.dumps({g: float(v) for g, v in spreads.items()}))
+    dst.update_tags(**_header_tags(scene_id, offsets, spreads))
 
 
-def _write_percentiles(dst, sample: np.ndarray, step: int) -> None:
-    """Record each band's 1st and 99th percentiles over ``sample`` (the stack's values, as read back,
-    at every ``step``-th row and column): :func:`read_band_percentiles`."""
-    low, high = np.nanpercentile(sample.reshape(sample.shape[0], -1), [1.0, 99.0], axis=1)
-    dst.update_tags(SATTAG_BAND_PERCENTILES=json.dumps({"step": step, "1": low.tolist(), "99": high.tolist()}))
+def percentiles_tag(sample: np.ndarray, step: int) -> str:
+    """The ``SATTAG_BAND_PERCENTILES`` tag (:func:`read_band_percentiles`): each band's 1st and 99th
+    percentiles over ``sample``, the stack's stored uint16 counts (bands, rows, cols) at every
+    ``step``-th row and column, taken as the values :func:`read_stack` gives. A band at a time: the
+    float copy is one band's."""
+    low, high = np.empty(sample.shape[0]), np.empty(sample.shape[0])
+    for i in range(sample.shape[0]):
+        low[i], high[i] = np.nanpercentile(sample_values(sample[i]).ravel(), [1.0, 99.0])
+    return json.dumps({"step": step, "1": low.tolist(), "99": high.tolist()})
 
 
 def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal_threads) -> Path:
@@ -536,7 +566,7 @@ def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal
         raise InputError(f"{len(stack.bands)} band names for {n} bands", path, stack.scene_id)
     buf = np.empty((H, W), np.uint16)
     step = sample_step(H, W)
-    sample = np.empty((n, -(-H // step), -(-W // step)), np.float32)
+    sample = np.empty((n, -(-H // step), -(-W // step)), np.uint16)
     with atomic_path(path) as tmp:
         with rasterio.Env(GDAL_NUM_THREADS=threads):
             with rasterio.open(tmp, "w", **_profile(stack.grid, n, threads)) as dst:
@@ -546,15 +576,61 @@ def write_stack(stack: Stack, path: str | Path, threads: int = IngestConfig.gdal
                         band = np.ascontiguousarray(band)
                     _to_u16(band, buf)
                     dst.write(buf, i + 1)
-                    sample[i] = buf[::step, ::step] * np.float32(1.0 / _SCALE)
+                    sample[i] = buf[::step, ::step]
                 # a plain Stack may lack offset_spread
                 _write_header(dst, stack.bands, stack.scene_id, stack.offsets, getattr(stack, "offset_spread", None))
-                _write_percentiles(dst, sample, step)
+                dst.update_tags(SATTAG_BAND_PERCENTILES=percentiles_tag(sample, step))
+    return path
+
+
+def write_stack_vrt(path: str | Path, head: Stack, parts: list[tuple[tuple[int, int], Path]],
+                    percentiles: str) -> Path:
+    """Write the stack of a scene stacked in parts (:mod:`sattag.ingest.parts`) as a GDAL VRT at
+    ``path`` (temporary name, then rename): the grid, band names, scales and SATTAG_* tags of
+    ``head`` (a :class:`Stack` without data) as :func:`write_stack` records them, ``percentiles`` the
+    ``SATTAG_BAND_PERCENTILES`` tag (:func:`percentiles_tag`), and ``parts``: each part file's rows
+    ``(r0, r1)`` of the stack (the full width; its bands the stack's, as uint16 counts). Part files
+    are named relative to the VRT, so the stacks folder can move. Every reader of this module reads
+    it as it reads the one-file stack. Returns ``path``."""
+    import xml.etree.ElementTree as ET
+
+    path = Path(path)
+    grid, n = head.grid, len(head.bands)
+    root = ET.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
+    if grid.crs:
+        ET.SubElement(root, "SRS").text = rasterio.crs.CRS.from_user_input(grid.crs).to_wkt()
+    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(float(v)) for v in grid.transform.to_gdal())
+    tags = _header_tags(head.scene_id, head.offsets, getattr(head, "offset_spread", None))
+    tags["SATTAG_BAND_PERCENTILES"] = percentiles
+    with rasterio.open(parts[0][1]) as first:  # what GDAL reports of a GeoTIFF of this grid (AREA_OR_POINT)
+        tags = {**{k: v for k, v in first.tags().items() if not k.startswith("SATTAG_")}, **tags}
+    meta = ET.SubElement(root, "Metadata")
+    for key, value in tags.items():
+        ET.SubElement(meta, "MDI", key=key).text = value
+    for b in range(1, n + 1):
+        band = ET.SubElement(root, "VRTRasterBand", dataType="UInt16", band=str(b), blockXSize=str(_BLOCK),
+                             blockYSize=str(_BLOCK))
+        ET.SubElement(band, "Description").text = head.bands[b - 1]
+        ET.SubElement(band, "Offset").text = "0"
+        ET.SubElement(band, "Scale").text = repr(1.0 / _SCALE)
+        for (r0, r1), part in parts:
+            src = ET.SubElement(band, "SimpleSource")
+            ET.SubElement(src, "SourceFilename", relativeToVRT="1").text = \
+                Path(os.path.relpath(Path(part).resolve(), path.resolve().parent)).as_posix()
+            ET.SubElement(src, "SourceBand").text = str(b)
+            ET.SubElement(src, "SourceProperties", RasterXSize=str(grid.width), RasterYSize=str(r1 - r0),
+                          DataType="UInt16", BlockXSize=str(_BLOCK), BlockYSize=str(_BLOCK))
+            ET.SubElement(src, "SrcRect", xOff="0", yOff="0", xSize=str(grid.width), ySize=str(r1 - r0))
+            ET.SubElement(src, "DstRect", xOff="0", yOff=str(r0), xSize=str(grid.width), ySize=str(r1 - r0))
+    ET.indent(root)
+    with atomic_path(path) as tmp:
+        ET.ElementTree(root).write(tmp, encoding="utf-8")
     return path
 
 
 def stack_is_complete(path: str | Path) -> bool:
-    """True when ``path`` is a finished cache stack (written whole, then renamed; header readable)."""
+    """True when ``path`` is a finished cache stack (written whole, then renamed; header readable);
+    a stack in parts (a VRT) only while every part file it names is there."""
     path = Path(path)
     if not path.is_file():
         return False
@@ -562,9 +638,15 @@ def stack_is_complete(path: str | Path) -> bool:
         with rasterio.open(path) as src:
             tags = src.tags()
             return (tags.get("SATTAG_FORMAT") == STACK_FORMAT and src.count > 0
-                    and all(d for d in src.descriptions))
+                    and all(d for d in src.descriptions) and all(Path(f).is_file() for f in src.files))
     except RasterioError:
         return False
+
+
+def _read_env(threads: int) -> rasterio.Env:
+    """GDAL's settings for reading a stack with ``threads`` threads: decompression, and a VRT's
+    reads of its part files (GDAL 3.10 would otherwise read those on every core)."""
+    return rasterio.Env(GDAL_NUM_THREADS=threads, VRT_NUM_THREADS=threads)
 
 
 def read_stack(path: str | Path, threads: int = IngestConfig.gdal_threads) -> Stack:
@@ -589,7 +671,7 @@ def read_stack_window(path: str | Path, rows: tuple[int, int], cols: tuple[int, 
     path = Path(path)
     (r0, r1), (c0, c1) = rows, cols
     try:
-        with rasterio.Env(GDAL_NUM_THREADS=threads), rasterio.open(path) as src:
+        with _read_env(threads), rasterio.open(path) as src:
             if not (0 <= r0 < r1 <= src.height and 0 <= c0 < c1 <= src.width):
                 raise InputError(f"window rows {r0}:{r1}, cols {c0}:{c1} is not inside the stack's "
                                  f"{src.height} x {src.width} grid", path)
@@ -626,7 +708,7 @@ def read_stack_sample(path: str | Path, step: int, threads: int = IngestConfig.g
     a time, so memory follows the sample, not the scene."""
     path = Path(path)
     try:
-        with rasterio.Env(GDAL_NUM_THREADS=threads), rasterio.open(path) as src:
+        with _read_env(threads), rasterio.open(path) as src:
             n, H, W = src.count, src.height, src.width
             out = np.empty((n, -(-H // step), -(-W // step)), np.float32)
             band = max(step, (512 // step) * step)  # whole multiples of step: each band starts on a sampled row
@@ -646,7 +728,7 @@ def _read(path: Path, with_data: bool, threads: int = IngestConfig.gdal_threads)
         raise InputError("stack file missing", path)
     data = None
     try:
-        with rasterio.Env(GDAL_NUM_THREADS=threads):
+        with _read_env(threads):
             with rasterio.open(path) as src:
                 tags = src.tags()
                 if tags.get("SATTAG_FORMAT") != STACK_FORMAT:
@@ -722,32 +804,55 @@ def ingest_scene(scene: Scene, path: str | Path, config: IngestConfig | None = N
     threads = config.gdal_threads
     with _planned(scene, config, progress) as plan, atomic_path(path) as tmp:
         with rasterio.open(tmp, "w", **_profile(plan.grid, len(plan.names), threads)) as dst:
-            n = len(plan.names)
-            flat = np.empty(0, np.uint16)
             # Every step-th row and column, as read back: the band percentiles of the scene, recorded
             # so that a later stage need not read the whole stack again to find them.
-            step = sample_step(plan.grid.height, plan.grid.width)
-            sample = np.empty((n, -(-plan.grid.height // step), -(-plan.grid.width // step)), np.float32)
-            for rows, cols in plan.windows():
-                block = plan.render_window(rows, cols)
-                h, w = block.shape[1:]
-                window = Window(cols[0], rows[0], w, h)
-                # As many bands at a time as fit in _U16_BUFFER bytes (at least one): few calls for
-                # small windows (each numba call has a fixed cost), a bounded buffer for large ones.
-                per = max(1, min(n, _U16_BUFFER // (h * w * 2)))
-                if flat.size < per * h * w:
-                    flat = np.empty(per * h * w, np.uint16)
-                for b0 in range(0, n, per):
-                    b1 = min(n, b0 + per)
-                    buf = flat[:(b1 - b0) * h * w].reshape(b1 - b0, h, w)
-                    _to_u16(block[b0:b1], buf)
-                    dst.write(buf, indexes=list(range(b0 + 1, b1 + 1)), window=window)
-                    r = (-rows[0]) % step
-                    c = (-cols[0]) % step
-                    sample[b0:b1, -(-rows[0] // step):-(-rows[1] // step), -(-cols[0] // step):-(-cols[1] // step)] = \
-                        buf[:, r::step, c::step] * np.float32(1.0 / _SCALE)
-                del block
+            sample = write_windows(plan, dst, plan.windows())
             _write_header(dst, plan.names, scene.id, plan.offsets, plan.spreads)
-            _write_percentiles(dst, sample, step)
+            dst.update_tags(SATTAG_BAND_PERCENTILES=percentiles_tag(sample, sample_step(plan.height, plan.width)))
         stack = _StackOnDisk(scene.id, plan.names, plan.grid, plan.offsets, plan.spreads, Path(path), threads)
     return stack
+
+
+def sample_values(sample: np.ndarray) -> np.ndarray:
+    """The uint16 counts of a stack's sample (:func:`write_windows`) as the float32 values
+    :func:`read_stack` gives for them."""
+    return sample * np.float32(1.0 / _SCALE)
+
+
+def sample_rows(rows: tuple[int, int], step: int) -> tuple[int, int]:
+    """The rows (or columns) of a stack's sample grid (every ``step``-th of the scene's, from 0) that
+    fall in the scene's rows ``rows = (r0, r1)``: ``(i0, i1)``, end exclusive."""
+    return -(-rows[0] // step), -(-rows[1] // step)
+
+
+def write_windows(plan: "_Plan", dst, windows, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Render ``windows`` (reference px) of a planned scene, convert them to uint16 and write each into
+    the open dataset ``dst`` at its place less ``origin`` (the dataset's first row and column in the
+    scene). Returns the stored counts of the scene's sample grid (every
+    :func:`sattag.scene.sample_step`-th row and column of the scene, from 0) that the windows cover:
+    uint16 (bands, rows, cols), the sample rows and columns of the rectangle the windows fill."""
+    n = len(plan.names)
+    step = sample_step(plan.height, plan.width)
+    oy, ox = origin
+    ys, xs = sample_rows((oy, oy + dst.height), step), sample_rows((ox, ox + dst.width), step)
+    sample = np.zeros((n, ys[1] - ys[0], xs[1] - xs[0]), np.uint16)
+    flat = np.empty(0, np.uint16)
+    for rows, cols in windows:
+        block = plan.render_window(rows, cols)
+        h, w = block.shape[1:]
+        window = Window(cols[0] - ox, rows[0] - oy, w, h)
+        # As many bands at a time as fit in _U16_BUFFER bytes (at least one): few calls for
+        # small windows (each numba call has a fixed cost), a bounded buffer for large ones.
+        per = max(1, min(n, _U16_BUFFER // (h * w * 2)))
+        if flat.size < per * h * w:
+            flat = np.empty(per * h * w, np.uint16)
+        (i0, i1), (j0, j1) = sample_rows(rows, step), sample_rows(cols, step)
+        r, c = (-rows[0]) % step, (-cols[0]) % step
+        for b0 in range(0, n, per):
+            b1 = min(n, b0 + per)
+            buf = flat[:(b1 - b0) * h * w].reshape(b1 - b0, h, w)
+            _to_u16(block[b0:b1], buf)
+            dst.write(buf, indexes=list(range(b0 + 1, b1 + 1)), window=window)
+            sample[b0:b1, i0 - ys[0]:i1 - ys[0], j0 - xs[0]:j1 - xs[0]] = buf[:, r::step, c::step]
+        del block
+    return sample
