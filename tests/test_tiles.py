@@ -184,8 +184,8 @@ def test_peak_memory_of_a_tile_task_does_not_grow_with_the_scene(tmp_path, train
         out.mkdir()
         shutil.copytree(trained[1] / "models", out / "models")
         cfg = _config(tmp_path, f"m{size}.toml", "[predict]\ntile_px = 512\n")
-        # Ingest first, in a process of its own: a worker's peak is its lifetime's, and the stack of
-        # a 2000-px scene is built in one 2048-px window.
+        # Ingest first, in a process of its own: a worker's peak is its lifetime's, and the offsets
+        # of a scene stacked in parts are fitted in one task whose windows do not follow tile_px.
         r = _run("ingest", str(data), "--out", str(out), "--workers", "0", "--quiet", "--config", str(cfg))
         assert r.returncode == 0, r.stderr[-3000:]
         r = _run("predict", str(data), "--models", str(out / "models"), "--out", str(out), "--workers", "1",
