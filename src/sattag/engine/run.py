@@ -93,10 +93,22 @@ class Session:
         keyed by tile id; a failed tile is recorded as a failure of its scene, naming the tile."""
         if stage_named(stage).per != "tile":
             raise ValueError(f"stage {stage!r} does not run per tile")
-        res = map_scenes(self.client, stage, fn, tiles, self.context, per_scene=per_tile, progress=self.progress,
+        return self._map_pieces(stage, fn, tiles, per_tile, lambda t: f"tile {t.name}")
+
+    def map_parts(self, stage: str, fn, parts: Sequence, per_part: dict | None = None) -> StageResult:
+        """``fn(part, ctx)`` (or ``fn(part, per_part[part.id], ctx)``) for every part of a scene's
+        assembly (:class:`sattag.engine.tiles.ScenePart`), all submitted at once, as :meth:`map_tiles`
+        does for tiles: results and timings keyed by part id, a failed part recorded as a failure of
+        its scene, naming the part."""
+        if stage_named(stage).per != "part":
+            raise ValueError(f"stage {stage!r} does not run per part of a scene")
+        return self._map_pieces(stage, fn, parts, per_part, lambda p: p.name)
+
+    def _map_pieces(self, stage: str, fn, pieces: Sequence, per_piece: dict | None, label) -> StageResult:
+        res = map_scenes(self.client, stage, fn, pieces, self.context, per_scene=per_piece, progress=self.progress,
                          no_workers_timeout=self.config.engine.no_workers_timeout)
-        scene_of = {t.id: t.scene.id for t in tiles}
-        res.failures = [Failure(scene_of[f.scene], f.stage, f"tile {f.scene.split('/')[-1]}: {f.error}")
+        by_id = {p.id: p for p in pieces}
+        res.failures = [Failure(by_id[f.scene].scene.id, f.stage, f"{label(by_id[f.scene])}: {f.error}")
                         for f in res.failures]
         return self.record(res)
 
@@ -511,7 +523,13 @@ def _predict_tiled(session: Session, scenes: Sequence[Scene]) -> dict:
     paint_tiles = [t for sid, ts in plans.items() if sid in merged for t in ts]
     session.map_tiles("paint tiles", tl.paint_tile_task, paint_tiles, per_tile=joins)
     done = [s for s in scenes if s.id in merged and not session.failed(s.id)]
-    return session.map("assemble", tl.assemble_task, done, per_scene=merged).results
+    # Every part of every scene at once: one scene's tables, images and classes on all workers.
+    parts = [p for s in done for p in tl.plan_parts(s, session.classes)]
+    res = session.map_parts("assemble parts", tl.assemble_part_task, parts,
+                            per_part={p.id: merged[p.scene.id] if p.kind == "tables" else None for p in parts})
+    done = [s for s in done if not session.failed(s.id)]
+    pixel = {s.id: res.results[tl.ScenePart(s, "masks").id] for s in done}
+    return session.map("assemble", tl.assemble_task, done, per_scene=pixel).results
 
 
 def _scene_crs(session: Session, scene_ids: Sequence[str]) -> str | None:
