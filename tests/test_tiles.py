@@ -330,7 +330,7 @@ def test_a_tiled_scene_is_scored_by_its_parts(trained, tiled, tmp_path):
 
     from sattag.config import load_config
     from sattag.engine.contracts import RunContext
-    from sattag.engine.tiles import assemble_part_task, assemble_task, plan_parts
+    from sattag.engine.tiles import ScenePart, assemble_part_task, assemble_task, plan_parts
     from sattag.evaluate import pixel_counts, polygon_counts
     from sattag.ingest import discover_scenes
     from sattag.labels import read_truth_polygons
@@ -346,7 +346,7 @@ def test_a_tiled_scene_is_scored_by_its_parts(trained, tiled, tmp_path):
                      labels=LabelSource.resolve(data))
     scene = discover_scenes(data)[0]
     truth = read_truth_polygons(run.truth_polygons(scene.id), DSTL_CLASSES)
-    pixel = assemble_part_task(plan_parts(scene, DSTL_CLASSES)[0], None, ctx)  # the masks: there, only counted
+    pixel = assemble_part_task(ScenePart(scene, "masks"), None, ctx)  # there already: only counted
     np.testing.assert_array_equal(np.stack(pixel), np.stack(pixel_counts(read_masks(run.masks(scene.id))[0],
                                                                          read_masks(run.truth_masks(scene.id))[0])))
     for redo in (False, True):
@@ -368,7 +368,10 @@ def test_a_part_that_fails_fails_its_scene_only_naming_the_part(trained, tiled, 
     shutil.copytree(tiled, out)
     bad, good = sorted(p.stem for p in (out / "masks").glob("*.tif"))
     (out / "masks" / f"{bad}.tif").unlink()
-    (out / "tiles" / bad / "px360" / "r1c1.paint.npz").write_bytes(b"not an npz")  # only the masks part reads it
+    paint = out / "tiles" / bad / "px360" / "r1c1.paint.npz"
+    with np.load(paint) as z:
+        kept = {k: z[k] for k in z.files if k != "masks"}  # what only the masks part reads
+    np.savez(paint, **kept)
     (out / "polygons" / f"{good}.geojson").unlink()
     r = _run("predict", str(trained[0]), "--models", str(out / "models"), "--out", str(out), "--workers", "0",
              "--quiet", "--config", str(_config(tmp_path, "t.toml", TILED)))
@@ -377,3 +380,13 @@ def test_a_part_that_fails_fails_its_scene_only_naming_the_part(trained, tiled, 
     assert [(x["scene"], x["stage"]) for x in failures] == [(bad, "assemble parts")], (r.stderr[-2000:], failures)
     assert failures[0]["error"].startswith("masks: ")
     assert (out / "polygons" / f"{good}.geojson").exists() and not (out / "masks" / f"{bad}.tif").exists()
+
+
+def test_the_densest_class_is_assembled_first():
+    from sattag.engine.tiles import plan_parts
+    from sattag.scene import Scene
+
+    scene = Scene("s", ())
+    names = [p.name for p in plan_parts(scene, DSTL_CLASSES, np.array([5, 0, 0, 0, 10, 900, 3, 0, 0, 0]))]
+    assert names[:5] == ["polygons 6", "masks", "clusters", "tables", "polygons 5"]
+    assert sorted(names) == sorted(p.name for p in plan_parts(scene, DSTL_CLASSES))

@@ -521,10 +521,11 @@ def _predict_tiled(session: Session, scenes: Sequence[Scene]) -> dict:
             scene_joins, merged[sid] = tl.stitch(ts, {t.id: seams[t.id] for t in ts}, tol)
             joins.update(scene_joins)
     paint_tiles = [t for sid, ts in plans.items() if sid in merged for t in ts]
-    session.map_tiles("paint tiles", tl.paint_tile_task, paint_tiles, per_tile=joins)
+    painted = session.map_tiles("paint tiles", tl.paint_tile_task, paint_tiles, per_tile=joins).results
     done = [s for s in scenes if s.id in merged and not session.failed(s.id)]
     # Every part of every scene at once: one scene's tables, images and classes on all workers.
-    parts = [p for s in done for p in tl.plan_parts(s, session.classes)]
+    parts = [p for s in done
+             for p in tl.plan_parts(s, session.classes, sum(painted[t.id] for t in plans[s.id]))]
     res = session.map_parts("assemble parts", tl.assemble_part_task, parts,
                             per_part={p.id: merged[p.scene.id] if p.kind == "tables" else None for p in parts})
     done = [s for s in done if not session.failed(s.id)]
