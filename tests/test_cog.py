@@ -159,3 +159,24 @@ def test_write_cog_refuses_wrong_shapes(tmp_path):
         write_cog(tmp_path / "x.tif", np.zeros((4, 4), np.uint8), transform=Affine.identity(),
                   descriptions=["a", "b"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_masks_written_in_pieces_are_the_file_written_whole(tmp_path):
+    # A tiled scene's masks come in pieces (write_masks_windows); a scene predicted whole has them
+    # in one array (write_masks). Same pixels, tags and overviews: the overviews of a staging file
+    # built over all bands at once (pixel-interleaved) picked other pixels than the whole writer's.
+    from sattag.labels import write_masks_windows
+
+    h, w = 2100, 1700  # 3 overview levels: the pixel-interleaved one differed at the third
+    rng = np.random.default_rng(1)
+    masks = (rng.random((len(DSTL_CLASSES), h, w)) < 0.3).astype(np.uint8)  # every pixel its own
+    grid = dstl_grid(0.00918, -0.00904, h, w)
+    whole = write_masks(tmp_path / "whole.tif", masks, grid)
+    pieces = [(r, c, masks[:, r:r + 1024, c:c + 1024]) for r in range(0, h, 1024) for c in range(0, w, 1024)]
+    tiled = write_masks_windows(tmp_path / "tiled.tif", pieces, grid)
+    assert cog_errors(tiled) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiled.tif", "whole.tif"]  # no staging file left
+    back, g, classes = read_masks(tiled)
+    assert np.array_equal(back, masks) and g == grid and classes == DSTL_CLASSES
+    for a, b in zip(overview_arrays(whole), overview_arrays(tiled), strict=True):
+        np.testing.assert_array_equal(a, b)

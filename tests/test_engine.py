@@ -308,7 +308,7 @@ def test_the_readme_stage_table_is_the_engines():
     from sattag.engine import STAGES, stage_named
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    rows = re.findall(r"^\| `([^`]+)` \| (scene|tile|run) \| (.+) \|$", readme, flags=re.M)
+    rows = re.findall(r"^\| `([^`]+)` \| (scene|tile|part|run) \| (.+) \|$", readme, flags=re.M)
     assert rows == [(s.name, s.per, s.what) for s in STAGES]
     with pytest.raises(ValueError, match="no stage 'trian'; the stages are: ingest, ingest offsets"):
         stage_named("trian")

@@ -244,3 +244,152 @@ def test_a_big_training_scene_gives_its_cluster_rows_tile_by_tile(trained, tmp_p
     # Centres in scene px whichever way the rows were made (the strips a single scene is tuned on).
     assert {c.tobytes() for c in whole.centres} & {c.tobytes() for c in tiled.centres}
     assert tiled.centres.max(axis=0).min() > 360 and tiled.centres.shape == (len(tiled.rows), 2)
+
+
+# ------------------------------------------------------------------- assembly in parts (issue 16)
+TILED = "[predict]\ntile_px = 360\n"
+
+
+@pytest.fixture(scope="module")
+def tiled(trained, tmp_path_factory):
+    """The trained scenes predicted in tiles of 360 px (2 x 2 a scene), in this process's way (no Dask)."""
+    out = tmp_path_factory.mktemp("tiled") / "run"
+    r = _predict(trained, out, TILED)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def _outputs(run: Path, sid: str) -> dict[str, Path]:
+    """Every file the assembly of scene ``sid`` writes, by part."""
+    folder = RunFolder(run)
+    pieces = run / "tiles" / sid / "px360"
+    return {"masks": folder.masks(sid), "clusters": folder.clusters(sid), "probabilities": folder.probabilities(sid),
+            "cluster table": folder.cluster_table(sid), "rules": folder.rules_csv(sid),
+            "geojson": folder.polygons_geojson(sid),
+            **{f"polygons {c}": pieces / f"polygons-{c}.npz" for c in DSTL_CLASSES.ids}}
+
+
+def _same_polygons(a, b) -> bool:
+    return all(a[c].normalize().equals_exact(b[c].normalize(), 1e-12) for c in DSTL_CLASSES.ids)
+
+
+def test_a_tiled_scene_is_assembled_in_parts_each_a_task(tiled):
+    # Each part is a task of its own (timed apart: what spreads a scene's assembly over the workers),
+    # then one small task a scene writes the GeoJSON: the classes' polygons as the parts finished them.
+    import shapely
+
+    from sattag.vectorize import read_geojson_polygons
+
+    with open(tiled / "timings.csv") as f:
+        rows = list(csv.DictReader(f))
+    scenes = sorted(p.stem for p in (tiled / "masks").glob("*.tif"))
+    names = ["masks", "clusters", "tables", *(f"polygons {c}" for c in DSTL_CLASSES.ids)]
+    assert sorted(r["scene"] for r in rows if r["stage"] == "assemble parts") == \
+        sorted(f"{s}/{n}" for s in scenes for n in names)
+    assert sorted(r["scene"] for r in rows if r["stage"] == "assemble") == scenes
+    for sid in scenes:
+        assert all(p.exists() for p in _outputs(tiled, sid).values())
+        parts = {}
+        for c in DSTL_CLASSES.ids:
+            with np.load(tiled / "tiles" / sid / "px360" / f"polygons-{c}.npz") as z:
+                parts[c] = shapely.from_wkb(z["wkb"].tobytes())
+        assert _same_polygons(parts, read_geojson_polygons(tiled / "polygons" / f"{sid}.geojson", DSTL_CLASSES))
+    assert not list(tiled.rglob(".*.tmp*"))
+
+
+def test_a_rerun_redoes_only_the_parts_not_finished(trained, tiled, tmp_path):
+    # As after a kill in the middle of the parts: one scene's masks, one class's polygons and its
+    # GeoJSON missing. The rerun writes those again, the same, and leaves every other file alone.
+    from sattag.vectorize import read_geojson_polygons
+
+    out = tmp_path / "run"
+    shutil.copytree(tiled, out)
+    sid = sorted(p.stem for p in (out / "masks").glob("*.tif"))[0]
+    files = {f"{s}:{k}": p for s in [q.stem for q in (out / "masks").glob("*.tif")]
+             for k, p in _outputs(out, s).items()}
+    files.update({f"tile {p.name}": p for p in (out / "tiles").rglob("r*c*.npz")})
+    dense = max(DSTL_CLASSES.ids, key=lambda c: (out / "tiles" / sid / "px360" / f"polygons-{c}.npz").stat().st_size)
+    gone = {f"{sid}:masks", f"{sid}:polygons {dense}", f"{sid}:geojson"}
+    before_masks = read_masks(files[f"{sid}:masks"])[0]
+    before_polygons = read_geojson_polygons(files[f"{sid}:geojson"], DSTL_CLASSES)
+    for k in gone:
+        files[k].unlink()
+    mtimes = {k: p.stat().st_mtime_ns for k, p in files.items() if k not in gone}
+    r = _run("predict", str(trained[0]), "--models", str(out / "models"), "--out", str(out), "--workers", "0",
+             "--quiet", "--config", str(_config(tmp_path, "t.toml", TILED)))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert all(files[k].exists() for k in gone)
+    redone = sorted(k for k, t in mtimes.items() if files[k].stat().st_mtime_ns != t)
+    assert redone == [], redone
+    np.testing.assert_array_equal(read_masks(files[f"{sid}:masks"])[0], before_masks)
+    assert _same_polygons(read_geojson_polygons(files[f"{sid}:geojson"], DSTL_CLASSES), before_polygons)
+
+
+def test_a_tiled_scene_is_scored_by_its_parts(trained, tiled, tmp_path):
+    # With truth, the masks part counts pixels against it tile by tile and each class's part overlays
+    # its polygons with the class's truth polygons: the counts of the scene's files taken whole.
+    # (Pieces kept from before the scene had truth: the final step overlays them itself.)
+    import shapely
+
+    from sattag.config import load_config
+    from sattag.engine.contracts import RunContext
+    from sattag.engine.tiles import ScenePart, assemble_part_task, assemble_task, plan_parts
+    from sattag.evaluate import pixel_counts, polygon_counts
+    from sattag.ingest import discover_scenes
+    from sattag.labels import read_truth_polygons
+    from sattag.labels.source import LabelSource
+
+    data, trained_run = trained
+    out = tmp_path / "run"
+    shutil.copytree(tiled, out)
+    for kind in ("truth_masks", "truth_polygons"):
+        shutil.copytree(trained_run / kind, out / kind)
+    run = RunFolder(out)
+    ctx = RunContext(run=run, config=load_config(tiled.parent / f"{tiled.name}.toml"), classes=DSTL_CLASSES,
+                     labels=LabelSource.resolve(data))
+    scene = discover_scenes(data)[0]
+    truth = read_truth_polygons(run.truth_polygons(scene.id), DSTL_CLASSES)
+    pixel = assemble_part_task(ScenePart(scene, "masks"), None, ctx)  # there already: only counted
+    np.testing.assert_array_equal(np.stack(pixel), np.stack(pixel_counts(read_masks(run.masks(scene.id))[0],
+                                                                         read_masks(run.truth_masks(scene.id))[0])))
+    for redo in (False, True):
+        if redo:
+            for p in (out / "tiles" / scene.id / "px360").glob("polygons-*.npz"):
+                p.unlink()
+            for part in plan_parts(scene, DSTL_CLASSES):
+                assemble_part_task(part, None, ctx)
+        pred = assemble_task(scene, pixel, ctx)
+        polygons = {c: shapely.from_wkb(w) for c, w in pred.polygons.items()}
+        assert pred.pixel is pixel
+        np.testing.assert_allclose(np.stack(pred.polygon), np.stack(polygon_counts(polygons, truth, DSTL_CLASSES)),
+                                   rtol=1e-12)
+        assert pred.polygon[0].sum() > 0
+
+
+def test_a_part_that_fails_fails_its_scene_only_naming_the_part(trained, tiled, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiled, out)
+    bad, good = sorted(p.stem for p in (out / "masks").glob("*.tif"))
+    (out / "masks" / f"{bad}.tif").unlink()
+    paint = out / "tiles" / bad / "px360" / "r1c1.paint.npz"
+    with np.load(paint) as z:
+        kept = {k: z[k] for k in z.files if k != "masks"}  # what only the masks part reads
+    np.savez(paint, **kept)
+    (out / "polygons" / f"{good}.geojson").unlink()
+    r = _run("predict", str(trained[0]), "--models", str(out / "models"), "--out", str(out), "--workers", "0",
+             "--quiet", "--config", str(_config(tmp_path, "t.toml", TILED)))
+    with open(out / "failures.csv") as f:
+        failures = list(csv.DictReader(f))
+    assert [(x["scene"], x["stage"]) for x in failures] == [(bad, "assemble parts")], (r.stderr[-2000:], failures)
+    assert failures[0]["error"].startswith("masks: ")
+    assert (out / "polygons" / f"{good}.geojson").exists() and not (out / "masks" / f"{bad}.tif").exists()
+
+
+def test_the_densest_class_is_assembled_first():
+    from sattag.engine.tiles import plan_parts
+    from sattag.scene import Scene
+
+    scene = Scene("s", ())
+    names = [p.name for p in plan_parts(scene, DSTL_CLASSES, np.array([5, 0, 0, 0, 10, 900, 3, 0, 0, 0]))]
+    assert names[:5] == ["polygons 6", "masks", "clusters", "tables", "polygons 5"]
+    assert sorted(names) == sorted(p.name for p in plan_parts(scene, DSTL_CLASSES))

@@ -94,11 +94,24 @@ class Session:
         recorded as a failure of its scene, naming the tile (``tile r0c1: ...``, ``part rows0-512: ...``)."""
         if stage_named(stage).per != "tile":
             raise ValueError(f"stage {stage!r} does not run per tile")
-        res = map_scenes(self.client, stage, fn, tiles, self.context, per_scene=per_tile, progress=self.progress,
+        # A tile of a prediction or a part of a stack (its kind), named by the last part of its id.
+        return self._map_pieces(stage, fn, tiles, per_tile,
+                                lambda t: f"{getattr(t, 'kind', 'tile')} {t.id.split('/')[-1]}")
+
+    def map_parts(self, stage: str, fn, parts: Sequence, per_part: dict | None = None) -> StageResult:
+        """``fn(part, ctx)`` (or ``fn(part, per_part[part.id], ctx)``) for every part of a scene's
+        assembly (:class:`sattag.engine.tiles.ScenePart`), all submitted at once, as :meth:`map_tiles`
+        does for tiles: results and timings keyed by part id, a failed part recorded as a failure of
+        its scene, naming the part."""
+        if stage_named(stage).per != "part":
+            raise ValueError(f"stage {stage!r} does not run per part of a scene")
+        return self._map_pieces(stage, fn, parts, per_part, lambda p: p.name)
+
+    def _map_pieces(self, stage: str, fn, pieces: Sequence, per_piece: dict | None, label) -> StageResult:
+        res = map_scenes(self.client, stage, fn, pieces, self.context, per_scene=per_piece, progress=self.progress,
                          no_workers_timeout=self.config.engine.no_workers_timeout)
-        scene_of = {t.id: t.scene.id for t in tiles}
-        kind_of = {t.id: getattr(t, "kind", "tile") for t in tiles}  # a tile of a prediction, a part of a stack
-        res.failures = [Failure(scene_of[f.scene], f.stage, f"{kind_of[f.scene]} {f.scene.split('/')[-1]}: {f.error}")
+        by_id = {p.id: p for p in pieces}
+        res.failures = [Failure(by_id[f.scene].scene.id, f.stage, f"{label(by_id[f.scene])}: {f.error}")
                         for f in res.failures]
         return self.record(res)
 
@@ -582,9 +595,16 @@ def _predict_tiled(session: Session, scenes: Sequence[Scene]) -> dict:
             scene_joins, merged[sid] = tl.stitch(ts, {t.id: seams[t.id] for t in ts}, tol)
             joins.update(scene_joins)
     paint_tiles = [t for sid, ts in plans.items() if sid in merged for t in ts]
-    session.map_tiles("paint tiles", tl.paint_tile_task, paint_tiles, per_tile=joins)
+    painted = session.map_tiles("paint tiles", tl.paint_tile_task, paint_tiles, per_tile=joins).results
     done = [s for s in scenes if s.id in merged and not session.failed(s.id)]
-    return session.map("assemble", tl.assemble_task, done, per_scene=merged).results
+    # Every part of every scene at once: one scene's tables, images and classes on all workers.
+    parts = [p for s in done
+             for p in tl.plan_parts(s, session.classes, sum(painted[t.id] for t in plans[s.id]))]
+    res = session.map_parts("assemble parts", tl.assemble_part_task, parts,
+                            per_part={p.id: merged[p.scene.id] if p.kind == "tables" else None for p in parts})
+    done = [s for s in done if not session.failed(s.id)]
+    pixel = {s.id: res.results[tl.ScenePart(s, "masks").id] for s in done}
+    return session.map("assemble", tl.assemble_task, done, per_scene=pixel).results
 
 
 def _scene_crs(session: Session, scene_ids: Sequence[str]) -> str | None:

@@ -1,6 +1,6 @@
 """The ordered table of a run's stages: the names ``timings.csv``, ``failures.csv``, the progress
-bars and the README use, what each does, and whether it runs per scene (a Dask task on the workers)
-or once on the client.
+bars and the README use, what each does, and whether it runs per scene, per tile or per part of a
+scene (Dask tasks on the workers) or once on the client.
 
 A stage name that is not in :data:`STAGES` is refused where a stage is run or timed
 (:func:`stage_named`), so the table cannot drift from the code.
@@ -14,11 +14,12 @@ from typing import Literal
 @dataclass(frozen=True)
 class Stage:
     """One stage: ``name`` (as recorded), ``per`` ("scene": one task per scene on the workers;
-    "tile": one task per tile, or part, of a scene too large to predict, or stack, whole; "run":
+    "tile": one task per tile, or part, of a scene too large to predict, or stack, whole; "part":
+    one task per part of such a scene's assembly (a table, an image, a class's polygons); "run":
     once, on the client) and ``what`` it does, in a few words."""
 
     name: str
-    per: Literal["scene", "tile", "run"]
+    per: Literal["scene", "tile", "part", "run"]
     what: str
 
 
@@ -47,7 +48,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("predict tiles", "tile", "cluster, features, predict and rules on one tile (with its halo)"),
     Stage("stitch", "run", "join clusters cut by tile edges, one decision per joined cluster"),
     Stage("paint tiles", "tile", "a tile's masks, cluster ids and polygons with the joined decisions"),
-    Stage("assemble", "scene", "a tiled scene's masks, cluster images, tables and polygons, seams unioned"),
+    Stage("assemble parts", "part", "a tiled scene's masks, cluster image, tables, each class's polygons "
+                                    "(seams unioned): side by side"),
+    Stage("assemble", "scene", "a tiled scene's GeoJSON from its classes' polygons, its scores gathered"),
     Stage("write", "run", "submission CSV and GeoParquet over all scenes"),
     Stage("score", "run", "Jaccard per class, held-out apart from in-sample"),
     Stage("report", "run", "report.html"),

@@ -16,12 +16,16 @@ Three passes, each a set of small tasks; the client only ever holds the cluster 
    (:func:`sattag.vectorize.tile_pixel_polygons`); those no seam or other tile can come near are
    finished there (:func:`sattag.vectorize.settle_tile_polygons`). Written to
    ``tiles/<scene>/px<tile_px>/r<i>c<j>.paint.npz``.
-4. **assemble** (one task per scene): masks and cluster ids as COGs written piece by piece, the
-   probability and cluster tables streamed tile by tile, seam polygons unioned, the scene's GeoJSON,
-   and its share of the scores.
+4. **assemble parts** (one task per part of a scene, all parts of all scenes at once, so that one
+   scene's assembly is spread over the workers; :class:`ScenePart`): the masks COG (and the pixel
+   counts against truth) and the cluster-id COG, each written piece by piece; the probability and
+   cluster tables streamed tile by tile, with the rules CSV; and per class, its polygons with the
+   seam pieces unioned and finished (and their overlay with the truth), kept in
+   ``tiles/<scene>/px<tile_px>/polygons-<class>.npz``. Then **assemble** (one small task per
+   scene): the scene's GeoJSON from its classes' polygons, and its share of the scores.
 
-Each tile file is written atomically and read back by a rerun, so an interrupted run resumes tile by
-tile. With ``[cluster] merge = "simultaneous"`` what differs from predicting the scene whole is
+Each tile file and each part's file is written atomically and read back by a rerun, so an
+interrupted run resumes tile by tile and part by part. With ``[cluster] merge = "simultaneous"`` what differs from predicting the scene whole is
 confined to clusters reaching more than the margin past a tile's edge; with the seed's sequential
 merge, clustering is not local and a tile's clusters differ from a whole-scene run's throughout.
 """
@@ -38,7 +42,8 @@ from sattag.engine.contracts import RunContext, ScenePrediction
 from sattag.errors import ConfigError
 from sattag.scene import Scene
 
-__all__ = ["Tile", "TileSeams", "plan_tiles", "predict_window", "tile_folder", "check_tile_size"]
+__all__ = ["ScenePart", "Tile", "TileSeams", "plan_parts", "plan_tiles", "predict_window", "tile_folder",
+           "check_tile_size"]
 
 _SIDES = ("top", "bottom", "left", "right")
 
@@ -409,9 +414,10 @@ def stitch(tiles: list[Tile], seams: dict[str, TileSeams], tolerance: np.ndarray
     return joins, merged
 
 
-def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> int:
+def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> np.ndarray:
     """Pass 3 for one tile (module docstring): its masks, scene-wide cluster ids and polygons with the
-    joined decisions. Returns the tile's number of clusters."""
+    joined decisions. Returns the bytes of the tile's polygons (WKB) per class, int64 (C,): what each
+    class's ``polygons`` part will have to read and join (:func:`plan_parts`)."""
     import shapely
 
     from sattag.predict import class_masks
@@ -419,9 +425,10 @@ def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> int:
 
     folder = tile_folder(ctx, tile.scene.id)
     out = folder / f"{tile.name}.paint.npz"
-    z = _load(folder / f"{tile.name}.npz")
     if out.exists():
-        return int(z["sizes"].shape[0])
+        p = _paint(folder, tile, "wkb_ends", "wkb_class")
+        return _class_bytes(p["wkb_ends"], p["wkb_class"], len(ctx.classes))
+    z = _load(folder / f"{tile.name}.npz")
     flags = z["flags"].copy()
     flags[joins.ids] = joins.flags
     local = z["cluster_ids"]
@@ -442,121 +449,274 @@ def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> int:
     _save(out, masks=masks, cluster_ids=scene_ids[local].astype(np.int32), flags=flags,
           scene_ids=scene_ids, wkb=np.frombuffer(b"".join(wkb), np.uint8),
           wkb_ends=np.cumsum(lengths), wkb_class=np.array(cls, np.int16), wkb_kind=np.array(kind, np.int8))
-    return int(flags.shape[0])
+    return _class_bytes(np.cumsum(lengths), np.array(cls, np.int16), len(ctx.classes))
 
 
-def assemble_task(scene: Scene, merged: JoinedClusters, ctx: RunContext) -> ScenePrediction:
-    """Pass 4 for one scene (module docstring): its files in the run folder, from the tile files, in
-    memory that follows a tile (plus the scene's polygons); returns its :class:`ScenePrediction`."""
-    import pandas as pd
-    import shapely
+def _class_bytes(ends: np.ndarray, cls: np.ndarray, n_classes: int) -> np.ndarray:
+    """Bytes of WKB per class, int64 (C,), of polygons ending at ``ends`` (cumulative) of classes ``cls``."""
+    lengths = np.diff(np.concatenate([[0], ends])).astype(np.int64)
+    return np.bincount(cls.astype(np.int64), weights=lengths, minlength=n_classes).astype(np.int64)
 
-    from sattag._files import write_cog_windows
+
+@dataclass(frozen=True)
+class ScenePart:
+    """One part of a tiled scene's assembly (pass 4), a task of its own so that the parts of a scene
+    run side by side on all workers: ``kind`` is "tables" (probability and cluster tables, rules
+    CSV), "clusters" (the cluster-id COG), "masks" (the class-mask COG and the pixel counts against
+    truth) or "polygons" (the polygons of the class ``class_id``: seam pieces unioned, finished,
+    scored). ``id`` names it in progress, timings and failures."""
+
+    scene: Scene
+    kind: str
+    class_id: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"polygons {self.class_id}" if self.kind == "polygons" else self.kind
+
+    @property
+    def id(self) -> str:
+        return f"{self.scene.id}/{self.name}"
+
+
+def plan_parts(scene: Scene, classes, polygon_bytes: np.ndarray | None = None) -> list[ScenePart]:
+    """The parts of a tiled scene's assembly, in the order to start them: one part per class of
+    ``classes`` for its polygons, the masks, the cluster image and the tables.
+
+    ``polygon_bytes``: int64 (C,), the WKB bytes of each class's polygons over the scene's tiles
+    (:func:`paint_tile_task`), or None. The class with the most goes first, then the two images, the
+    tables and the other classes by size: a dense class's seam unions are the longest part (12 s of
+    26 on a 6000-px scene), and started last they would leave the other workers idle at the end.
+    """
+    order = list(range(len(classes))) if polygon_bytes is None else \
+        list(np.argsort(-np.asarray(polygon_bytes), kind="stable"))
+    polygons = [ScenePart(scene, "polygons", classes.ids[j]) for j in order]
+    return [*polygons[:1], ScenePart(scene, "masks"), ScenePart(scene, "clusters"), ScenePart(scene, "tables"),
+            *polygons[1:]]
+
+
+def _tiles_of(scene: Scene, ctx: RunContext):
+    """``(grid, bands, tiles, folder)`` of a tiled scene: its stack's grid and band names, its tiles
+    and their folder."""
     from sattag.ingest import read_stack_metadata
-    from sattag.labels import write_masks_windows
+
+    stack = read_stack_metadata(ctx.run.stack(scene.id))
+    tiles = plan_tiles(scene, stack.grid.height, stack.grid.width, ctx.config.predict.tile_px)
+    return stack.grid, stack.bands, tiles, tile_folder(ctx, scene.id)
+
+
+def _paint(folder: Path, tile: Tile, *keys: str) -> dict[str, np.ndarray]:
+    """Arrays ``keys`` of a tile's paint file (only those are read: an npz member is read on access)."""
+    with np.load(folder / f"{tile.name}.paint.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in keys}
+
+
+def _truth(ctx: RunContext, scene_id: str) -> Path | None:
+    """The scene's truth masks when it has truth (masks and polygons), else None: what it is scored on."""
+    run = ctx.run
+    masks, polygons = run.truth_masks(scene_id), run.truth_polygons(scene_id)
+    return masks if masks.exists() and polygons.exists() else None
+
+
+def polygons_piece(ctx: RunContext, scene_id: str, class_id: int) -> Path:
+    """Where a ``polygons`` part keeps one class's finished polygons (and its polygon counts against
+    truth) for the scene's final ``assemble``: ``<tile folder>/polygons-<class id>.npz``."""
+    return tile_folder(ctx, scene_id) / f"polygons-{class_id}.npz"
+
+
+def assemble_part_task(part: ScenePart, merged: JoinedClusters | None, ctx: RunContext):
+    """Pass 4, one part of a scene (:class:`ScenePart`), from its tile files; a part whose file exists
+    is not redone. ``merged``: the scene's joined clusters (the ``tables`` part's rows; None for the
+    others). Returns the masks part's pixel counts against truth (two int64 (C,) arrays, None without
+    truth); None for the other parts."""
+    if part.kind == "tables":
+        return _tables_part(part.scene, merged, ctx)
+    if part.kind == "clusters":
+        return _clusters_part(part.scene, ctx)
+    if part.kind == "masks":
+        return _masks_part(part.scene, ctx)
+    if part.kind == "polygons":
+        return _polygons_part(part.scene, part.class_id, ctx)
+    raise ValueError(f"no scene part {part.kind!r}")
+
+
+def _tables_part(scene: Scene, merged: JoinedClusters, ctx: RunContext) -> None:
+    """The probability and cluster tables (parquet, streamed tile by tile, then one row per joined
+    cluster) and the rules CSV (the tiles' counts summed)."""
+    import pandas as pd
+
     from sattag.predict.files import probability_frame, write_rules
     from sattag.segment import ClusterTable
-    from sattag.vectorize import finish_polygons, join_seams, read_geojson_polygons, write_geojson
 
-    run, classes, config = ctx.run, ctx.classes, ctx.config
-    stack = read_stack_metadata(run.stack(scene.id))
-    grid, bands = stack.grid, stack.bands
-    tiles = plan_tiles(scene, grid.height, grid.width, config.predict.tile_px)
-    folder = tile_folder(ctx, scene.id)
-    geojson, masks_path = run.polygons_geojson(scene.id), run.masks(scene.id)
-    truth = run.truth_masks(scene.id) if run.truth_masks(scene.id).exists() and \
-        run.truth_polygons(scene.id).exists() else None
-    if not (geojson.exists() and masks_path.exists()):
-        def paint(t: Tile, *keys: str) -> dict:
-            with np.load(folder / f"{t.name}.paint.npz", allow_pickle=False) as z:
-                return {k: z[k] for k in (keys or z.files)}
+    run, classes = ctx.run, ctx.classes
+    paths = (run.probabilities(scene.id), run.cluster_table(scene.id), run.rules_csv(scene.id))
+    if all(p.exists() for p in paths):
+        return None
+    _, bands, tiles, folder = _tiles_of(scene, ctx)
+    prob_writer = table_writer = None
+    rules = None
+    bbox_lo = np.full((merged.group.size, 2), np.iinfo(np.int32).max, np.int64)
+    bbox_hi = np.full((merged.group.size, 2), -1, np.int64)
+    gpos = {g: i for i, g in enumerate(merged.group.tolist())}
+    with atomic_path(paths[0]) as ptmp, atomic_path(paths[1]) as ctmp:
+        for t in tiles:
+            z, p = _load(folder / f"{t.name}.npz"), _paint(folder, t, "scene_ids", "flags")
+            ids = p["scene_ids"]
+            keep = ~np.isin(ids, merged.group)
+            bbox = z["bbox"].astype(np.int64) + np.array([t.rows[0], t.cols[0], t.rows[0], t.cols[0]])
+            for k in np.flatnonzero(~keep):
+                i = gpos[int(ids[k])]
+                bbox_lo[i] = np.minimum(bbox_lo[i], bbox[k, :2])
+                bbox_hi[i] = np.maximum(bbox_hi[i], bbox[k, 2:])
+            table = ClusterTable(ids=ids[keep].astype(np.int32), sizes=z["sizes"][keep], means=z["means"][keep],
+                                 bbox=bbox[keep].astype(np.int32), neighbour_ptr=np.zeros(1, np.int64),
+                                 neighbour_ids=np.zeros(0, np.int32))
+            prob_writer = _write_rows(prob_writer, ptmp, probability_frame(table, z["probabilities"][keep], classes,
+                                                                           p["flags"][keep]))
+            table_writer = _write_rows(table_writer, ctmp, table.to_frame(bands))
+            r = pd.read_csv(io.BytesIO(z["rules"].tobytes()), keep_default_na=False)
+            if rules is None:
+                rules = r
+            else:
+                rules[["clusters", "pixels"]] += r[["clusters", "pixels"]].to_numpy()
+        if merged.group.size:
+            bbox = np.concatenate([bbox_lo, bbox_hi], axis=1).astype(np.int32)
+            table = ClusterTable(ids=merged.group.astype(np.int32), sizes=merged.sizes, means=merged.means,
+                                 bbox=bbox, neighbour_ptr=np.zeros(1, np.int64), neighbour_ids=np.zeros(0, np.int32))
+            prob_writer = _write_rows(prob_writer, ptmp, probability_frame(table, merged.probabilities, classes,
+                                                                           merged.flags))
+            table_writer = _write_rows(table_writer, ctmp, table.to_frame(bands))
+        prob_writer.close()
+        table_writer.close()
+    write_rules(paths[2], rules)
+    return None
 
-        # Tables: rows of unjoined clusters tile by tile, then one row per joined cluster.
-        prob_writer = table_writer = None
-        rules = None
-        bbox_lo = np.full((merged.group.size, 2), np.iinfo(np.int32).max, np.int64)
-        bbox_hi = np.full((merged.group.size, 2), -1, np.int64)
-        gpos = {g: i for i, g in enumerate(merged.group.tolist())}
-        with atomic_path(run.probabilities(scene.id)) as ptmp, atomic_path(run.cluster_table(scene.id)) as ctmp:
-            for t in tiles:
-                z, p = _load(folder / f"{t.name}.npz"), paint(t, "scene_ids", "flags")
-                ids = p["scene_ids"]
-                keep = ~np.isin(ids, merged.group)
-                bbox = z["bbox"].astype(np.int64) + np.array([t.rows[0], t.cols[0], t.rows[0], t.cols[0]])
-                for k in np.flatnonzero(~keep):
-                    i = gpos[int(ids[k])]
-                    bbox_lo[i] = np.minimum(bbox_lo[i], bbox[k, :2])
-                    bbox_hi[i] = np.maximum(bbox_hi[i], bbox[k, 2:])
-                table = ClusterTable(ids=ids[keep].astype(np.int32), sizes=z["sizes"][keep], means=z["means"][keep],
-                                     bbox=bbox[keep].astype(np.int32), neighbour_ptr=np.zeros(1, np.int64),
-                                     neighbour_ids=np.zeros(0, np.int32))
-                prob_writer = _write_rows(prob_writer, ptmp, probability_frame(table, z["probabilities"][keep], classes,
-                                                                               p["flags"][keep]))
-                table_writer = _write_rows(table_writer, ctmp, table.to_frame(bands))
-                r = pd.read_csv(io.BytesIO(z["rules"].tobytes()), keep_default_na=False)
-                if rules is None:
-                    rules = r
-                else:
-                    rules[["clusters", "pixels"]] += r[["clusters", "pixels"]].to_numpy()
-            if merged.group.size:
-                bbox = np.concatenate([bbox_lo, bbox_hi], axis=1).astype(np.int32)
-                table = ClusterTable(ids=merged.group.astype(np.int32), sizes=merged.sizes, means=merged.means,
-                                     bbox=bbox, neighbour_ptr=np.zeros(1, np.int64), neighbour_ids=np.zeros(0, np.int32))
-                prob_writer = _write_rows(prob_writer, ptmp, probability_frame(table, merged.probabilities, classes,
-                                                                               merged.flags))
-                table_writer = _write_rows(table_writer, ctmp, table.to_frame(bands))
-            prob_writer.close()
-            table_writer.close()
-        write_rules(run.rules_csv(scene.id), rules)
-        crs = grid.crs
-        write_cog_windows(run.clusters(scene.id), ((t.rows[0], t.cols[0], paint(t, "cluster_ids")["cluster_ids"]) for t in tiles),
-                          count=1, height=grid.height, width=grid.width, dtype="int32", transform=grid.transform,
-                          crs=crs, compress="deflate", predictor=True)
-        # The polygons of each class: finished in the tiles, or finished here with the seams unioned.
-        # One class at a time, so that only one class's pieces are ever decoded at once.
-        polygons = {}
-        for j, cls in enumerate(classes):
-            settled, rest, cut = [], [], []
-            for t in tiles:
-                p = paint(t, "wkb", "wkb_ends", "wkb_class", "wkb_kind")
-                sel = np.flatnonzero(p["wkb_class"] == j)
-                if not sel.size:
-                    continue
-                ends = p["wkb_ends"]
-                starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-                blob = p["wkb"].tobytes()
-                geoms = shapely.from_wkb(np.array([blob[starts[i]:ends[i]] for i in sel], dtype=object))
-                kind = p["wkb_kind"][sel]
-                del p, blob
-                for code, bucket in enumerate((settled, rest, cut)):
-                    bucket.append(geoms[kind == code])
-            polygons[cls.id] = finish_polygons(join_seams(rest, cut), grid.transform, config.vectorize,
-                                               settled=settled)
-            del settled, rest, cut
-        write_masks_windows(masks_path, ((t.rows[0], t.cols[0], paint(t, "masks")["masks"]) for t in tiles), grid,
-                            classes)
-        write_geojson(geojson, scene.id, polygons, classes, crs=crs)
+
+def _clusters_part(scene: Scene, ctx: RunContext) -> None:
+    """The scene-wide cluster ids as one int32 COG, written tile by tile."""
+    from sattag._files import write_cog_windows
+
+    path = ctx.run.clusters(scene.id)
+    if path.exists():
+        return None
+    grid, _, tiles, folder = _tiles_of(scene, ctx)
+    write_cog_windows(path, ((t.rows[0], t.cols[0], _paint(folder, t, "cluster_ids")["cluster_ids"]) for t in tiles),
+                      count=1, height=grid.height, width=grid.width, dtype="int32", transform=grid.transform,
+                      crs=grid.crs, compress="deflate", predictor=True)
+    return None
+
+
+def _masks_part(scene: Scene, ctx: RunContext) -> tuple[np.ndarray, np.ndarray] | None:
+    """The class masks as one COG, written tile by tile, and their per-class pixel (intersections,
+    unions) with the truth masks, tile by tile (None without truth). A rerun that finds the COG only
+    counts, from the same tile masks."""
+    from sattag.evaluate import pixel_counts
+    from sattag.labels import read_masks_window, write_masks_windows
+
+    path = ctx.run.masks(scene.id)
+    truth = _truth(ctx, scene.id)
+    if path.exists() and truth is None:
+        return None
+    grid, _, tiles, folder = _tiles_of(scene, ctx)
+    inter = np.zeros(len(ctx.classes), np.int64)
+    union = np.zeros(len(ctx.classes), np.int64)
+
+    def pieces():
+        for t in tiles:
+            masks = _paint(folder, t, "masks")["masks"]
+            if truth is not None:
+                i, u = pixel_counts(masks, read_masks_window(truth, t.rows, t.cols))
+                inter[:] += i
+                union[:] += u
+            yield t.rows[0], t.cols[0], masks
+
+    if path.exists():
+        for _ in pieces():
+            pass
     else:
-        polygons = read_geojson_polygons(geojson, classes)
-    pixel = polygon = None
-    if truth is not None:
-        import rasterio
-        from rasterio.windows import Window
+        write_masks_windows(path, pieces(), grid, ctx.classes)
+    return (inter, union) if truth is not None else None
 
-        from sattag.evaluate import pixel_counts, polygon_counts
-        from sattag.labels import read_truth_polygons
 
-        inter = np.zeros(len(classes), np.int64)
-        union = np.zeros(len(classes), np.int64)
-        with rasterio.open(truth) as tsrc, rasterio.open(masks_path) as psrc:
-            for t in tiles:
-                win = Window(t.cols[0], t.rows[0], t.cols[1] - t.cols[0], t.rows[1] - t.rows[0])
-                i, u = pixel_counts(psrc.read(window=win), tsrc.read(window=win))
-                inter += i
-                union += u
-        pixel = (inter, union)
-        polygon = polygon_counts(polygons, read_truth_polygons(run.truth_polygons(scene.id), classes), classes)
-    return ScenePrediction(polygons={cid: g.wkb for cid, g in polygons.items()}, pixel=pixel, polygon=polygon)
+def _polygons_part(scene: Scene, class_id: int, ctx: RunContext) -> None:
+    """One class's polygons: those finished in the tiles, and the others finished here with the seam
+    pieces unioned (:func:`sattag.vectorize.join_seams`, :func:`sattag.vectorize.finish_polygons`);
+    with truth, their (intersection, union) areas with the class's truth polygons. Kept in
+    :func:`polygons_piece` (the MultiPolygon as WKB, scene coordinates) for the final ``assemble``."""
+    import shapely
+
+    from sattag.evaluate import polygon_counts
+    from sattag.labels import read_truth_polygons
+    from sattag.vectorize import finish_polygons, join_seams
+
+    out = polygons_piece(ctx, scene.id, class_id)
+    if out.exists():
+        return None
+    classes = ctx.classes
+    j = classes.index(class_id)
+    grid, _, tiles, folder = _tiles_of(scene, ctx)
+    settled, rest, cut = [], [], []
+    for t in tiles:
+        p = _paint(folder, t, "wkb", "wkb_ends", "wkb_class", "wkb_kind")
+        sel = np.flatnonzero(p["wkb_class"] == j)
+        if not sel.size:
+            continue
+        ends = p["wkb_ends"]
+        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        blob = p["wkb"].tobytes()
+        geoms = shapely.from_wkb(np.array([blob[starts[i]:ends[i]] for i in sel], dtype=object))
+        kind = p["wkb_kind"][sel]
+        del p, blob
+        for code, bucket in enumerate((settled, rest, cut)):
+            bucket.append(geoms[kind == code])
+    geom = finish_polygons(join_seams(rest, cut), grid.transform, ctx.config.vectorize, settled=settled)
+    del settled, rest, cut
+    arrays = {"wkb": np.frombuffer(geom.wkb, np.uint8)}
+    if _truth(ctx, scene.id) is not None:
+        truth = read_truth_polygons(ctx.run.truth_polygons(scene.id), classes)
+        inter, union = polygon_counts({class_id: geom}, {class_id: truth[class_id]}, classes)
+        arrays.update(inter=inter[j], union=union[j])
+    _save(out, **arrays)
+    return None
+
+
+class _ClassPolygons(dict):
+    """class id -> WKB bytes that hands out geometries (``get``), decoding one class at a time: a
+    scene's GeoJSON is written class by class, so only one class is ever decoded at once."""
+
+    def get(self, class_id, default=None):
+        import shapely
+
+        wkb = super().get(class_id)
+        return default if wkb is None else shapely.from_wkb(wkb)
+
+
+def assemble_task(scene: Scene, pixel: tuple[np.ndarray, np.ndarray] | None, ctx: RunContext) -> ScenePrediction:
+    """Pass 4's end for one scene, once its parts (:func:`assemble_part_task`) are done: its GeoJSON from
+    the classes' polygons, one class decoded at a time, and its scores gathered. ``pixel``: the masks
+    part's pixel counts (None without truth). Returns its :class:`ScenePrediction`."""
+    from sattag.vectorize import write_geojson
+
+    run, classes = ctx.run, ctx.classes
+    pieces = {cid: _load(polygons_piece(ctx, scene.id, cid)) for cid in classes.ids}
+    polygons = _ClassPolygons({cid: p["wkb"].tobytes() for cid, p in pieces.items()})
+    geojson = run.polygons_geojson(scene.id)
+    if not geojson.exists():
+        from sattag.ingest import read_stack_metadata
+
+        write_geojson(geojson, scene.id, polygons, classes, crs=read_stack_metadata(run.stack(scene.id)).grid.crs)
+    polygon = None
+    if pixel is not None:
+        if all("inter" in p for p in pieces.values()):
+            polygon = (np.array([float(pieces[c]["inter"]) for c in classes.ids]),
+                       np.array([float(pieces[c]["union"]) for c in classes.ids]))
+        else:  # pieces kept from before the scene had truth: the overlay here, as a whole
+            from sattag.evaluate import polygon_counts
+            from sattag.labels import read_truth_polygons
+
+            polygon = polygon_counts({c: polygons.get(c) for c in classes.ids},
+                                     read_truth_polygons(run.truth_polygons(scene.id), classes), classes)
+    return ScenePrediction(polygons=dict(polygons), pixel=pixel, polygon=polygon)
 
 
 def _write_rows(writer, path: Path, frame):
