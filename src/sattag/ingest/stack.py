@@ -47,7 +47,7 @@ from affine import Affine
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from sattag._files import atomic_path
+from sattag._files import atomic_path, gdal_block_cache
 from sattag.config import IngestConfig
 from sattag.errors import ConfigError, InputError
 from sattag.ingest.align import (MIN_ALIGN_PX, GroupGeometry, central_window, fit_offset, spread_from)
@@ -420,21 +420,6 @@ class _FitImages:
 
 
 @contextlib.contextmanager
-def _gdal_cache(n_bytes: int) -> Iterator[None]:
-    """GDAL's block cache limited to ``n_bytes`` inside (rasterio takes a number as bytes), and put back
-    after: rasterio leaves an inner Env's cache size behind when an outer Env is open."""
-    from rasterio._env import get_gdal_config, set_gdal_config  # rasterio's own (private) accessors
-
-    before = get_gdal_config("GDAL_CACHEMAX")
-    try:
-        with rasterio.Env(GDAL_CACHEMAX=int(n_bytes)):
-            yield
-    finally:
-        if before is not None and get_gdal_config("GDAL_CACHEMAX") != before:
-            set_gdal_config("GDAL_CACHEMAX", int(before))
-
-
-@contextlib.contextmanager
 def _planned(scene: Scene, config: IngestConfig, progress: Callable[[int], None] | None,
              fitted: tuple[dict, dict] | None = None) -> Iterator[_Plan]:
     """The scene's files open and every group aligned, inside a GDAL environment whose block cache
@@ -443,7 +428,7 @@ def _planned(scene: Scene, config: IngestConfig, progress: Callable[[int], None]
     found before, used instead of fitting again (:meth:`_Plan.place`)."""
     _check_window_settings(config)
     side = max(_BLOCK, config.tile_px // _BLOCK * _BLOCK)
-    with _gdal_cache(max(64 << 20, len(scene.bands) * side * side * 2)), \
+    with gdal_block_cache(max(64 << 20, len(scene.bands) * side * side * 2)), \
             rasterio.Env(GDAL_NUM_THREADS=config.gdal_threads), contextlib.ExitStack() as files:
         plan = _Plan(scene, config, files)
         if fitted is None:
