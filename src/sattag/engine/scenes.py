@@ -7,6 +7,10 @@ scheduler's business: its tasks are rerun elsewhere (Dask's ``allowed-failures``
 worker costs only a retry. Losing the whole cluster (the scheduler, or every worker for
 ``[engine] no_workers_timeout`` seconds) is a failure of the run: :class:`ClusterLostError`
 (waiting: :func:`sattag._futures.as_finished`).
+
+A stage can also be submitted without waiting (:func:`submit_scenes`) and waited for later
+(:func:`gather_scenes`), each scene's task chained after its own task of an earlier stage: a run's
+scenes then go from stage to stage each at its own pace, with no barrier between stages.
 """
 from __future__ import annotations
 
