@@ -28,7 +28,7 @@ from sattag.engine.progress import NULL_PROGRESS, Progress
 from sattag.engine.records import write_failures, write_run_json, write_timings
 from sattag.engine.scenes import (Failure, PendingStage, StageResult, Timing, gather_scenes, map_scenes, peak_rss_mib,
                                   submit_scenes)
-from sattag.engine.stages import stage_named
+from sattag.engine.stages import stage_named, stage_priority
 from sattag.engine import tasks
 from sattag.features import FeatureSet
 from sattag.labels.source import LabelSource
@@ -91,12 +91,13 @@ class Session:
     def submit(self, stage: str, fn, scenes: Sequence[Scene], per_scene: dict | None = None,
                after: PendingStage | None = None) -> PendingStage:
         """Submit a per-scene stage as :meth:`map` runs it, without waiting (:func:`submit_scenes`):
-        each scene's task waits only for its own task of ``after``, an earlier stage submitted so.
+        each scene's task waits only for its own task of ``after``, an earlier stage submitted so;
+        the stage's place in the run gives its tasks' priority (:func:`stage_priority`).
         :meth:`gather` waits for it."""
         if stage_named(stage).per != "scene":
             raise ValueError(f"stage {stage!r} runs once per run, not per scene")
         return submit_scenes(self.client, stage, fn, scenes, self.context, per_scene=per_scene, after=after,
-                             progress=self.progress)
+                             priority=stage_priority(stage), progress=self.progress)
 
     def gather(self, pending: PendingStage) -> StageResult:
         """Wait for a stage from :meth:`submit`; its failures and timings recorded. A scene that failed

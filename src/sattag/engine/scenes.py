@@ -174,6 +174,7 @@ def submit_scenes(
     *args: Any,
     per_scene: dict[str, Any] | None = None,
     after: PendingStage | None = None,
+    priority: int = 0,
     progress: Progress = NULL_PROGRESS,
 ) -> PendingStage:
     """Submit ``fn(scene, *args)`` for every scene (as :func:`map_scenes` runs it) without waiting.
@@ -181,6 +182,7 @@ def submit_scenes(
     ``after``: an earlier stage submitted the same way; each scene's task here waits for that
     scene's task there (a chain per scene: one scene's next stage starts as soon as its own previous
     task is done, whatever the other scenes' state). A scene absent from ``after`` waits for nothing.
+    ``priority``: Dask's (higher first among a worker's ready tasks).
     Without a client nothing runs until :func:`gather_scenes`.
     """
     def call_args(scene: Scene) -> tuple:
@@ -195,9 +197,10 @@ def submit_scenes(
         before = after.futures.get(scene.id) if after is not None else None
         if before is not None:
             pending.futures[scene.id] = client.submit(_after, fn, scene, *call_args(scene), before, key=key,
-                                                      pure=False)
+                                                      pure=False, priority=priority)
         else:
-            pending.futures[scene.id] = client.submit(_timed, fn, scene, *call_args(scene), key=key, pure=False)
+            pending.futures[scene.id] = client.submit(_timed, fn, scene, *call_args(scene), key=key, pure=False,
+                                                      priority=priority)
     return pending
 
 
