@@ -95,6 +95,73 @@ def test_one_and_two_workers_give_identical_outputs(engine_data, tmp_path):
         np.testing.assert_array_equal(read_masks(path)[0], read_masks(b.masks(path.stem))[0])
 
 
+@pytest.fixture(scope="module")
+def trained_run(engine_data, tmp_path_factory) -> Path:
+    """A whole run on 2 workers that trained its models (its scenes predicted after training)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    run_engine(engine_data, out, workers=2)
+    return out
+
+
+def run_with_models(data: Path, out: Path, models: Path, workers: int, scenes=None, config: Config | None = None):
+    """A run into a fresh folder that starts with trained ``models`` (training skipped, as in the
+    engine benchmark); ``workers`` 0: no Dask, every task in this process."""
+    from sattag import engine
+
+    shutil.copytree(models, out / "models")
+    config = config or small_config(max(workers, 1))
+    with engine.open_session(data, out, config, local=workers == 0) as session:
+        engine.run_all(session, scenes if scenes is not None else engine.select_scenes(data))
+    return RunFolder(out)
+
+
+@pytest.mark.parametrize("workers", [2, 0])
+def test_a_run_with_trained_models_gives_the_same_outputs(engine_data, trained_run, tmp_path, workers):
+    """Models copied in: each scene's stages are chained (its predict follows its own labels, not
+    every scene's), on a cluster or in process. Same files and values as the run that trained them;
+    the corrupt scene fails once, at ingest (its chained labels and predict are not failures again)."""
+    from sattag.labels import read_masks
+
+    first = RunFolder(trained_run)
+    run = run_with_models(engine_data, tmp_path / "run", first.models, workers)
+    assert [(f["scene"], f["stage"]) for f in read_rows(run.failures_csv)] == [(bad_scene(engine_data), "ingest")]
+    assert run.submission_csv.read_text() == first.submission_csv.read_text()
+    assert run.scores_csv.read_text() == first.scores_csv.read_text()
+    for path in sorted(first.root.joinpath("masks").glob("*.tif")):
+        np.testing.assert_array_equal(read_masks(path)[0], read_masks(run.masks(path.stem))[0])
+
+    def figures(root: Path) -> list[str]:
+        return sorted(str(p.relative_to(root)) for p in (root / "figures").rglob("*.png"))
+
+    assert figures(run.root) == figures(first.root)
+    stages = [r["stage"] for r in read_rows(run.timings_csv)]
+    assert "train" not in stages and {"ingest", "labels", "explore", "figures", "predict", "report"} <= set(stages)
+    assert run.report_html.exists()
+
+
+def test_a_scene_is_predicted_while_another_still_ingests(engine_data, trained_run, tmp_path):
+    """A large scene first, then the small ones, on 2 workers: a small scene's predict does not wait
+    for the large scene's ingest (one worker stacks the large scene while the other takes the small
+    scenes from ingest to polygons)."""
+    from sattag import engine
+    from sattag.synth import generate_dataset
+
+    large = tmp_path / "large"
+    generate_dataset(large, n_scenes=1, n_train=0, size=3000, seed=8)
+    big = engine.select_scenes(large)[0]
+    bad = bad_scene(engine_data)
+    small = [s for s in engine.select_scenes(engine_data) if s.id != bad]
+    assert big.id not in {s.id for s in small}
+    config = small_config(2).replace("engine", memory_limit="4GiB")
+    run = run_with_models(engine_data, tmp_path / "run", RunFolder(trained_run).models, 2, [big, *small], config)
+    assert read_rows(run.failures_csv) == []
+    stacked = run.stack(big.id).stat().st_mtime
+    predicted = {s.id: run.polygons_geojson(s.id).stat().st_mtime for s in small}
+    first = min(predicted, key=predicted.get)
+    assert predicted[first] < stacked, (f"no small scene predicted before the large scene's stack was written "
+                                        f"(first {first} {predicted[first] - stacked:+.2f} s after it)")
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "sattag.cli", *args]
 

@@ -26,8 +26,9 @@ from sattag.engine.contracts import ClusterRows, Explored, Predicted, RunContext
 from sattag.engine.lock import run_lock
 from sattag.engine.progress import NULL_PROGRESS, Progress
 from sattag.engine.records import write_failures, write_run_json, write_timings
-from sattag.engine.scenes import Failure, StageResult, Timing, map_scenes, peak_rss_mib
-from sattag.engine.stages import stage_named
+from sattag.engine.scenes import (Failure, PendingStage, StageResult, Timing, gather_scenes, map_scenes, peak_rss_mib,
+                                  submit_scenes)
+from sattag.engine.stages import stage_named, stage_priority
 from sattag.engine import tasks
 from sattag.features import FeatureSet
 from sattag.labels.source import LabelSource
@@ -86,6 +87,24 @@ class Session:
         return self.record(map_scenes(self.client, stage, fn, scenes, self.context, per_scene=per_scene,
                                       progress=self.progress,
                                       no_workers_timeout=self.config.engine.no_workers_timeout))
+
+    def submit(self, stage: str, fn, scenes: Sequence[Scene], per_scene: dict | None = None,
+               after: PendingStage | None = None) -> PendingStage:
+        """Submit a per-scene stage as :meth:`map` runs it, without waiting (:func:`submit_scenes`):
+        each scene's task waits only for its own task of ``after``, an earlier stage submitted so;
+        the stage's place in the run gives its tasks' priority (:func:`stage_priority`).
+        :meth:`gather` waits for it."""
+        if stage_named(stage).per != "scene":
+            raise ValueError(f"stage {stage!r} runs once per run, not per scene")
+        return submit_scenes(self.client, stage, fn, scenes, self.context, per_scene=per_scene, after=after,
+                             priority=stage_priority(stage), progress=self.progress)
+
+    def gather(self, pending: PendingStage) -> StageResult:
+        """Wait for a stage from :meth:`submit`; its failures and timings recorded. A scene that failed
+        at an earlier stage is not run again (no client) and not recorded again (its chained task
+        failed with it)."""
+        return self.record(gather_scenes(self.client, pending, skip=self.failed,
+                                         no_workers_timeout=self.config.engine.no_workers_timeout))
 
     def map_tiles(self, stage: str, fn, tiles: Sequence, per_tile: dict | None = None) -> StageResult:
         """``fn(tile, ctx)`` (or ``fn(tile, per_tile[tile.id], ctx)``) for every tile
@@ -208,32 +227,46 @@ def ingest(session: Session, scenes: Sequence[Scene]) -> StageResult:
     A scene larger than ``[predict] tile_px`` on a side (the scenes predicted in tiles) is stacked in
     parts (:mod:`sattag.ingest.parts`), its parts spread over the workers; the others one task each.
     Returns the ``ingest`` stage's result with the scenes stacked in parts added to its results."""
+    whole, parted = _ingest_by_size(session, scenes)
+    return _finish_ingest(session, session.submit("ingest", tasks.ingest_task, whole), parted)
+
+
+def _finish_ingest(session: Session, submitted: PendingStage, parted: Sequence[Scene]) -> StageResult:
+    """Wait for the scenes stacked in one task each (``submitted``), stack the ``parted`` ones in
+    parts, write ``offsets.csv``: the :func:`ingest` stage's result."""
     from sattag.ingest import write_offsets
 
-    whole, parted = _ingest_by_size(session, scenes)
-    res = session.map("ingest", tasks.ingest_task, whole)
+    res = session.gather(submitted)
     if parted:
         res.results.update(_ingest_in_parts(session, parted))
     write_offsets(session.run.offsets_csv, [r for sid in sorted(res.results) for r in res.results[sid]])
     return res
 
 
+def _reference_side(scene: Scene) -> int | None:
+    """The longer side (px) of a scene's reference file, which is its stack's grid, from the file's
+    header; None when the header cannot be read (the ingest task then reports it)."""
+    from sattag.errors import SattagError
+    from sattag.ingest.bands import raster_info
+
+    try:
+        info = raster_info(scene.files[0], scene.id)
+    except SattagError:
+        return None
+    return max(info.height, info.width)
+
+
 def _ingest_by_size(session: Session, scenes: Sequence[Scene]) -> tuple[list[Scene], list[Scene]]:
     """The scenes stacked in one task each and those stacked in parts: larger than ``[predict]
     tile_px`` on a side (from the reference file's header), unless a complete stack is there (the
     one task then only reads its header). A header that cannot be read: one task, which reports it."""
-    from sattag.errors import SattagError
     from sattag.ingest import stack_is_complete
-    from sattag.ingest.bands import raster_info
 
     limit = session.config.predict.tile_px
     whole, parted = [], []
     for s in scenes:
-        try:
-            info = raster_info(s.files[0], s.id)
-            big = max(info.height, info.width) > limit and not stack_is_complete(session.run.stack(s.id))
-        except SattagError:
-            big = False
+        side = _reference_side(s)
+        big = side is not None and side > limit and not stack_is_complete(session.run.stack(s.id))
         (parted if big else whole).append(s)
     return whole, parted
 
@@ -263,14 +296,36 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
     in ``session.notes``). Resumable: a scene whose truth files exist is read, not rewritten, and
     figures that exist are kept.
     """
+    labels = _submit_labels(session, _ok(session, scenes))
+    explored, figures = _explore(session, scenes, [labels] if labels else [], figure_scene)
+    if figures is not None:
+        session.gather(figures)
+    return explored
+
+
+def _submit_labels(session: Session, scenes: Sequence[Scene], after: PendingStage | None = None) -> PendingStage | None:
+    """The ``labels`` tasks of ``scenes`` submitted (each after its own task of ``after``, when given);
+    None when the run has no label source."""
+    if not session.labels.exists:
+        return None
+    return session.submit("labels", tasks.labels_task, scenes, after=after)
+
+
+def _explore(session: Session, scenes: Sequence[Scene], labels: Sequence[PendingStage],
+             figure_scene: str | None = None) -> tuple[Explored, PendingStage | None]:
+    """:func:`explore` from its submitted ``labels`` tasks: waits for them, writes the histograms and
+    the exploration figures here, and submits the one scene's ``figures`` task without waiting for it
+    (returned, None when its figures exist): the caller gathers it, so that it runs beside later work."""
     from sattag.labels import write_histograms
     from sattag.viz.explore import write_explore_figures
 
-    scenes = _ok(session, scenes)
     out = Explored()
-    if not session.labels.exists:
-        return out
-    res = session.map("labels", tasks.labels_task, scenes)
+    if not labels:
+        return out, None
+    res = StageResult()
+    for pending in labels:
+        res.results.update(session.gather(pending).results)
+    scenes = _ok(session, scenes)
     labelled = {sid: r for sid, r in res.results.items() if r is not None}
     out.labelled = sorted(labelled)
     out.unlabelled = sorted(sid for sid, r in res.results.items() if r is None)
@@ -280,7 +335,7 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
         session.notes.append(f"{len(out.unlabelled)} scene(s) not covered by {session.labels.path.name} "
                              f"(not trained on, not scored): {shown}")
     if not labelled:
-        return out
+        return out, None
     ids = out.labelled
     # Partial histograms add up: the same sum whatever worker computed each scene.
     hist = sum(labelled[s].histograms for s in ids)
@@ -288,6 +343,12 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
     out.histograms = hist
     background = sum(labelled[s].background for s in ids)
     figures = session.run.figures / "explore"
+    first = figure_scene if figure_scene in labelled else ids[0]
+    overlay = None
+    if not (figures / f"overlay_{first}.png").exists():
+        # Submitted before this process draws its own figures, so that a worker can draw these meanwhile.
+        scene = next(s for s in scenes if s.id == first)
+        overlay = session.submit("figures", tasks.explore_figures_task, [scene])
     if not session.run.histograms.exists():
         write_histograms(session.run.histograms, hist, bands, session.classes, background=background)
     if not (figures / "histograms.png").exists():
@@ -295,11 +356,7 @@ def explore(session: Session, scenes: Sequence[Scene], figure_scene: str | None 
             write_explore_figures(figures, classes=session.classes,
                                   thumbnails={s: labelled[s].thumbnail for s in ids},
                                   hist=hist, bands=bands, background=background)
-    first = figure_scene if figure_scene in labelled else ids[0]
-    if not (figures / f"overlay_{first}.png").exists():
-        scene = next(s for s in scenes if s.id == first)
-        session.map("figures", tasks.explore_figures_task, [scene])
-    return out
+    return out, overlay
 
 
 def split(session: Session, explored: Explored) -> SceneSplit:
@@ -506,6 +563,38 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None
 
     Returns every scene's polygons and, for scenes with truth, pixel counts (:class:`Predicted`).
     """
+    return _predict(session, scenes, figure_scenes)
+
+
+def _cluster_figures(session: Session, scenes: Sequence[Scene], figure_scenes: int | None) -> dict[str, bool]:
+    """scene id -> whether its predict task draws cluster figures: the first ``figure_scenes`` scenes
+    (default ``[figures] cluster_figure_scenes``)."""
+    if figure_scenes is None:
+        figure_scenes = session.config.figures.cluster_figure_scenes
+    first = {s.id for s in scenes[:figure_scenes]}
+    return {s.id: s.id in first for s in scenes}
+
+
+def _submit_predict(session: Session, scenes: Sequence[Scene], figures: dict[str, bool],
+                    after: PendingStage | None) -> PendingStage | None:
+    """The ``predict`` tasks of the scenes predicted whole, submitted before their stacks exist, each
+    after its own scene's task of ``after`` (its labels, or its ingest): a scene is predicted as soon
+    as it is ready, whatever the other scenes' state. Whole: its stack's grid, which is its reference
+    file's (header), is at most ``[predict] tile_px`` on a side; the others are left to :func:`predict`.
+    ``figures``: scene id -> whether its task draws cluster figures (:func:`_cluster_figures`).
+    None when there are no trained models yet (they are trained between)."""
+    if not (session.run.models / "card.json").exists():
+        return None
+    limit = session.config.predict.tile_px
+    whole = [s for s in scenes if (side := _reference_side(s)) is not None and side <= limit]
+    return session.submit("predict", tasks.predict_task, whole, per_scene={s.id: figures[s.id] for s in whole},
+                          after=after)
+
+
+def _predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None = None,
+             submitted: PendingStage | None = None) -> Predicted:
+    """:func:`predict`; ``submitted``: the predict tasks of some of the scenes, already submitted
+    (:func:`_submit_predict`), waited for here instead of being submitted again."""
     import shapely
 
     from sattag.vectorize import write_geoparquet, write_submission_csv
@@ -513,14 +602,16 @@ def predict(session: Session, scenes: Sequence[Scene], figure_scenes: int | None
     models_dir = session.run.models
     if not (models_dir / "card.json").exists():
         raise SattagError("no trained models (card.json missing): run `sattag train` first", models_dir)
-    scenes = _ok(session, scenes)
-    if figure_scenes is None:
-        figure_scenes = session.config.figures.cluster_figure_scenes
-    with_figures = {s.id for s in scenes[:figure_scenes]}
-    whole, tiled = _by_size(session, scenes)
     results = {}
+    if submitted is not None:
+        results.update(session.gather(submitted).results)
+        done = {s.id for s in submitted.scenes}
+        scenes = [s for s in scenes if s.id not in done]
+    scenes = _ok(session, scenes)
+    with_figures = _cluster_figures(session, scenes, figure_scenes)
+    whole, tiled = _by_size(session, scenes)
     if whole:
-        res = session.map("predict", tasks.predict_task, whole, per_scene={s.id: s.id in with_figures for s in whole})
+        res = session.map("predict", tasks.predict_task, whole, per_scene={s.id: with_figures[s.id] for s in whole})
         results.update(res.results)
     if tiled:
         results.update(_predict_tiled(session, tiled))
@@ -720,16 +811,32 @@ def library_versions() -> dict[str, str]:
 
 
 def run_all(session: Session, scenes: Sequence[Scene]) -> RunResult:
-    """ingest -> labels + explore -> split -> train -> predict (+ vectorize) -> score -> report."""
+    """ingest -> labels + explore -> split -> train -> predict (+ vectorize) -> score -> report.
+
+    Each scene's stages are chained on the workers, not run stage by stage over all scenes: a scene's
+    labels start when its own stack is written, and, when the models are already trained (a resumed
+    run, or models copied in), its prediction when its labels are done, while other scenes still
+    ingest and this process draws the exploration figures. The figures of one labelled scene are
+    drawn on a worker beside the predictions. Scenes too large to stack or predict whole go stage by
+    stage, as do the predictions when the models are trained in this run (training needs every
+    training scene's labels first).
+    """
     started = now()
     record_run(session, scenes, started)
-    ingest(session, scenes)
-    explored = explore(session, scenes)
+    whole, parted = _ingest_by_size(session, scenes)
+    stacks = session.submit("ingest", tasks.ingest_task, whole)
+    labels = _submit_labels(session, whole, after=stacks)
+    predicting = _submit_predict(session, whole, _cluster_figures(session, scenes, None), after=labels or stacks)
+    _finish_ingest(session, stacks, parted)
+    parted_labels = _submit_labels(session, _ok(session, parted)) if parted else None
+    explored, figures = _explore(session, scenes, [p for p in (labels, parted_labels) if p is not None])
     split(session, explored)
     record_run(session, scenes, started)
     if session.split.train or (session.run.models / "card.json").exists():
         train(session, scenes, explored)
-    predicted = predict(session, scenes)
+    predicted = _predict(session, scenes, submitted=predicting)
+    if figures is not None:
+        session.gather(figures)
     scores = score(session, predicted)
     record_run(session, scenes, started, now())
     report(session)

@@ -7,6 +7,10 @@ scheduler's business: its tasks are rerun elsewhere (Dask's ``allowed-failures``
 worker costs only a retry. Losing the whole cluster (the scheduler, or every worker for
 ``[engine] no_workers_timeout`` seconds) is a failure of the run: :class:`ClusterLostError`
 (waiting: :func:`sattag._futures.as_finished`).
+
+A stage can also be submitted without waiting (:func:`submit_scenes`) and waited for later
+(:func:`gather_scenes`), each scene's task chained after its own task of an earlier stage: a run's
+scenes then go from stage to stage each at its own pace, with no barrier between stages.
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from sattag.engine.progress import NULL_PROGRESS, Progress
 from sattag.errors import ClusterLostError, SattagError
 from sattag.scene import Scene
 
-__all__ = ["ClusterLostError", "Failure", "StageResult", "Timing", "map_scenes", "peak_rss_mib", "worker_guard"]
+__all__ = ["ClusterLostError", "Failure", "PendingStage", "StageResult", "Timing", "gather_scenes", "map_scenes",
+           "peak_rss_mib", "submit_scenes", "worker_guard"]
 
 
 @dataclass
@@ -140,6 +145,110 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
+def _after(fn: Callable, scene: Scene, *args: Any) -> Any:
+    """``fn(scene, *args[:-1])``: the last argument is the scene's task of an earlier stage, a Dask
+    dependency only (this task starts when that one has finished, and errs with it if it failed)."""
+    return _timed(fn, scene, *args[:-1])
+
+
+@dataclass
+class PendingStage:
+    """A per-scene stage submitted and not yet waited for (:func:`submit_scenes`): its tasks run on
+    the workers while the client goes on; :func:`gather_scenes` waits for them.
+
+    ``futures``: scene id -> Dask future; without a client, ``calls``: scene id -> the call to make
+    here when gathered (one after another, as :func:`map_scenes` does)."""
+
+    stage: str
+    scenes: list[Scene]
+    futures: dict[str, Any] = field(default_factory=dict)
+    calls: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    bar: Any = None
+
+
+def submit_scenes(
+    client,
+    stage: str,
+    fn: Callable,
+    scenes: Sequence[Scene],
+    *args: Any,
+    per_scene: dict[str, Any] | None = None,
+    after: PendingStage | None = None,
+    priority: int = 0,
+    progress: Progress = NULL_PROGRESS,
+) -> PendingStage:
+    """Submit ``fn(scene, *args)`` for every scene (as :func:`map_scenes` runs it) without waiting.
+
+    ``after``: an earlier stage submitted the same way; each scene's task here waits for that
+    scene's task there (a chain per scene: one scene's next stage starts as soon as its own previous
+    task is done, whatever the other scenes' state). A scene absent from ``after`` waits for nothing.
+    ``priority``: Dask's (higher first among a worker's ready tasks).
+    Without a client nothing runs until :func:`gather_scenes`.
+    """
+    def call_args(scene: Scene) -> tuple:
+        return (per_scene[scene.id], *args) if per_scene is not None else args
+
+    pending = PendingStage(stage, list(scenes), bar=progress.stage(stage, len(scenes)))
+    for scene in scenes:
+        if client is None:
+            pending.calls[scene.id] = (lambda s=scene: _timed(fn, s, *call_args(s)))
+            continue
+        key = f"{stage}-{scene.id}-{time.time_ns()}"
+        before = after.futures.get(scene.id) if after is not None else None
+        if before is not None:
+            pending.futures[scene.id] = client.submit(_after, fn, scene, *call_args(scene), before, key=key,
+                                                      pure=False, priority=priority)
+        else:
+            pending.futures[scene.id] = client.submit(_timed, fn, scene, *call_args(scene), key=key, pure=False,
+                                                      priority=priority)
+    return pending
+
+
+def gather_scenes(
+    client,
+    pending: PendingStage,
+    skip: Callable[[str], bool] = lambda scene_id: False,
+    no_workers_timeout: float = EngineConfig.no_workers_timeout,
+) -> StageResult:
+    """Wait for a stage submitted with :func:`submit_scenes`: its :class:`StageResult`.
+
+    ``skip(scene_id)``: true for a scene that failed at an earlier stage of its chain; its task here
+    is not run (without a client) or its error, the earlier stage's own, is not recorded again.
+    Raises :class:`ClusterLostError` as :func:`map_scenes` does.
+    """
+    out = StageResult()
+    stage, bar = pending.stage, pending.bar
+    try:
+        if client is None:
+            for scene in pending.scenes:
+                if skip(scene.id):
+                    bar.advance()
+                    continue
+                try:
+                    result, seconds, peak = pending.calls[scene.id]()
+                except Exception as exc:  # a bad scene never kills the run
+                    out.failures.append(Failure(scene.id, stage, _one_line(exc)))
+                else:
+                    out.results[scene.id] = result
+                    out.timings.append(Timing(stage, scene.id, seconds, peak))
+                bar.advance()
+            return out
+        scene_of = {fut: sid for sid, fut in pending.futures.items()}
+        for fut, result, error in as_finished(client, list(scene_of), stage, no_workers_timeout):
+            scene_id = scene_of[fut]
+            if error is not None:
+                if not skip(scene_id):
+                    out.failures.append(Failure(scene_id, stage, _one_line(error)))
+            else:
+                result, seconds, peak = result
+                out.results[scene_id] = result
+                out.timings.append(Timing(stage, scene_id, seconds, peak))
+            bar.advance()
+    finally:
+        bar.close()
+    return out
+
+
 def map_scenes(
     client,
     stage: str,
@@ -160,40 +269,5 @@ def map_scenes(
     connected to it for ``no_workers_timeout`` seconds (``[engine] no_workers_timeout``) while
     scenes are unfinished (:func:`sattag._futures.as_finished`).
     """
-    def call_args(scene: Scene) -> tuple:
-        return (per_scene[scene.id], *args) if per_scene is not None else args
-
-    out = StageResult()
-    bar = progress.stage(stage, len(scenes))
-    if client is None:
-        for scene in scenes:
-            try:
-                result, seconds, peak = _timed(fn, scene, *call_args(scene))
-            except Exception as exc:  # a bad scene never kills the run
-                out.failures.append(Failure(scene.id, stage, _one_line(exc)))
-            else:
-                out.results[scene.id] = result
-                out.timings.append(Timing(stage, scene.id, seconds, peak))
-            bar.advance()
-        bar.close()
-        return out
-
-    futures = {}
-    for scene in scenes:
-        fut = client.submit(_timed, fn, scene, *call_args(scene), key=f"{stage}-{scene.id}-{time.time_ns()}", pure=False)
-        futures[fut] = scene.id
-    done = 0
-    try:
-        for fut, result, error in as_finished(client, list(futures), stage, no_workers_timeout):
-            scene_id = futures[fut]
-            if error is not None:
-                out.failures.append(Failure(scene_id, stage, _one_line(error)))
-            else:
-                result, seconds, peak = result
-                out.results[scene_id] = result
-                out.timings.append(Timing(stage, scene_id, seconds, peak))
-            done += 1
-            bar.advance()
-    finally:
-        bar.close()
-    return out
+    pending = submit_scenes(client, stage, fn, scenes, *args, per_scene=per_scene, progress=progress)
+    return gather_scenes(client, pending, no_workers_timeout=no_workers_timeout)

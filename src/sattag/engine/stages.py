@@ -65,3 +65,12 @@ def stage_named(name: str) -> Stage:
         return _BY_NAME[name]
     except KeyError:
         raise ValueError(f"no stage {name!r}; the stages are: {', '.join(_BY_NAME)}") from None
+
+
+def stage_priority(name: str) -> int:
+    """The Dask priority of the stage ``name``'s tasks: higher for earlier stages of :data:`STAGES`.
+
+    Stages chained per scene run side by side; a worker with several tasks ready runs the earlier
+    stage's first, so that a short task (a scene's labels) that a later one waits on never queues
+    behind a long one (another scene's predict) and leaves a worker idle."""
+    return len(STAGES) - STAGES.index(stage_named(name))

@@ -202,10 +202,9 @@ def cluster_rows_task(scene: Scene, ctx: RunContext) -> ClusterRows:
 def predict_task(scene: Scene, figures: bool, ctx: RunContext) -> ScenePrediction:
     """Cluster (segment), predict on the clusters, apply the rules, write masks and polygons (and the
     cluster figures when ``figures``); return polygons and pixel counts."""
-    from sattag.engine.tiles import predict_window
+    from sattag.engine.tiles import predict_window, worker_models
     from sattag.ingest import read_stack
     from sattag.labels import read_masks
-    from sattag.learn import load_models
     from sattag.predict import write_prediction
     from sattag.vectorize import masks_to_polygons, read_geojson_polygons, write_geojson
 
@@ -217,7 +216,7 @@ def predict_task(scene: Scene, figures: bool, ctx: RunContext) -> ScenePredictio
         masks = read_masks(masks_path)[0]
     else:
         stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
-        models = load_models(run.models, stack.bands, classes)
+        models = worker_models(ctx, stack.bands)  # loaded once per worker process, not once per scene
         # The whole scene as one window (sattag.engine.tiles does the same tile by tile).
         result = predict_window(stack.data, (slice(None), slice(None)), stack.bands, models, config, classes)
         write_prediction(run, scene.id, result, stack.grid, classes)

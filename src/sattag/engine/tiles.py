@@ -205,9 +205,9 @@ def predict_window(data: np.ndarray, core: tuple[slice, slice], bands, models, c
 _MODELS: dict = {}
 
 
-def _models(ctx: RunContext, bands):
-    """The run's models, loaded once per worker process (a tile task would otherwise spend seconds
-    reading them again); reloaded when the card changes."""
+def worker_models(ctx: RunContext, bands):
+    """The run's models, loaded once per worker process (a scene or tile task would otherwise spend
+    seconds reading them again); reloaded when the card changes."""
     from sattag.learn import load_models
 
     card = Path(ctx.run.models) / "card.json"
@@ -326,7 +326,7 @@ def predict_tile_task(tile: Tile, spread: np.ndarray | None, ctx: RunContext) ->
     if not path.exists():
         stack_path = ctx.run.stack(tile.scene.id)
         bands = read_stack_metadata(stack_path).bands
-        models = _models(ctx, bands)
+        models = worker_models(ctx, bands)
         halo = feature_halo(models.feature_set)
         (r0, r1), (c0, c1) = tile.rows, tile.cols
         data, (q0, q1, p0, p1), core = _tile_window(tile, stack_path, halo, ctx)
