@@ -421,7 +421,7 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
     folds = tuning_folds(train_ids, sc.tuning_folds, sc.validation, sc.seed)
     tune = session.config.predict.tune_thresholds
     if tune and not folds and objects is not None and len(train_ids) == 1 and sc.tune_on_strips:
-        parts = _half_parts(session, scenes, explored, objects[train_ids[0]], bands)
+        parts = _strip_parts(session, scenes, explored, objects[train_ids[0]], bands)
         with session.timed("tune thresholds"):
             thresholds = tune_cluster_thresholds(parts).assign(validation_scenes=1, folds=len(parts))
         del parts
@@ -495,7 +495,7 @@ def _fit(session: Session, scenes: Sequence[Scene], explored: Explored, ids: Seq
     return model_set
 
 
-def _half_parts(session: Session, scenes: Sequence[Scene], explored: Explored, one: ClusterRows, bands) -> list:
+def _strip_parts(session: Session, scenes: Sequence[Scene], explored: Explored, one: ClusterRows, bands) -> list:
     """The threshold-tuning parts of a single training scene cut in strips (:func:`sattag.learn.scene_strips`,
     ``[split] tuning_folds`` of them, at least 2): per strip, a first model set trained on the other
     strips' clusters, and this strip's rows, shares and sizes."""
