@@ -122,7 +122,7 @@ def test_one_training_scene_tunes_its_thresholds_on_strips_of_itself(small_dstl,
 
     labelled = sorted(set(pd.read_csv(small_dstl / "train_wkt_v4.csv")["ImageId"]))
     config = tmp_path / "strips.toml"
-    config.write_text("[split]\ntune_on_strips = true\n[model]\nn_trees = 10\nmax_depth = 4\n")
+    config.write_text("[model]\nn_trees = 10\nmax_depth = 4\n")  # strips by default
     run = tmp_path / "run"
     res = subprocess.run([sys.executable, "-m", "sattag.cli", "run", str(small_dstl), "--out", str(run),
                           "--workers", "0", "--quiet", "--model", "cluster", "--config", str(config),

@@ -390,7 +390,7 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
     split into ``[split] tuning_folds`` folds by scene; per fold a first model set trained without
     the fold's scenes predicts them, and each class's threshold is the one with the best Jaccard
     over all folds together (:mod:`sattag.learn.thresholds`). With one training scene and object-level
-    models, strips of it can be the folds (``[split] tune_on_strips``, off by default). The final models train on all
+    models, strips of it are the folds (``[split] tune_on_strips``). The final models train on all
     training scenes and carry the thresholds in their card. Skips training when ``models/card.json`` is already there (a
     resumed run).
     """
