@@ -92,11 +92,12 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except SattagError as e:
-        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+        # soft_wrap: one line even when the path is long, so that it can be copied and grepped
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     except KeyboardInterrupt:
         console.print(f"[bold red]interrupted:[/] sattag {' '.join(sys.argv[1:2])} stopped; finished scenes "
-                      "and files are kept: run the same command again to resume", highlight=False)
+                      "and files are kept: run the same command again to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(130)
     except (typer.Exit, typer.Abort, SystemExit):
         raise
@@ -104,7 +105,7 @@ def _errors() -> Iterator[None]:
         where = _write_traceback(e)
         first = (str(e).strip().splitlines() or [""])[0]
         console.print(f"[bold red]error:[/] unexpected {type(e).__name__}: {escape(first)} "
-                      f"(full traceback: {where})", highlight=False)
+                      f"(full traceback: {where})", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
