@@ -353,3 +353,19 @@ def test_auc_csv_written_and_read_back(fast_models, scenes, tmp_path):
     run.auc_csv.write_text("class_id,class,auc\n1,Buildings,0.9\n")  # a table written some other way
     with pytest.raises(InputError, match=r"auc\.csv.*'split'"):
         read_auc(run.auc_csv)
+
+
+def test_relights_are_drawn_per_scene_and_keep_the_bands_in_range():
+    from sattag.learn import draw_relights
+
+    a, b = draw_relights("6010_1_2", 4, 2), draw_relights("6010_1_2", 4, 2)
+    assert len(a) == 2 and all((x.gains == y.gains).all() and (x.haze == y.haze).all() for x, y in zip(a, b))
+    assert not np.allclose(draw_relights("6010_4_2", 4, 1)[0].gains, a[0].gains)  # another scene, other light
+    assert not np.allclose(a[0].gains, a[1].gains)
+    data = np.random.default_rng(0).random((4, 16, 16), dtype=np.float32)
+    relit = a[0].apply(data)
+    assert relit.shape == data.shape and relit.dtype == np.float32 and relit.min() >= 0 and relit.max() <= 1
+    inside = (relit > 0) & (relit < 1)  # unclipped values: gain times the value plus haze
+    expect = data * a[0].gains[:, None, None].astype(np.float32) + a[0].haze[:, None, None].astype(np.float32)
+    np.testing.assert_allclose(relit[inside], expect[inside], rtol=1e-6)
+    assert draw_relights("x", 4, 0) == []

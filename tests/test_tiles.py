@@ -234,9 +234,13 @@ def test_a_big_training_scene_gives_its_cluster_rows_tile_by_tile(trained, tmp_p
     for tile_px in (4096, 360):
         config = base.replace("predict", tile_px=tile_px)
         ctx = RunContext(run=RunFolder(run), config=config, classes=classes, labels=LabelSource.resolve(data))
-        rows[tile_px] = cluster_rows_task(scene, ctx)
+        rows[tile_px] = cluster_rows_task(scene, 1, ctx)  # and once more under another light
     whole, tiled = rows[4096], rows[360]
     assert abs(len(tiled.rows) - len(whole.rows)) <= 0.02 * len(whole.rows)
+    for r in (whole, tiled):  # the relit copy: the same clusters (shares, sizes), other band values
+        k = len(r.rows) // 2
+        assert len(r.rows) == 2 * k and (r.shares[:k] == r.shares[k:]).all() and (r.sizes[:k] == r.sizes[k:]).all()
+        assert not np.allclose(r.rows[:k, 0], r.rows[k:, 0])
     # (to 4 decimals: a window's box filters may differ from the scene's in the last float32 bits)
     same = {r.tobytes() for r in np.round(whole.rows, 4)} & {r.tobytes() for r in np.round(tiled.rows, 4)}
     assert len(same) >= 0.95 * len(whole.rows)

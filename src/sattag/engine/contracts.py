@@ -57,7 +57,9 @@ class ClusterRows:
     ``rows`` float32 (K, F): the object features of its K clusters; ``shares`` float32 (K, C): the
     share of each cluster inside each class (class-table order); ``sizes`` int64 (K,): pixels;
     ``centres`` float32 (K, 2): the centre (row, col) of each cluster's bounding box, scene px (a
-    single training scene is split in halves by them to tune thresholds on).
+    single training scene is split in strips by them to tune thresholds on). A training scene's
+    clusters come once as recorded and then once per other light (``[model] relit_copies``): K is
+    then that many times the number of clusters, the copies one after the other.
     """
 
     rows: np.ndarray

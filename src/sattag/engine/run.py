@@ -412,8 +412,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
     if session.config.model.level == "cluster":
         # Every training and held-out scene's clusters once: the rows of the models, of the tuning
         # and of the held-out AUC (a few MB per scene; the client holds no pixels).
-        objects = {**_cluster_rows(session, scenes, train_ids, "cluster rows"),
-                   **_cluster_rows(session, scenes, held, "cluster rows held-out")}
+        objects = {**_cluster_rows(session, scenes, train_ids, "cluster rows", session.config.model.relit_copies),
+                   **_cluster_rows(session, scenes, held, "cluster rows held-out", 0)}
         train_ids = [s for s in train_ids if s in objects]
         held = [s for s in held if s in objects]
     thresholds = None
@@ -528,13 +528,15 @@ def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: Expl
     return _sample(session, scenes, allocate_quotas({s: explored.counts[s] for s in ids}, asked), stage)
 
 
-def _cluster_rows(session: Session, scenes: Sequence[Scene], ids: Sequence[str], stage: str) -> dict[str, ClusterRows]:
+def _cluster_rows(session: Session, scenes: Sequence[Scene], ids: Sequence[str], stage: str,
+                  relit_copies: int) -> dict[str, ClusterRows]:
     """scene id -> its clusters' object rows, shares and sizes (:func:`tasks.cluster_rows_task`, on
-    the workers); a scene that fails is recorded and left out."""
+    the workers), with ``relit_copies`` more rows per cluster under other light (training scenes;
+    held-out scenes get none: they are scored as they are); a scene that fails is recorded and left out."""
     chosen = [s for s in scenes if s.id in set(ids)]
     if not chosen:
         return {}
-    res = session.map(stage, tasks.cluster_rows_task, chosen)
+    res = session.map(stage, tasks.cluster_rows_task, chosen, per_scene={s.id: relit_copies for s in chosen})
     return res.results
 
 

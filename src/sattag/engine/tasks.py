@@ -177,26 +177,37 @@ def bbox_centres(bbox: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarr
     return np.stack([(b[:, 0] + b[:, 2]) / 2 + offset[0], (b[:, 1] + b[:, 3]) / 2 + offset[1]], axis=1)
 
 
-def cluster_rows_task(scene: Scene, ctx: RunContext) -> ClusterRows:
-    """A labelled scene's clusters as rows of object-level models (:class:`ClusterRows`); a scene
-    larger than ``[predict] tile_px`` tile by tile (:func:`sattag.engine.tiles.tiled_cluster_rows`)."""
-    from sattag.features.objects import cluster_class_shares
-    from sattag.ingest import read_stack
+def cluster_rows_task(scene: Scene, relit_copies: int, ctx: RunContext) -> ClusterRows:
+    """A labelled scene's clusters as rows of object-level models (:class:`ClusterRows`), followed by
+    the same clusters' rows under ``relit_copies`` other lights (:func:`sattag.learn.draw_relights`:
+    the clusters are those of the scene as recorded, their features those of the relit stack); a
+    scene larger than ``[predict] tile_px`` tile by tile (:func:`sattag.engine.tiles.tiled_cluster_rows`)."""
+    from sattag.features import feature_maps
+    from sattag.features.objects import cluster_class_shares, object_features
+    from sattag.ingest import read_stack, read_stack_metadata
     from sattag.labels import read_masks
-
-    from sattag.ingest import read_stack_metadata
+    from sattag.learn import draw_relights
 
     run, config = ctx.run, ctx.config
-    grid = read_stack_metadata(run.stack(scene.id)).grid
-    if max(grid.height, grid.width) > config.predict.tile_px:  # too large to hold whole: tile by tile
+    head = read_stack_metadata(run.stack(scene.id))
+    lights = draw_relights(scene.id, len(head.bands), relit_copies, config.model.seed)
+    if max(head.grid.height, head.grid.width) > config.predict.tile_px:  # too large to hold whole: tile by tile
         from sattag.engine.tiles import tiled_cluster_rows
 
-        rows, shares, sizes, centres = tiled_cluster_rows(scene, ctx, config.predict.tile_px)
+        rows, shares, sizes, centres = tiled_cluster_rows(scene, ctx, config.predict.tile_px, lights)
         return ClusterRows(rows=rows, shares=shares, sizes=sizes, centres=centres)
     stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
-    cluster_ids, table, rows = scene_objects(stack, config, FeatureSet.from_config(config.features))
+    feature_set = FeatureSet.from_config(config.features)
+    cluster_ids, table, rows = scene_objects(stack, config, feature_set)
     shares = cluster_class_shares(cluster_ids, len(table), read_masks(run.truth_masks(scene.id))[0])
-    return ClusterRows(rows=rows, shares=shares, sizes=table.sizes, centres=bbox_centres(table.bbox))
+    every = [rows]
+    for light in lights:
+        relit, _ = object_features(cluster_ids, len(table), feature_maps(light.apply(stack.data), stack.bands, feature_set),
+                                   table.neighbour_ptr, table.neighbour_ids)
+        every.append(relit)
+    n = len(every)
+    return ClusterRows(rows=np.concatenate(every), shares=np.concatenate([shares] * n),
+                       sizes=np.concatenate([table.sizes] * n), centres=np.concatenate([bbox_centres(table.bbox)] * n))
 
 
 def predict_task(scene: Scene, figures: bool, ctx: RunContext) -> ScenePrediction:

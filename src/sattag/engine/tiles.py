@@ -34,6 +34,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -267,10 +268,11 @@ def _tile_window(tile: Tile, stack_path: Path, halo: int, ctx: RunContext):
     return data, (q0, q1, p0, p1), (slice(q0 - R0, q1 - R0), slice(p0 - C0, p1 - C0))
 
 
-def tiled_cluster_rows(scene: Scene, ctx: RunContext, tile_px: int):
+def tiled_cluster_rows(scene: Scene, ctx: RunContext, tile_px: int, lights: Sequence = ()):
     """A labelled scene larger than ``tile_px`` as rows of object-level models, one tile at a time:
     ``(rows (K, F), shares (K, C), sizes (K,), centres (K, 2))`` as
-    :func:`sattag.engine.tasks.cluster_rows_task` gives.
+    :func:`sattag.engine.tasks.cluster_rows_task` gives, the rows under each of ``lights``
+    (:class:`sattag.learn.Relight`) after the recorded scene's.
 
     Each tile is clustered with :data:`CLUSTER_MARGIN_PX` around it, like a tile being predicted, and
     keeps the clusters whose first pixel (raster order) lies in it: a cluster crossing a tile's edge
@@ -291,25 +293,30 @@ def tiled_cluster_rows(scene: Scene, ctx: RunContext, tile_px: int):
     cc = config.cluster
     from sattag.engine.tasks import bbox_centres
 
-    out_rows, out_shares, out_sizes, out_centres = [], [], [], []
+    copies = 1 + len(lights)
+    out_rows, out_shares, out_sizes, out_centres = [[] for _ in range(copies)], [], [], []
     for tile in plan_tiles(scene, head.grid.height, head.grid.width, tile_px):
         data, (q0, q1, p0, p1), (rs, cs) = _tile_window(tile, stack_path, halo, ctx)
         ids, table = cluster_pixels(data[:, rs, cs], cc.tolerance, cc.min_size, cc.tolerance_of, spread=spread,
                                     merge=cc.merge)
-        rows, _ = object_features(ids, len(table), ((n, m[rs, cs]) for n, m in feature_maps(data, head.bands, fs)),
-                                  table.neighbour_ptr, table.neighbour_ids)
-        del data
-        shares = cluster_class_shares(ids, len(table), read_masks_window(run.truth_masks(scene.id), (q0, q1), (p0, p1)))
         # Ids run in raster order of first pixel: np.unique's first indices are those pixels.
         _, first = np.unique(ids.ravel(), return_index=True)
         fr, fc = first // ids.shape[1] + q0, first % ids.shape[1] + p0
         own = (fr >= tile.rows[0]) & (fr < tile.rows[1]) & (fc >= tile.cols[0]) & (fc < tile.cols[1])
-        out_rows.append(rows[own])
+        for i, light in enumerate([None, *lights]):
+            lit = data if light is None else light.apply(data)
+            rows, _ = object_features(ids, len(table), ((n, m[rs, cs]) for n, m in feature_maps(lit, head.bands, fs)),
+                                      table.neighbour_ptr, table.neighbour_ids)
+            out_rows[i].append(rows[own])
+            del lit
+        del data
+        shares = cluster_class_shares(ids, len(table), read_masks_window(run.truth_masks(scene.id), (q0, q1), (p0, p1)))
         out_shares.append(shares[own])
         out_sizes.append(table.sizes[own])
         out_centres.append(bbox_centres(table.bbox[own], (q0, p0)))
-    return (np.concatenate(out_rows), np.concatenate(out_shares), np.concatenate(out_sizes),
-            np.concatenate(out_centres))
+    shares, sizes, centres = np.concatenate(out_shares), np.concatenate(out_sizes), np.concatenate(out_centres)
+    return (np.concatenate([r for copy in out_rows for r in copy]), np.concatenate([shares] * copies),
+            np.concatenate([sizes] * copies), np.concatenate([centres] * copies))
 
 
 def predict_tile_task(tile: Tile, spread: np.ndarray | None, ctx: RunContext) -> TileSeams:

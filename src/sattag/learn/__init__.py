@@ -11,6 +11,7 @@ Scene by scene (the engine may spread these over workers)::
 """
 from sattag.learn.models import (ClassResult, ModelSet, PairResult, load_models, model_file_name,
                                  pair_file_name, read_card, read_card_split)
+from sattag.learn.relight import Relight, draw_relights
 from sattag.learn.sample import (
     allocate_quotas,
     cap_samples,
@@ -30,6 +31,8 @@ from sattag.learn.train import (AUC_COLUMNS, auc_table, check_device, read_auc, 
                                 train_models, train_pairs, write_auc)
 
 __all__ = [
+    "Relight",
+    "draw_relights",
     "read_card",
     "best_threshold",
     "split_for",
