@@ -72,6 +72,10 @@ def xgb_params(model: ModelConfig, level: str = "pixel") -> dict[str, Any]:
         "max_bin": model.bins(level),
         "device": model.device,
         "verbosity": 0,
+        # XGBoost caches a histogram per tree node (features x bins). Training one depth-15 model on
+        # 400 000 random rows of 166 features peaked at 1502 MiB with the default cache and 804 MiB
+        # with 1024 nodes, in the same time; the trees are the same (checked bit for bit).
+        "max_cached_hist_node": 1024,
     }
 
 
