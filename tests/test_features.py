@@ -26,8 +26,7 @@ def test_names_follow_the_bands_a_stack_has():
     # a panchromatic scene still gets its context: brightness statistics and edges, no index
     assert pan == ("PAN", "brightness", "brightness_mean_5", "brightness_sd_5", "edges_5", "brightness_rel_5",
                    "brightness_mean_15", "brightness_sd_15", "edges_15", "brightness_rel_15")
-    # band shares only where there is more than one band to share the brightness
-    assert "R_share" in rgbn and not any(n.endswith("_share") for n in pan)
+
     with pytest.raises(ValueError, match="unknown feature set"):
         FeatureSet("colour")
 
@@ -46,17 +45,16 @@ def test_maps_match_names_and_are_finite():
     np.testing.assert_allclose(maps["brightness_mean_3"][10, 10], data.mean(axis=0)[9:12, 9:12].mean(), rtol=1e-5)
     np.testing.assert_allclose(maps["brightness_sd_3"][10, 10], data.mean(axis=0)[9:12, 9:12].std(), rtol=1e-3, atol=1e-6)
     bright = data.mean(axis=0)
-    np.testing.assert_allclose(maps["G_share"], data[1] / bright, rtol=1e-5)
     np.testing.assert_allclose(maps["brightness_rel_3"][10, 10], bright[10, 10] / bright[9:12, 9:12].mean(), rtol=1e-5)
 
 
-def test_shares_and_relative_brightness_ignore_the_scenes_illumination():
-    """A scene lit 30 % brighter gets the same band shares and relative brightness: the features
-    that let models trained on one scene's light tag another's."""
+def test_relative_brightness_ignores_the_scenes_illumination():
+    """A scene lit 30 % brighter gets the same relative brightness: a feature that lets models
+    trained on one scene's light tag another's."""
     data = _stack(RGBN)
     fs = FeatureSet("context", (3, 9))
     dim, lit = dict(feature_maps(data, RGBN, fs)), dict(feature_maps(data * np.float32(1.3), RGBN, fs))
-    for name in ("R_share", "NIR_share", "brightness_rel_3", "brightness_rel_9"):
+    for name in ("brightness_rel_3", "brightness_rel_9"):
         np.testing.assert_allclose(lit[name], dim[name], rtol=1e-4, err_msg=name)
     assert not np.allclose(lit["brightness_mean_9"], dim["brightness_mean_9"])
 

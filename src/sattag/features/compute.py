@@ -54,13 +54,6 @@ def feature_maps(stack_data: np.ndarray, bands: Sequence[str], feature_set: Feat
     # Brightness: the mean of the bands (a panchromatic scene: its one band).
     bright = np.mean(stack_data, axis=0, dtype=np.float32)
     yield "brightness", bright
-    # Each band's share of the brightness (chromaticity): a scene's illumination scales every band
-    # alike, so the shares stay where the band values move from scene to scene.
-    if len(bands) > 1:
-        inverse = 1.0 / np.maximum(bright, 1e-6)
-        for i, b in enumerate(bands):
-            yield f"{b}_share", stack_data[i] * inverse
-        del inverse
     gy = cv2.Sobel(bright, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REFLECT)
     gx = cv2.Sobel(bright, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT)
     edges = cv2.magnitude(gx, gy)

@@ -73,8 +73,6 @@ def feature_names(bands: Sequence[str], feature_set: FeatureSet) -> tuple[str, .
         return tuple(names)
     indices = [n for n, _, _ in present_indices(bands)]
     names += indices + ["brightness"]
-    if len(bands) > 1:
-        names += [f"{b}_share" for b in bands]
     vegetation = "NDVI" in indices
     for s in feature_set.scales:
         names += [f"brightness_mean_{s}", f"brightness_sd_{s}", f"edges_{s}", f"brightness_rel_{s}"]
