@@ -228,8 +228,8 @@ class ModelConfig:
     # Cluster models: each training scene's clusters are also rows under this many other lights
     # (illumination, band calibration and haze drawn per scene, ``sattag.learn.relight``), so that
     # the models learn the objects rather than the training scenes' light. 0: none. On the quality
-    # benchmark's 6 held-out data sets 2 copies raised the sum of held-out Jaccard from 2.398 to
-    # 2.464, and the generated data most (README).
+    # benchmark's 6 held-out data sets 2 copies raised the sum of held-out Jaccard from 2.392 to
+    # 2.458, the generated data most (README). Costs memory where the models train (README).
     relit_copies: int = field(default=2, metadata=within("[0, 16]"))
     # Histogram bins per feature (XGBoost's ``max_bin``); unset: by level, 256 (XGBoost's default) for
     # pixel models, 64 for cluster models, whose features are means over many pixels, so coarser
@@ -406,9 +406,9 @@ class SplitConfig:
     tuning_folds: int = field(default=2, metadata=within("[1, inf)"))
     # With one training scene there is no other scene to validate on. True: object-level models tune
     # their thresholds on ``tuning_folds`` strips of it (each strip's clusters validate models trained
-    # on the others); False: they stay at 0.5. On by default since the features stopped moving with
-    # the scene's light: on the real kits, held out, it then raised both glaciers and both roads
-    # (0.701 -> 0.723, 0.594 -> 0.619; 0.376 -> 0.377, 0.336 -> 0.339) (README).
+    # on the others); False: they stay at 0.5. On by default since the features have the relative
+    # brightness: on the real kits, held out, it then raised both glaciers and both roads
+    # (0.673 -> 0.733, 0.600 -> 0.623; 0.376 -> 0.377, 0.336 -> 0.339) (README).
     tune_on_strips: bool = True
     validation: float = field(default=0.25, metadata=within("[0, 1)"))
     # Pixels in and out of each class the first (threshold-choosing) models train on: a quarter of
