@@ -411,7 +411,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
     objects = None
     if session.config.model.level == "cluster":
         # Every training and held-out scene's clusters once: the rows of the models, of the tuning
-        # and of the held-out AUC (a few MB per scene; the client holds no pixels).
+        # and of the held-out AUC. The client holds no pixels, but these rows: ~65 MB per full-size
+        # scene, times 1 + relit_copies for a training scene (README: relit rows, cost).
         objects = {**_cluster_rows(session, scenes, train_ids, "cluster rows", session.config.model.relit_copies),
                    **_cluster_rows(session, scenes, held, "cluster rows held-out", 0)}
         train_ids = [s for s in train_ids if s in objects]
