@@ -15,7 +15,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from sattag.config import Config
 from sattag.engine.contracts import ClusterRows, RunContext, ScenePrediction, SceneTruth
 from sattag.features import FeatureSet
 from sattag.scene import Scene
@@ -156,20 +155,6 @@ def sample_task(scene: Scene, quotas: np.ndarray, ctx: RunContext) -> dict:
         feature_set=FeatureSet.from_config(config.features))
 
 
-def scene_objects(stack, config: Config, feature_set: FeatureSet):
-    """Cluster a stack (segment stage) and compute each cluster's object features:
-    ``(cluster_ids int32 (H, W), ClusterTable, rows float32 (K, F))``."""
-    from sattag.features import feature_maps
-    from sattag.features.objects import object_features
-    from sattag.segment import cluster_pixels
-
-    cluster_ids, table = cluster_pixels(stack.data, config.cluster.tolerance, config.cluster.min_size,
-                                        config.cluster.tolerance_of, merge=config.cluster.merge)
-    rows, _ = object_features(cluster_ids, len(table), feature_maps(stack.data, stack.bands, feature_set),
-                              table.neighbour_ptr, table.neighbour_ids)
-    return cluster_ids, table, rows
-
-
 def bbox_centres(bbox: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Centres (row, col) of bounding boxes ``(row0, col0, row1, col1)`` (K, 4), moved by ``offset``
     (a window's first row and column in the scene): float32 (K, 2), scene px."""
@@ -177,16 +162,35 @@ def bbox_centres(bbox: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarr
     return np.stack([(b[:, 0] + b[:, 2]) / 2 + offset[0], (b[:, 1] + b[:, 3]) / 2 + offset[1]], axis=1)
 
 
+def relit_object_rows(cluster_ids: np.ndarray, table, stack_data: np.ndarray, bands, feature_set: FeatureSet,
+                      lights, core: tuple[slice, slice] = (slice(None), slice(None))) -> list[np.ndarray]:
+    """The object rows (``sattag.features.objects``) of the clusters ``cluster_ids`` / ``table`` under
+    each of ``lights`` (:class:`sattag.learn.Relight`; None: the stack as recorded), one float32 (K, F)
+    array per light. ``stack_data`` (B, H, W) may carry a halo around the clustered window ``core``
+    (the features' context); the feature maps are cut to it."""
+    from sattag.features import feature_maps
+    from sattag.features.objects import object_features
+
+    out = []
+    for light in lights:
+        lit = stack_data if light is None else light.apply(stack_data)
+        rows, _ = object_features(cluster_ids, len(table), ((n, m[core]) for n, m in feature_maps(lit, bands, feature_set)),
+                                  table.neighbour_ptr, table.neighbour_ids)
+        out.append(rows)
+        del lit
+    return out
+
+
 def cluster_rows_task(scene: Scene, relit_copies: int, ctx: RunContext) -> ClusterRows:
     """A labelled scene's clusters as rows of object-level models (:class:`ClusterRows`), followed by
     the same clusters' rows under ``relit_copies`` other lights (:func:`sattag.learn.draw_relights`:
     the clusters are those of the scene as recorded, their features those of the relit stack); a
     scene larger than ``[predict] tile_px`` tile by tile (:func:`sattag.engine.tiles.tiled_cluster_rows`)."""
-    from sattag.features import feature_maps
-    from sattag.features.objects import cluster_class_shares, object_features
+    from sattag.features.objects import cluster_class_shares
     from sattag.ingest import read_stack, read_stack_metadata
     from sattag.labels import read_masks
     from sattag.learn import draw_relights
+    from sattag.segment import cluster_pixels
 
     run, config = ctx.run, ctx.config
     head = read_stack_metadata(run.stack(scene.id))
@@ -194,20 +198,18 @@ def cluster_rows_task(scene: Scene, relit_copies: int, ctx: RunContext) -> Clust
     if max(head.grid.height, head.grid.width) > config.predict.tile_px:  # too large to hold whole: tile by tile
         from sattag.engine.tiles import tiled_cluster_rows
 
-        rows, shares, sizes, centres = tiled_cluster_rows(scene, ctx, config.predict.tile_px, lights)
-        return ClusterRows(rows=rows, shares=shares, sizes=sizes, centres=centres)
-    stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
-    feature_set = FeatureSet.from_config(config.features)
-    cluster_ids, table, rows = scene_objects(stack, config, feature_set)
-    shares = cluster_class_shares(cluster_ids, len(table), read_masks(run.truth_masks(scene.id))[0])
-    every = [rows]
-    for light in lights:
-        relit, _ = object_features(cluster_ids, len(table), feature_maps(light.apply(stack.data), stack.bands, feature_set),
-                                   table.neighbour_ptr, table.neighbour_ids)
-        every.append(relit)
-    n = len(every)
-    return ClusterRows(rows=np.concatenate(every), shares=np.concatenate([shares] * n),
-                       sizes=np.concatenate([table.sizes] * n), centres=np.concatenate([bbox_centres(table.bbox)] * n))
+        copies, shares, sizes, centres = tiled_cluster_rows(scene, ctx, config.predict.tile_px, lights)
+    else:
+        stack = read_stack(run.stack(scene.id), config.ingest.gdal_threads)
+        cc = config.cluster
+        cluster_ids, table = cluster_pixels(stack.data, cc.tolerance, cc.min_size, cc.tolerance_of, merge=cc.merge)
+        copies = relit_object_rows(cluster_ids, table, stack.data, stack.bands, FeatureSet.from_config(config.features),
+                                   [None, *lights])
+        shares = cluster_class_shares(cluster_ids, len(table), read_masks(run.truth_masks(scene.id))[0])
+        sizes, centres = table.sizes, bbox_centres(table.bbox)
+    n = len(copies)
+    return ClusterRows(rows=np.concatenate(copies), shares=np.concatenate([shares] * n),
+                       sizes=np.concatenate([sizes] * n), centres=np.concatenate([centres] * n))
 
 
 def predict_task(scene: Scene, figures: bool, ctx: RunContext) -> ScenePrediction:

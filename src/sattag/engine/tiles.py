@@ -270,16 +270,17 @@ def _tile_window(tile: Tile, stack_path: Path, halo: int, ctx: RunContext):
 
 def tiled_cluster_rows(scene: Scene, ctx: RunContext, tile_px: int, lights: Sequence = ()):
     """A labelled scene larger than ``tile_px`` as rows of object-level models, one tile at a time:
-    ``(rows (K, F), shares (K, C), sizes (K,), centres (K, 2))`` as
-    :func:`sattag.engine.tasks.cluster_rows_task` gives, the rows under each of ``lights``
-    (:class:`sattag.learn.Relight`) after the recorded scene's.
+    ``(copies, shares (K, C), sizes (K,), centres (K, 2))``, ``copies`` a list of float32 (K, F) rows,
+    the scene as recorded first, then under each of ``lights`` (:class:`sattag.learn.Relight`), for
+    :func:`sattag.engine.tasks.cluster_rows_task` to join.
 
     Each tile is clustered with :data:`CLUSTER_MARGIN_PX` around it, like a tile being predicted, and
     keeps the clusters whose first pixel (raster order) lies in it: a cluster crossing a tile's edge
     is one row, from the tile that sees it whole (with the local merge). Memory follows the tile.
     """
-    from sattag.features import FeatureSet, feature_halo, feature_maps
-    from sattag.features.objects import cluster_class_shares, object_features
+    from sattag.engine.tasks import bbox_centres, relit_object_rows
+    from sattag.features import FeatureSet, feature_halo
+    from sattag.features.objects import cluster_class_shares
     from sattag.ingest import read_stack_metadata
     from sattag.labels import read_masks_window
     from sattag.segment import cluster_pixels
@@ -291,10 +292,9 @@ def tiled_cluster_rows(scene: Scene, ctx: RunContext, tile_px: int, lights: Sequ
     halo = feature_halo(fs)
     spread = scene_spread_task(scene, ctx)
     cc = config.cluster
-    from sattag.engine.tasks import bbox_centres
 
-    copies = 1 + len(lights)
-    out_rows, out_shares, out_sizes, out_centres = [[] for _ in range(copies)], [], [], []
+    every = [None, *lights]
+    out_rows, out_shares, out_sizes, out_centres = [[] for _ in every], [], [], []
     for tile in plan_tiles(scene, head.grid.height, head.grid.width, tile_px):
         data, (q0, q1, p0, p1), (rs, cs) = _tile_window(tile, stack_path, halo, ctx)
         ids, table = cluster_pixels(data[:, rs, cs], cc.tolerance, cc.min_size, cc.tolerance_of, spread=spread,
@@ -303,20 +303,15 @@ def tiled_cluster_rows(scene: Scene, ctx: RunContext, tile_px: int, lights: Sequ
         _, first = np.unique(ids.ravel(), return_index=True)
         fr, fc = first // ids.shape[1] + q0, first % ids.shape[1] + p0
         own = (fr >= tile.rows[0]) & (fr < tile.rows[1]) & (fc >= tile.cols[0]) & (fc < tile.cols[1])
-        for i, light in enumerate([None, *lights]):
-            lit = data if light is None else light.apply(data)
-            rows, _ = object_features(ids, len(table), ((n, m[rs, cs]) for n, m in feature_maps(lit, head.bands, fs)),
-                                      table.neighbour_ptr, table.neighbour_ids)
+        for i, rows in enumerate(relit_object_rows(ids, table, data, head.bands, fs, every, (rs, cs))):
             out_rows[i].append(rows[own])
-            del lit
         del data
         shares = cluster_class_shares(ids, len(table), read_masks_window(run.truth_masks(scene.id), (q0, q1), (p0, p1)))
         out_shares.append(shares[own])
         out_sizes.append(table.sizes[own])
         out_centres.append(bbox_centres(table.bbox[own], (q0, p0)))
-    shares, sizes, centres = np.concatenate(out_shares), np.concatenate(out_sizes), np.concatenate(out_centres)
-    return (np.concatenate([r for copy in out_rows for r in copy]), np.concatenate([shares] * copies),
-            np.concatenate([sizes] * copies), np.concatenate([centres] * copies))
+    return ([np.concatenate(copy) for copy in out_rows], np.concatenate(out_shares), np.concatenate(out_sizes),
+            np.concatenate(out_centres))
 
 
 def predict_tile_task(tile: Tile, spread: np.ndarray | None, ctx: RunContext) -> TileSeams:
