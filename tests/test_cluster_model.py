@@ -104,3 +104,26 @@ def test_cap_samples_keeps_at_most_n_in_and_n_out_rows_per_class_in_order():
     assert np.array_equal(again[0], capped[0])  # the same draw for the same seed
     whole = cap_samples({1: (X, y)}, n_in=10, n_out=40, seed=0)[1]
     assert whole[0] is X  # nothing to drop: the rows themselves
+
+
+def test_capped_classes_share_one_table_of_rows_and_train_as_on_copies():
+    from sattag.learn import cap_samples
+    from sattag.learn.sample import TakenRows
+
+    rng = np.random.default_rng(3)
+    rows = rng.random((400, 4), dtype=np.float32)
+    shares = np.stack([(rows[:, 0] > 0.7), (rows[:, 1] < 0.2)], axis=1).astype(np.float32)
+    capped = cap_samples(cluster_samples(rows, shares, CLASSES.ids), n_in=50, n_out=150, seed=1)
+    for cid in CLASSES.ids:
+        X, y = capped[cid]
+        assert isinstance(X, TakenRows) and X.table is rows  # no copy of the rows per class
+        assert X.shape == (len(y), 4) and np.array_equal(np.asarray(X), rows[X.index])
+        assert np.array_equal(X[y == 1], rows[X.index[y == 1]])
+    copies = {cid: (np.asarray(X), y) for cid, (X, y) in capped.items()}
+    config = Config(model=ModelConfig(n_trees=5, max_depth=3))
+    cols = [f"c{i}" for i in range(4)]
+    shared = train_models(capped, cols, CLASSES, config, feature_set=FeatureSet("spectra"))
+    copied = train_models(copies, cols, CLASSES, config, feature_set=FeatureSet("spectra"))
+    for cid in CLASSES.ids:
+        assert shared.results[cid].auc == copied.results[cid].auc
+        assert np.array_equal(shared.predict_proba(rows), copied.predict_proba(rows))

@@ -15,15 +15,60 @@ never a (H*W, bands) table of a whole scene.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence, Union
 
 import numpy as np
 
 from sattag.config import SampleConfig
 from sattag.features import FeatureSet, feature_halo, feature_names, pixel_features
 
-#: One class's sample: X float32 (n, bands) pixel spectra, y uint8 (n,) 1 = in the class, 0 = not.
-Sample = tuple[np.ndarray, np.ndarray]
+
+@dataclass(frozen=True, eq=False)
+class TakenRows:
+    """Some rows of a table that several classes' samples share: the table is held once, each class
+    only its row numbers, and rows are copied out when a model reads them (``rows[key]``, or
+    ``np.asarray(rows)`` for all of them).
+
+    Object-level samples are every cluster of every training scene, the same rows for all 10 classes
+    with other labels; a copy per class of their capped rows would hold ~10 times the table
+    (measured: 2 full-size training scenes with 2 relit copies peaked at 6.1 GiB, mostly these).
+    ``table`` float32 (N, F); ``index`` int64 (n,) rows of it.
+    """
+
+    table: np.ndarray
+    index: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.index), self.table.shape[1])
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    @property
+    def dtype(self):
+        return self.table.dtype
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key) -> np.ndarray:
+        """The rows ``key`` (integer or boolean index into this selection; a tuple also picks
+        columns) as a new array."""
+        if isinstance(key, tuple):
+            return np.asarray(self)[key]
+        return self.table[self.index[key]]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.table[self.index]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+#: One class's sample: X float32 (n, bands) pixel spectra (or object rows, possibly
+#: :class:`TakenRows` of a table shared with other classes), y uint8 (n,) 1 = in the class, 0 = not.
+Sample = tuple[Union[np.ndarray, TakenRows], np.ndarray]
 
 
 def class_pixel_counts(masks: np.ndarray) -> np.ndarray:
@@ -545,6 +590,8 @@ def cap_samples(samples: Mapping[int, Sample], n_in: int, n_out: int, seed: int)
 
     For the rows of object-level models: a full-size DSTL scene has ~130 000 clusters, so 25 scenes
     give millions of rows; the pixel sample's sizes (``[sample] n_in / n_out``) bound them the same way.
+    A capped class's rows are :class:`TakenRows` of its ``X`` (no copy: classes that share one table
+    keep sharing it).
     """
     out: dict[int, Sample] = {}
     for cid, (X, y) in samples.items():
@@ -554,5 +601,10 @@ def cap_samples(samples: Mapping[int, Sample], n_in: int, n_out: int, seed: int)
             idx = np.flatnonzero(y == label)
             keep.append(idx if idx.size <= most else rng.choice(idx, size=most, replace=False))
         idx = np.sort(np.concatenate(keep))
-        out[cid] = (X[idx], y[idx]) if idx.size < y.size else (X, y)
+        if idx.size == y.size:
+            out[cid] = (X, y)
+        elif isinstance(X, TakenRows):
+            out[cid] = (TakenRows(X.table, X.index[idx]), y[idx])
+        else:
+            out[cid] = (TakenRows(X, idx), y[idx])
     return out

@@ -245,7 +245,7 @@ def _fit_all(todo: Sequence[tuple[ClassResult, np.ndarray, np.ndarray]], columns
         params = xgb_params(config.model, level)
         futures = []
         for res, X, y in todo:
-            X_f, y_f = client.scatter([X, y])
+            X_f, y_f = client.scatter([np.asarray(X), y])  # only the class's rows travel, not a shared table
             futures.append(client.submit(_fit_class_on_worker, res, X_f, y_f, params, columns, config, pure=False))
         # A lost cluster is one ClusterLostError, not an endless wait (sattag._futures).
         for _, out, error in as_finished(client, futures, "train", config.engine.no_workers_timeout,
@@ -404,7 +404,7 @@ def samples_auc(model_set: ModelSet, samples: Mapping[int, Sample]) -> pd.DataFr
         n_in = int(np.count_nonzero(y))
         auc = float("nan")
         if cls.id in model_set.boosters and 0 < n_in < y.size:
-            auc = roc_auc(y, model_set.predict_proba(X)[:, i])
+            auc = roc_auc(y, model_set.predict_proba(np.asarray(X))[:, i])
         rows.append({"class_id": cls.id, "class": cls.name, "n_in": n_in, "n_out": int(y.size - n_in), "auc": auc})
     return pd.DataFrame(rows, columns=["class_id", "class", "n_in", "n_out", "auc"])
 
