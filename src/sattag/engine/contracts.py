@@ -9,7 +9,7 @@ results of all scenes into :class:`Explored` and :class:`Predicted`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -66,6 +66,17 @@ class ClusterRows:
     shares: np.ndarray
     sizes: np.ndarray
     centres: np.ndarray
+
+    def take(self, keep: np.ndarray) -> "ClusterRows":
+        """The clusters ``keep`` (a boolean (K,) or an index array) of these rows."""
+        return ClusterRows(rows=self.rows[keep], shares=self.shares[keep], sizes=self.sizes[keep],
+                           centres=self.centres[keep])
+
+
+def join_cluster_rows(parts: Sequence[ClusterRows]) -> ClusterRows:
+    """Several scenes' :class:`ClusterRows` as one, in the order given."""
+    return ClusterRows(rows=np.concatenate([p.rows for p in parts]), shares=np.concatenate([p.shares for p in parts]),
+                       sizes=np.concatenate([p.sizes for p in parts]), centres=np.concatenate([p.centres for p in parts]))
 
 
 @dataclass(frozen=True)

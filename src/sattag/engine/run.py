@@ -22,7 +22,7 @@ from sattag.classes import DSTL_CLASSES, ClassTable
 from sattag.config import Config, pairs_for
 from sattag.errors import SattagError
 from sattag.engine.cluster import open_client
-from sattag.engine.contracts import ClusterRows, Explored, Predicted, RunContext, RunResult
+from sattag.engine.contracts import ClusterRows, Explored, Predicted, RunContext, RunResult, join_cluster_rows
 from sattag.engine.lock import run_lock
 from sattag.engine.progress import NULL_PROGRESS, Progress
 from sattag.engine.records import write_failures, write_run_json, write_timings
@@ -431,13 +431,12 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
         # thresholds are chosen on all folds' counts together.
         parts = []
         for fold in folds:
-            first = _fit(session, scenes, explored, fold.train, bands, "train (for thresholds)",
-                         most=sc.tuning_pixels, objects=objects)
             if objects is not None:
-                v = [objects[s] for s in fold.held_out]
-                parts.append((first, np.concatenate([o.rows for o in v]), np.concatenate([o.shares for o in v]),
-                              np.concatenate([o.sizes for o in v])))
+                parts.append(_cluster_fold(session, scenes, explored, objects, fold.train,
+                                           join_cluster_rows([objects[s] for s in fold.held_out]), bands))
             else:
+                first = _fit(session, scenes, explored, fold.train, bands, "train (for thresholds)",
+                             most=sc.tuning_pixels)
                 totals = {cid: tuple(int(v) for v in sum(explored.counts[s][i] for s in fold.held_out))
                           for i, cid in enumerate(session.classes.ids)}
                 parts.append((first, _evaluation_sample(session, scenes, explored, fold.held_out,
@@ -504,16 +503,19 @@ def _strip_parts(session: Session, scenes: Sequence[Scene], explored: Explored, 
 
     k = max(2, session.config.split.tuning_folds)
     strip = scene_strips(one.centres, k)
-    parts = []
-    for i in range(k):
-        rows = {name: ClusterRows(rows=one.rows[keep], shares=one.shares[keep], sizes=one.sizes[keep],
-                                  centres=one.centres[keep])
-                for name, keep in (("other strips", strip != i), ("strip", strip == i))}
-        first = _fit(session, scenes, explored, ["other strips"], bands, "train (for thresholds)",
-                     most=session.config.split.tuning_pixels, objects=rows)
-        v = rows["strip"]
-        parts.append((first, v.rows, v.shares, v.sizes))
-    return parts
+    return [_cluster_fold(session, scenes, explored, {"other strips": one.take(strip != i)}, ["other strips"],
+                          one.take(strip == i), bands) for i in range(k)]
+
+
+def _cluster_fold(session: Session, scenes: Sequence[Scene], explored: Explored, objects: dict[str, ClusterRows],
+                  train_ids: Sequence[str], held: ClusterRows, bands) -> tuple:
+    """One part of the threshold tuning of object-level models: models trained on the rows of
+    ``train_ids`` in ``objects`` (at most ``[split] tuning_pixels`` in and out of each class), and the
+    rows, shares and sizes of ``held``, which they did not see
+    (:func:`sattag.learn.tune_cluster_thresholds`)."""
+    first = _fit(session, scenes, explored, train_ids, bands, "train (for thresholds)",
+                 most=session.config.split.tuning_pixels, objects=objects)
+    return first, held.rows, held.shares, held.sizes
 
 
 def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: Explored, ids: Sequence[str],
@@ -542,11 +544,15 @@ def _cluster_rows(session: Session, scenes: Sequence[Scene], ids: Sequence[str],
 
 
 def _object_samples(session: Session, objects: dict[str, ClusterRows], ids: Sequence[str]) -> dict:
-    """The rows of object-level models from the clusters of the scenes ``ids``, per class."""
-    from sattag.learn import cluster_samples, concat_samples
+    """The rows of object-level models from the clusters of the scenes ``ids``, per class: one table
+    of rows that every class shares, each with its own labels (:func:`sattag.learn.cluster_samples`)."""
+    from sattag.learn import cluster_samples
 
-    return concat_samples([cluster_samples(objects[s].rows, objects[s].shares, session.classes.ids)
-                           for s in sorted(ids) if s in objects])
+    chosen = [objects[s] for s in sorted(ids) if s in objects]
+    if not chosen:
+        return {}
+    joined = join_cluster_rows(chosen)
+    return cluster_samples(joined.rows, joined.shares, session.classes.ids)
 
 
 def _sample(session: Session, scenes: Sequence[Scene], quotas: dict, stage: str = "sample") -> dict:
