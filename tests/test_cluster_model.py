@@ -89,6 +89,7 @@ def test_run_with_cluster_models(small_dstl, tmp_path):
     assert run_json["config"]["model"]["level"] == "cluster"
     assert (run / "submission.csv").is_file() and (run / "scores.csv").is_file()
     assert len(list((run / "masks").glob("*.tif"))) == 4
+    assert not (run / "object_rows").exists()  # the training rows on disk are gone once models are saved
 
 
 def test_cap_samples_keeps_at_most_n_in_and_n_out_rows_per_class_in_order():
@@ -116,7 +117,7 @@ def test_capped_classes_share_one_table_of_rows_and_train_as_on_copies():
     capped = cap_samples(cluster_samples(rows, shares, CLASSES.ids), n_in=50, n_out=150, seed=1)
     for cid in CLASSES.ids:
         X, y = capped[cid]
-        assert isinstance(X, TakenRows) and X.table is rows  # no copy of the rows per class
+        assert isinstance(X, TakenRows) and X.parts[0] is rows  # no copy of the rows per class
         assert X.shape == (len(y), 4) and np.array_equal(np.asarray(X), rows[X.index])
         assert np.array_equal(X[y == 1], rows[X.index[y == 1]])
     copies = {cid: (np.asarray(X), y) for cid, (X, y) in capped.items()}
@@ -127,3 +128,35 @@ def test_capped_classes_share_one_table_of_rows_and_train_as_on_copies():
     for cid in CLASSES.ids:
         assert shared.results[cid].auc == copied.results[cid].auc
         assert np.array_equal(shared.predict_proba(rows), copied.predict_proba(rows))
+
+
+def test_object_rows_file_round_trip_memory_mapped_and_bad_file_named(tmp_path):
+    from sattag.errors import SattagError
+    from sattag.features.objects import read_object_rows, write_object_rows
+
+    a = np.arange(12, dtype=np.float32).reshape(4, 3)
+    b = -np.arange(6, dtype=np.float32).reshape(2, 3)
+    path = tmp_path / "object_rows" / "s1.npy"
+    assert write_object_rows(path, [a, b]) == 6
+    rows = read_object_rows(path)
+    assert isinstance(rows, np.memmap) and np.array_equal(rows, np.concatenate([a, b]))
+    assert [p.name for p in path.parent.iterdir()] == ["s1.npy"]  # no temporary left
+    with pytest.raises(ValueError, match="columns"):
+        write_object_rows(tmp_path / "x.npy", [a, np.zeros((1, 2), np.float32)])
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    with pytest.raises(SattagError, match=r"bad\.npy.*cannot read object rows|cannot read object rows.*bad\.npy"):
+        read_object_rows(tmp_path / "bad.npy")
+
+
+def test_taken_rows_gather_across_parts_as_the_joined_table():
+    from sattag.learn.sample import TakenRows
+
+    parts = [np.arange(10, dtype=np.float32).reshape(5, 2), 100 + np.arange(6, dtype=np.float32).reshape(3, 2)]
+    joined = np.concatenate(parts)
+    rows = TakenRows.all_of(parts)
+    assert rows.shape == (8, 2) and np.array_equal(np.asarray(rows), joined)
+    pick = np.array([7, 0, 5, 4])
+    some = rows.take(pick)
+    assert np.array_equal(np.asarray(some), joined[pick])
+    assert np.array_equal(some[np.array([True, False, True, False])], joined[[7, 5]])
+    assert np.array_equal(some[:, 1], joined[pick, 1])

@@ -4,6 +4,7 @@ a tile too small refused, memory that follows the tile."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import shutil
 import signal
@@ -224,6 +225,7 @@ def test_a_big_training_scene_gives_its_cluster_rows_tile_by_tile(trained, tmp_p
     from sattag.config import Config
     from sattag.engine.contracts import RunContext
     from sattag.engine.tasks import cluster_rows_task
+    from sattag.features.objects import read_object_rows
     from sattag.ingest import discover_scenes
     from sattag.labels.source import LabelSource
 
@@ -234,7 +236,9 @@ def test_a_big_training_scene_gives_its_cluster_rows_tile_by_tile(trained, tmp_p
     for tile_px in (4096, 360):
         config = base.replace("predict", tile_px=tile_px)
         ctx = RunContext(run=RunFolder(run), config=config, classes=classes, labels=LabelSource.resolve(data))
-        rows[tile_px] = cluster_rows_task(scene, 1, ctx)  # and once more under another light
+        r = cluster_rows_task(scene, 1, ctx)  # and once more under another light
+        assert r.rows == ctx.run.object_rows(scene.id)  # written to the run folder, read back here
+        rows[tile_px] = dataclasses.replace(r, rows=np.array(read_object_rows(r.rows)))
     whole, tiled = rows[4096], rows[360]
     assert abs(len(tiled.rows) - len(whole.rows)) <= 0.02 * len(whole.rows)
     for r in (whole, tiled):  # the relit copy: the same clusters (shares, sizes), other band values

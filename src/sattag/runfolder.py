@@ -83,6 +83,12 @@ class RunFolder:
         (the split alone: :func:`sattag.learn.read_card_split`)."""
         return self.root / "models"
 
+    def object_rows(self, scene_id: str) -> Path:
+        """``object_rows/<scene>.npy``: a labelled scene's cluster rows for object-level models while
+        they train (:func:`sattag.features.objects.write_object_rows` /
+        :func:`sattag.features.objects.read_object_rows`); removed once the models are saved."""
+        return self.root / "object_rows" / f"{scene_id}.npy"
+
     @property
     def auc_csv(self) -> Path:
         """``auc.csv``: :func:`sattag.learn.write_auc` / :func:`sattag.learn.read_auc`."""

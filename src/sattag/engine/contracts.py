@@ -54,28 +54,34 @@ class SceneTruth:
 class ClusterRows:
     """A labelled scene's clusters as rows of object-level models (the ``cluster rows`` task).
 
-    ``rows`` float32 (K, F): the object features of its K clusters; ``shares`` float32 (K, C): the
-    share of each cluster inside each class (class-table order); ``sizes`` int64 (K,): pixels;
+    ``rows`` float32 (K, F): the object features of its K clusters. The task writes them to the run
+    folder (``object_rows/<scene>.npy``) and returns that path here; the engine then holds them
+    memory-mapped (:func:`sattag.features.objects.read_object_rows`), so that only the rows a model
+    draws are read (a full-size scene's rows under 3 lights weigh ~260 MB). ``shares`` float32 (K, C):
+    the share of each cluster inside each class (class-table order); ``sizes`` int64 (K,): pixels;
     ``centres`` float32 (K, 2): the centre (row, col) of each cluster's bounding box, scene px (a
     single training scene is split in strips by them to tune thresholds on). A training scene's
     clusters come once as recorded and then once per other light (``[model] relit_copies``): K is
     then that many times the number of clusters, the copies one after the other.
     """
 
-    rows: np.ndarray
+    rows: Any
     shares: np.ndarray
     sizes: np.ndarray
     centres: np.ndarray
 
     def take(self, keep: np.ndarray) -> "ClusterRows":
-        """The clusters ``keep`` (a boolean (K,) or an index array) of these rows."""
+        """The clusters ``keep`` (a boolean (K,) or an index array) of these rows, read into memory."""
         return ClusterRows(rows=self.rows[keep], shares=self.shares[keep], sizes=self.sizes[keep],
                            centres=self.centres[keep])
 
 
 def join_cluster_rows(parts: Sequence[ClusterRows]) -> ClusterRows:
-    """Several scenes' :class:`ClusterRows` as one, in the order given."""
-    return ClusterRows(rows=np.concatenate([p.rows for p in parts]), shares=np.concatenate([p.shares for p in parts]),
+    """Several scenes' :class:`ClusterRows` as one, in the order given; the rows are not copied
+    (:class:`sattag.learn.sample.TakenRows` of each part's rows)."""
+    from sattag.learn.sample import TakenRows
+
+    return ClusterRows(rows=TakenRows.all_of([p.rows for p in parts]), shares=np.concatenate([p.shares for p in parts]),
                        sizes=np.concatenate([p.sizes for p in parts]), centres=np.concatenate([p.centres for p in parts]))
 
 

@@ -7,8 +7,10 @@ the work, so the same command started again after an interruption redoes only un
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -411,8 +413,9 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
     objects = None
     if session.config.model.level == "cluster":
         # Every training and held-out scene's clusters once: the rows of the models, of the tuning
-        # and of the held-out AUC. The client holds no pixels, but these rows: ~65 MB per full-size
-        # scene, times 1 + relit_copies for a training scene (README: relit rows, cost).
+        # and of the held-out AUC. The rows stay in the run folder (~65 MB per full-size scene, times
+        # 1 + relit_copies for a training scene), memory-mapped: a model reads only the rows drawn
+        # for it. The client holds the clusters' shares, sizes and centres (~1/10 of the rows).
         objects = {**_cluster_rows(session, scenes, train_ids, "cluster rows", session.config.model.relit_copies),
                    **_cluster_rows(session, scenes, held, "cluster rows held-out", 0)}
         train_ids = [s for s in train_ids if s in objects]
@@ -461,6 +464,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
             held_table = samples_auc(model_set, rows)
     model_set.save(models_dir)
     write_auc(session.run.auc_csv, auc_table(model_set), held_table)
+    if objects is not None:  # the rows were only needed to train
+        shutil.rmtree(session.run.object_rows(train_ids[0]).parent, ignore_errors=True)
     return model_set
 
 
@@ -469,8 +474,6 @@ def _fit(session: Session, scenes: Sequence[Scene], explored: Explored, ids: Seq
     """Models trained on balanced samples of the scenes ``ids`` (``config.sample``, at most ``most``
     pixels in and out of each class), or on their clusters (``objects``: :func:`_cluster_rows`, for
     object-level models), and pairwise models for ``pairs`` on the same rows."""
-    import dataclasses
-
     from sattag.learn import allocate_quotas, cap_samples, train_models, train_pairs
 
     level = "cluster" if objects is not None else "pixel"
@@ -522,8 +525,6 @@ def _evaluation_sample(session: Session, scenes: Sequence[Scene], explored: Expl
                        stage: str) -> dict:
     """A balanced sample of the scenes ``ids`` to measure models on, at most ``[split] auc_pixels``
     pixels in and out of each class."""
-    import dataclasses
-
     from sattag.learn import allocate_quotas
 
     n, most = session.config.sample, session.config.split.auc_pixels
@@ -539,8 +540,11 @@ def _cluster_rows(session: Session, scenes: Sequence[Scene], ids: Sequence[str],
     chosen = [s for s in scenes if s.id in set(ids)]
     if not chosen:
         return {}
+    from sattag.features.objects import read_object_rows
+
     res = session.map(stage, tasks.cluster_rows_task, chosen, per_scene={s.id: relit_copies for s in chosen})
-    return res.results
+    # The rows stay on disk, memory-mapped: only the rows drawn for a model are read (ClusterRows).
+    return {s: dataclasses.replace(r, rows=read_object_rows(r.rows)) for s, r in res.results.items()}
 
 
 def _object_samples(session: Session, objects: dict[str, ClusterRows], ids: Sequence[str]) -> dict:

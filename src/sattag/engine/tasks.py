@@ -185,8 +185,9 @@ def cluster_rows_task(scene: Scene, relit_copies: int, ctx: RunContext) -> Clust
     """A labelled scene's clusters as rows of object-level models (:class:`ClusterRows`), followed by
     the same clusters' rows under ``relit_copies`` other lights (:func:`sattag.learn.draw_relights`:
     the clusters are those of the scene as recorded, their features those of the relit stack); a
-    scene larger than ``[predict] tile_px`` tile by tile (:func:`sattag.engine.tiles.tiled_cluster_rows`)."""
-    from sattag.features.objects import cluster_class_shares
+    scene larger than ``[predict] tile_px`` tile by tile (:func:`sattag.engine.tiles.tiled_cluster_rows`).
+    The rows go to ``object_rows/<scene>.npy`` in the run folder, their path in ``ClusterRows.rows``."""
+    from sattag.features.objects import cluster_class_shares, write_object_rows
     from sattag.ingest import read_stack, read_stack_metadata
     from sattag.labels import read_masks
     from sattag.learn import draw_relights
@@ -208,7 +209,9 @@ def cluster_rows_task(scene: Scene, relit_copies: int, ctx: RunContext) -> Clust
         shares = cluster_class_shares(cluster_ids, len(table), read_masks(run.truth_masks(scene.id))[0])
         sizes, centres = table.sizes, bbox_centres(table.bbox)
     n = len(copies)
-    return ClusterRows(rows=np.concatenate(copies), shares=np.concatenate([shares] * n),
+    path = run.object_rows(scene.id)
+    write_object_rows(path, copies)  # the client reads only the rows it draws (ClusterRows)
+    return ClusterRows(rows=path, shares=np.concatenate([shares] * n),
                        sizes=np.concatenate([sizes] * n), centres=np.concatenate([centres] * n))
 
 

@@ -14,6 +14,7 @@ Every kernel is sequential in raster order, so results do not depend on the numb
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -363,3 +364,44 @@ def cluster_class_shares(cluster_ids: np.ndarray, n_clusters: int, masks: np.nda
     _mask_counts(ids, masks, counts)
     area = np.bincount(ids, minlength=k)[:k]
     return (counts / np.maximum(area, 1)[:, None]).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ rows file
+def write_object_rows(path, parts: Sequence[np.ndarray]) -> int:
+    """Write object rows to ``path`` (``.npy``) atomically, the ``parts`` (each float32 (K_i, F), e.g. a
+    scene's rows under each light) one after the other, without joining them in memory first.
+    Returns the number of rows written. A disk without room for them raises
+    :class:`~sattag.errors.DiskSpaceError` before anything is written."""
+    from sattag._files import atomic_path, check_free_space
+
+    parts = [np.asarray(p, np.float32) for p in parts]
+    n_cols = {p.shape[1] for p in parts}
+    if len(n_cols) != 1:
+        raise ValueError(f"write_object_rows: parts with {sorted(n_cols)} columns")
+    n = sum(len(p) for p in parts)
+    n_bytes = n * next(iter(n_cols)) * 4
+    check_free_space(Path(path).parent, n_bytes, "the object rows")
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, n_cols.pop()))
+        start = 0
+        for p in parts:
+            out[start:start + len(p)] = p
+            start += len(p)
+        out.flush()
+        del out
+    return n
+
+
+def read_object_rows(path) -> np.ndarray:
+    """The rows :func:`write_object_rows` wrote, memory-mapped read-only: float32 (K, F). Only the rows
+    a caller indexes are read from disk, so a process can draw from many scenes' rows without holding
+    them. A missing or unreadable file raises :class:`~sattag.errors.SattagError` naming it."""
+    from sattag.errors import SattagError
+
+    try:
+        rows = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise SattagError(f"cannot read object rows: {e}", path) from None
+    if rows.ndim != 2 or rows.dtype != np.float32:
+        raise SattagError(f"object rows must be float32 (K, F), found {rows.dtype} {rows.shape}", path)
+    return rows

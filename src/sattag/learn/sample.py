@@ -26,22 +26,29 @@ from sattag.features import FeatureSet, feature_halo, feature_names, pixel_featu
 
 @dataclass(frozen=True, eq=False)
 class TakenRows:
-    """Some rows of a table that several classes' samples share: the table is held once, each class
-    only its row numbers, and rows are copied out when a model reads them (``rows[key]``, or
+    """Some rows of tables that several classes' samples share: the tables are held once (or stay
+    on disk, memory-mapped: :func:`sattag.features.objects.read_object_rows`), each class keeps only
+    its row numbers, and rows are copied out when a model reads them (``rows[key]``, or
     ``np.asarray(rows)`` for all of them).
 
     Object-level samples are every cluster of every training scene, the same rows for all 10 classes
-    with other labels; a copy per class of their capped rows would hold ~10 times the table
+    with other labels; a copy per class of their capped rows would hold ~10 times the rows
     (measured: 2 full-size training scenes with 2 relit copies peaked at 6.1 GiB, mostly these).
-    ``table`` float32 (N, F); ``index`` int64 (n,) rows of it.
+    ``parts``: float32 (K_i, F) tables, numbered one after the other (part 0's rows first);
+    ``index``: int64 (n,) row numbers in that numbering.
     """
 
-    table: np.ndarray
+    parts: tuple
     index: np.ndarray
+
+    @classmethod
+    def all_of(cls, parts: Sequence[np.ndarray]) -> "TakenRows":
+        """Every row of ``parts``, in order."""
+        return cls(tuple(parts), np.arange(sum(len(p) for p in parts), dtype=np.int64))
 
     @property
     def shape(self) -> tuple[int, int]:
-        return (len(self.index), self.table.shape[1])
+        return (len(self.index), self.parts[0].shape[1])
 
     @property
     def ndim(self) -> int:
@@ -49,21 +56,37 @@ class TakenRows:
 
     @property
     def dtype(self):
-        return self.table.dtype
+        return self.parts[0].dtype
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def take(self, idx) -> "TakenRows":
+        """The rows ``idx`` (integer or boolean index into this selection), still not copied."""
+        return TakenRows(self.parts, self.index[idx])
 
     def __getitem__(self, key) -> np.ndarray:
         """The rows ``key`` (integer or boolean index into this selection; a tuple also picks
         columns) as a new array."""
         if isinstance(key, tuple):
             return np.asarray(self)[key]
-        return self.table[self.index[key]]
+        return self._gather(self.index[key])
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = self.table[self.index]
+        out = self._gather(self.index)
         return out if dtype is None else out.astype(dtype, copy=False)
+
+    def _gather(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        if len(self.parts) == 1:
+            return np.asarray(self.parts[0][rows])
+        starts = np.cumsum([0] + [len(p) for p in self.parts])
+        which = np.searchsorted(starts, rows, side="right") - 1
+        out = np.empty((len(rows), self.parts[0].shape[1]), self.parts[0].dtype)
+        for k in np.unique(which):
+            sel = which == k
+            out[sel] = self.parts[k][rows[sel] - starts[k]]
+        return out
 
 
 #: One class's sample: X float32 (n, bands) pixel spectra (or object rows, possibly
@@ -570,13 +593,16 @@ def cluster_samples(rows: np.ndarray, shares: np.ndarray, class_ids: Sequence[in
                     min_share: float = 0.5) -> dict[int, Sample]:
     """Training rows of an object-level (per-cluster) model: every cluster, for every class.
 
-    ``rows``: float32 (K, F) object features of a scene's clusters (``sattag.features.objects``);
+    ``rows``: float32 (K, F) object features of a scene's clusters (``sattag.features.objects``), or
+    :class:`TakenRows` of them (left as they are: not read);
     ``shares``: float32 (K, C) the share of each cluster inside each class mask, columns in
     ``class_ids`` order. A cluster is in a class (y = 1) when at least ``min_share`` of it lies in
-    the class mask. Unlike pixels, clusters are few (thousands per scene), so all are kept; the
+    the class mask. Every cluster is kept here (a full-size DSTL scene has ~130 000; :func:`cap_samples`
+    bounds them); the
     training weights in-class rows to balance (``sattag.learn.train``).
     """
-    rows = np.ascontiguousarray(rows, np.float32)
+    if not isinstance(rows, TakenRows):
+        rows = np.ascontiguousarray(rows, np.float32)
     shares = np.asarray(shares)
     if shares.shape != (rows.shape[0], len(class_ids)):
         raise ValueError(f"cluster_samples: shares of shape {shares.shape} for {rows.shape[0]} clusters and "
@@ -603,8 +629,6 @@ def cap_samples(samples: Mapping[int, Sample], n_in: int, n_out: int, seed: int)
         idx = np.sort(np.concatenate(keep))
         if idx.size == y.size:
             out[cid] = (X, y)
-        elif isinstance(X, TakenRows):
-            out[cid] = (TakenRows(X.table, X.index[idx]), y[idx])
         else:
-            out[cid] = (TakenRows(X, idx), y[idx])
+            out[cid] = (X.take(idx) if isinstance(X, TakenRows) else TakenRows((X,), idx), y[idx])
     return out
