@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["ingest", "labels", "learn", "segment", "vectorize", "engine", "quality", "scale"]
+ORDER = ["ingest", "labels", "learn", "segment", "vectorize", "engine", "quality", "cost", "scale"]
 
 
 def main(argv: list[str] | None = None) -> int:
