@@ -25,8 +25,9 @@ Three passes, each a set of small tasks; the client only ever holds the cluster 
    scene): the scene's GeoJSON from its classes' polygons, and its share of the scores.
 
 Each tile file and each part's file is written atomically and read back by a rerun, so an
-interrupted run resumes tile by tile and part by part. With ``[cluster] merge = "simultaneous"`` what differs from predicting the scene whole is
-confined to clusters reaching more than the margin past a tile's edge; with the seed's sequential
+interrupted run resumes tile by tile and part by part. With ``[cluster] merge = "simultaneous"`` (the
+default) what differs from predicting the scene whole is confined to clusters reaching more than the
+margin past a tile's edge; with the seed's sequential
 merge, clustering is not local and a tile's clusters differ from a whole-scene run's throughout.
 """
 from __future__ import annotations
