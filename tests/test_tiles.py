@@ -144,6 +144,29 @@ def test_a_dstl_size_scene_tiled_and_whole_agree(trained, tmp_path):
     assert _agreement(m_whole, m_tiled) >= 0.995, _agreement(m_whole, m_tiled)
 
 
+def test_a_big_scene_s_exploration_figures_are_drawn_from_a_sample(trained, tmp_path):
+    # A scene larger than a tile is drawn from every n-th px of its stack and masks (memory follows
+    # the tile); the sample readers give exactly the whole arrays' every n-th px.
+    from sattag.config import Config
+    from sattag.engine.contracts import RunContext
+    from sattag.engine.tasks import explore_figures_task
+    from sattag.ingest import discover_scenes, read_stack, read_stack_sample
+    from sattag.labels import read_masks_sample
+    from sattag.labels.source import LabelSource
+
+    data, run = trained
+    scene = discover_scenes(data)[0]
+    inputs = RunFolder(run)
+    whole = read_masks(inputs.truth_masks(scene.id))[0]
+    assert np.array_equal(read_masks_sample(inputs.truth_masks(scene.id), 3), whole[:, ::3, ::3])
+    assert np.array_equal(read_stack_sample(inputs.stack(scene.id), 3), read_stack(inputs.stack(scene.id)).data[:, ::3, ::3])
+    ctx = RunContext(run=RunFolder(tmp_path / "run", shared=run), config=Config().replace("predict", tile_px=360),
+                     classes=DSTL_CLASSES, labels=LabelSource.resolve(data))
+    written = explore_figures_task(scene, ctx)  # 700 px, tiles of 360: every 2nd px
+    assert sorted(Path(p).name for p in written) == sorted(f"{k}_{scene.id}.png" for k in ("bands", "masks", "overlay"))
+    assert all(Path(p).stat().st_size > 10_000 and str(tmp_path) in p for p in written)
+
+
 def test_a_cluster_cut_by_a_seam_is_joined(tmp_path):
     # A bright square on a dark ground, cut by a tile edge at column 20: clustered tile by tile, its
     # two pieces face each other across the seam and pass the growing rule: one cluster again.

@@ -256,16 +256,33 @@ def predict_task(scene: Scene, figures: bool, ctx: RunContext) -> ScenePredictio
 
 def explore_figures_task(scene: Scene, ctx: RunContext) -> list[str]:
     """Write one labelled scene's exploration figures: every band, its class masks, RGB with its truth
-    polygons overlaid (read from the run folder, where :func:`labels_task` put them)."""
-    from sattag.ingest import read_stack
-    from sattag.labels import read_masks, read_truth_polygons
+    polygons overlaid (read from the run folder, where :func:`labels_task` put them).
+
+    A scene larger than ``[predict] tile_px`` on a side is drawn from every n-th row and column of its
+    stack and masks (n: the smallest that brings it within a tile, named in the figures' titles), read
+    a band of rows at a time, so memory follows the tile as in every other stage."""
+    from affine import Affine
+
+    from sattag.ingest import read_stack, read_stack_metadata, read_stack_sample
+    from sattag.labels import read_masks, read_masks_sample, read_truth_polygons
+    from sattag.scene import Grid
     from sattag.viz.explore import write_explore_figures
 
     run, classes = ctx.run, ctx.classes
-    stack = read_stack(run.stack(scene.id))
-    truth_masks = read_masks(run.truth_masks(scene.id))[0]
+    stack_path, masks_path = run.stack(scene.id), run.truth_masks(scene.id)
     polygons = read_truth_polygons(run.truth_polygons(scene.id), classes)
-    written = write_explore_figures(run.figures / "explore", classes=classes, stack_data=stack.data,
-                                    bands=stack.bands, scene_id=scene.id, masks=truth_masks, polygons=polygons,
-                                    grid=stack.grid)
+    meta = read_stack_metadata(stack_path)
+    grid, bands = meta.grid, tuple(meta.bands)
+    step = -(-max(grid.height, grid.width) // ctx.config.predict.tile_px)
+    title = scene.id
+    if step == 1:
+        data, truth_masks = read_stack(stack_path).data, read_masks(masks_path)[0]
+    else:
+        data, truth_masks = read_stack_sample(stack_path, step), read_masks_sample(masks_path, step)
+        # The sample's own grid: its pixels are step x step of the scene's, so polygons land on them.
+        grid = Grid(data.shape[1], data.shape[2], grid.transform @ Affine.scale(step), grid.crs)
+        title = f"{scene.id} (every {step}th px)"
+    written = write_explore_figures(run.figures / "explore", classes=classes, stack_data=data, bands=bands,
+                                    scene_id=scene.id, masks=truth_masks, polygons=polygons, grid=grid,
+                                    title=title)
     return [str(p) for p in written.values()]

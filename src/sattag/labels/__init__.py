@@ -3,7 +3,7 @@ grid, burn them into uint8 class masks (classes, H, W), and per-class band histo
 Masks are rasterized, written and read whole or window by window (``rasterize_windows``,
 ``write_masks_windows``, ``read_masks_window``): the same pixels and file, memory bounded by the window."""
 from sattag.labels.rasterize import (check_overlap, grid_windows, rasterize_classes, rasterize_windows, read_masks,
-                                     read_masks_metadata, read_masks_window, write_masks, write_masks_windows)
+                                     read_masks_metadata, read_masks_sample, read_masks_window, write_masks, write_masks_windows)
 from sattag.labels.readers import (
     DSTL_LAYERS,
     GEOJSON_DIR,
@@ -67,6 +67,7 @@ __all__ = [
     "grid_windows",
     "rasterize_windows",
     "read_masks_metadata",
+    "read_masks_sample",
     "read_masks_window",
     "write_masks_windows",
 ]

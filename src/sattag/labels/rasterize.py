@@ -220,6 +220,26 @@ def read_masks_window(path: str | Path, rows: tuple[int, int], cols: tuple[int, 
         raise LabelError(f"cannot read mask file ({e})", path) from e
 
 
+def read_masks_sample(path: str | Path, step: int) -> np.ndarray:
+    """Every ``step``-th row and column of a masks file (:func:`write_masks`), starting at 0: uint8
+    (C, ceil(H / step), ceil(W / step)), equal to ``read_masks(path)[0][:, ::step, ::step]`` but read a
+    band of rows at a time, so memory follows the sample, not the scene."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                H, W = src.height, src.width
+                out = np.empty((src.count, -(-H // step), -(-W // step)), np.uint8)
+                band = max(step, (512 // step) * step)  # whole multiples of step: each band starts on a sampled row
+                for r0 in range(0, H, band):
+                    r1 = min(H, r0 + band)
+                    out[:, r0 // step:-(-r1 // step)] = src.read(window=Window(0, r0, W, r1 - r0))[:, ::step, ::step]
+    except rasterio.errors.RasterioIOError as e:
+        raise LabelError(f"cannot read mask file ({e})", path) from e
+    return out
+
+
 def read_masks(path: str | Path) -> tuple[np.ndarray, Grid, ClassTable]:
     """Read masks written by :func:`write_masks`: (uint8 (C, H, W), grid, class table)."""
     return _read_masks(Path(path), with_data=True)

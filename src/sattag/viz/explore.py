@@ -391,6 +391,7 @@ def write_explore_figures(
     hist_bands: Sequence[str] | None = None,
     dpi: int = 100,
     palette: bool | int = True,
+    title: str | None = None,
 ) -> dict[str, Path]:
     """Write every exploration figure whose inputs are given, as PNGs under ``out_dir``.
 
@@ -401,11 +402,13 @@ def write_explore_figures(
     - ``hist`` + ``bands`` -> ``histograms.png`` (``background`` adds the all-pixel curve;
       ``hist_bands`` picks the bands drawn, default all)
 
-    ``dpi`` and ``palette`` go to :func:`sattag.viz.save_figure`. Returns {kind: path}. Each file is
+    ``dpi`` and ``palette`` go to :func:`sattag.viz.save_figure`. ``title``: what the scene's figures
+    call it (default ``scene_id``, which also names the files). Returns {kind: path}. Each file is
     written to a temporary name, then renamed.
     """
     out_dir = Path(out_dir)
     suffix = f"_{scene_id}" if scene_id else ""
+    name = scene_id if title is None else title
     written: dict[str, Path] = {}
 
     def _write(kind: str, name: str, fig: Figure) -> None:
@@ -415,13 +418,13 @@ def write_explore_figures(
     if thumbnails:
         _write("thumbnails", "thumbnails.png", thumbnails_figure(thumbnails))
     if stack_data is not None and bands is not None:
-        _write("bands", f"bands{suffix}.png", bands_figure(stack_data, bands, scene_id))
+        _write("bands", f"bands{suffix}.png", bands_figure(stack_data, bands, name))
     if masks is not None:
-        _write("masks", f"masks{suffix}.png", masks_figure(masks, classes, scene_id))
+        _write("masks", f"masks{suffix}.png", masks_figure(masks, classes, name))
     if stack_data is not None and bands is not None and polygons is not None and grid is not None:
         _write("overlay", f"overlay{suffix}.png",
                overlay_figure(stack_data, bands, polygons, grid, classes, window=window, masks=masks,
-                              scene_id=scene_id))
+                              scene_id=name))
     if hist is not None and bands is not None:
         _write("histograms", "histograms.png",
                histogram_figure(hist, bands, classes, background=background, value_range=value_range,
