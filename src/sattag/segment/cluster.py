@@ -333,9 +333,10 @@ def _merge_small_simultaneous(means, sizes, ptr, idx, min_size):
     k0 = sizes.shape[0]
     nb = means.shape[1]
     parent = np.arange(k0).astype(np.int32)
-    gsize = sizes.astype(np.int64).copy()
-    gmean = means.astype(np.float64).copy()
-    gsum = np.empty((k0, nb), np.float64)
+    gsize = sizes.astype(np.int64)
+    # Group means in float64 (k0, nb); each pass re-sums them in place. One such array, not two: at
+    # full DSTL size k0 runs into millions of initial clusters (a (k0, 20) float64 array ~1 GB).
+    gmean = means.astype(np.float64)
     best = np.empty(k0, np.int32)
     best_d = np.empty(k0, np.float64)
     targeted = np.empty(k0, np.bool_)
@@ -380,17 +381,17 @@ def _merge_small_simultaneous(means, sizes, ptr, idx, min_size):
                 merged = True
         if not merged:
             return parent
-        gsum[:, :] = 0.0
+        gmean[:, :] = 0.0  # the sums first, then (roots only) divided: the means
         gsize[:] = 0
         for a in range(k0):
             r = _find(parent, a)
             gsize[r] += sizes[a]
             for b in range(nb):
-                gsum[r, b] += means[a, b] * sizes[a]
+                gmean[r, b] += means[a, b] * sizes[a]
         for r in range(k0):
             if parent[r] == r:
                 for b in range(nb):
-                    gmean[r, b] = gsum[r, b] / gsize[r]
+                    gmean[r, b] = gmean[r, b] / gsize[r]
 
 
 @njit(cache=True)
