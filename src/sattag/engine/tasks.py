@@ -281,7 +281,7 @@ def explore_figures_task(scene: Scene, ctx: RunContext) -> list[str]:
         data, truth_masks = read_stack_sample(stack_path, step), read_masks_sample(masks_path, step)
         # The sample's own grid: its pixels are step x step of the scene's, so polygons land on them.
         grid = Grid(data.shape[1], data.shape[2], grid.transform @ Affine.scale(step), grid.crs)
-        title = f"{scene.id} (every {step}th px)"
+        title = f"{scene.id} (sampled 1:{step} per side)"
     written = write_explore_figures(run.figures / "explore", classes=classes, stack_data=data, bands=bands,
                                     scene_id=scene.id, masks=truth_masks, polygons=polygons, grid=grid,
                                     title=title)

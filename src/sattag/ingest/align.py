@@ -221,9 +221,18 @@ def _lstsq_mix(rend: np.ndarray, target: np.ndarray, max_px: int = 200_000) -> n
     x = rend.reshape(k, -1)[:, ::step].astype(np.float64)
     y = target.reshape(-1)[::step].astype(np.float64)
     x = np.concatenate([x, np.ones((1, x.shape[1]))])
-    ata = x @ x.T
+    ata, aty = _normal_equations(x, y)
     ata[np.diag_indices(k)] += 1e-9 * np.trace(ata) / (k + 1)  # nearly collinear bands
-    return np.linalg.solve(ata, x @ y)[:k]
+    return np.linalg.solve(ata, aty)[:k]
+
+
+def _normal_equations(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x @ x.T`` and ``x @ y`` for x (k, n), y (n,) float64, summed in one fixed order.
+
+    Not through BLAS: a multi-threaded BLAS sums in an order that depends on its thread count, so the
+    offsets (and, by one count, some stack values) differed between a run in-process and one on Dask
+    workers (which run BLAS on one thread). einsum's own loop gives the same bits either way."""
+    return np.einsum("in,jn->ij", x, x), np.einsum("in,n->i", x, y)
 
 
 def _mix(bands: list[np.ndarray], coef: np.ndarray) -> np.ndarray:
@@ -350,9 +359,9 @@ def spectral_class_features(bands: np.ndarray, k: int = IngestConfig.polish_clas
 def _lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least-squares c (k,) of ``c @ x ~ y`` for x (k, n) float64, by the normal equations with a
     whisper of ridge (class indicators and bands can be nearly collinear)."""
-    ata = x @ x.T
+    ata, aty = _normal_equations(x, y)
     ata[np.diag_indices_from(ata)] += 1e-10 * np.trace(ata) / len(ata)
-    return np.linalg.solve(ata, x @ y)
+    return np.linalg.solve(ata, aty)
 
 
 def _polish(feats: np.ndarray, target: np.ndarray, geom: GroupGeometry, cell: float,
@@ -376,8 +385,8 @@ def _polish(feats: np.ndarray, target: np.ndarray, geom: GroupGeometry, cell: fl
         x = np.concatenate([rend[:, valid].astype(np.float64), ones[None]])
         if coef is None:  # the first model: a plain fit at ECC's offset
             coef = _lstsq(x, y)
-        mix = np.tensordot(coef[:-1].astype(np.float32), feats, axes=1)
-        r0 = np.tensordot(coef[:-1], rend.astype(np.float64), axes=1)
+        mix = np.einsum("k,k...->...", coef[:-1].astype(np.float32), feats)  # not BLAS: see _normal_equations
+        r0 = np.einsum("k,k...->...", coef[:-1], rend.astype(np.float64))
         gx = (render(mix, step_px) - render(mix, -step_px))[valid] / (2 * step_px)
         gy = (render(mix, 0.0, step_px) - render(mix, 0.0, -step_px))[valid] / (2 * step_px)
         lap = cv2.Laplacian(r0, cv2.CV_64F, borderType=cv2.BORDER_REFLECT)[valid]
@@ -516,7 +525,7 @@ def fit_offset(images: FitImages, geom: GroupGeometry, config: IngestConfig | No
             return cands[0], render_on_group_grid(cands[0], geom, dx, dy, window)
         rend = render_on_group_grid(cands, geom, dx, dy, window)
         coef = _lstsq_mix(rend, tgt)
-        return _mix(cands, coef), np.tensordot(coef.astype(np.float32), rend, axes=1)
+        return _mix(cands, coef), np.einsum("k,k...->...", coef.astype(np.float32), rend)
 
     # Coarse: phase correlation at the group's resolution. cv2.phaseCorrelate(a, b) returns the
     # shift s with b(p) ~ a(p - s); target(p) = render_0(p - d/s), so d = s * scale.
