@@ -299,6 +299,29 @@ def _sq_distance(means, a, b, nb):
 
 
 @njit(cache=True)
+def _group_closest(r, parent, nxt, ptr, idx, means, flat):
+    """The adjacent group of closest mean to group ``r`` over all its initial clusters (member chain
+    ``nxt``) and the squared distance: the least (distance, id), -1 when it has no neighbour.
+    ``flat``: ``parent`` points straight at roots and is only read (safe in parallel); else roots are
+    found with path halving."""
+    nb = means.shape[1]
+    best = -1
+    best_d = np.inf
+    m = r
+    while m != -1:
+        for j in range(ptr[m], ptr[m + 1]):
+            o = parent[idx[j]] if flat else _find(parent, idx[j])
+            if o == r:
+                continue
+            d = _sq_distance(means, r, o, nb)
+            if d < best_d or (d == best_d and o < best):
+                best_d = d
+                best = o
+        m = nxt[m]
+    return best, best_d
+
+
+@njit(cache=True)
 def _merge_small(means, sizes, ptr, idx, min_size):
     """Merge clusters under ``min_size`` into the adjacent cluster of closest mean; returns parent."""
     k0 = sizes.shape[0]
@@ -312,19 +335,7 @@ def _merge_small(means, sizes, ptr, idx, min_size):
         for r in range(k0):
             if parent[r] != r or sizes[r] >= min_size:
                 continue
-            best = -1
-            best_d = np.inf
-            m = r
-            while m != -1:
-                for j in range(ptr[m], ptr[m + 1]):
-                    o = _find(parent, idx[j])
-                    if o == r:
-                        continue
-                    d = _sq_distance(means, r, o, nb)
-                    if d < best_d or (d == best_d and o < best):
-                        best_d = d
-                        best = o
-                m = nxt[m]
+            best, _ = _group_closest(r, parent, nxt, ptr, idx, means, False)
             if best < 0:
                 continue  # nothing to merge with
             nr = sizes[r]
@@ -346,24 +357,9 @@ def _closest_neighbours(small, n_small, parent, nxt, ptr, idx, gmean, best, best
     squared distance, over every initial cluster of the group (its member chain ``nxt``). ``parent``
     must point straight at roots (read only here). Groups in parallel; each group's answer is the
     least (distance, id), so it does not depend on the order or the number of threads."""
-    nb = gmean.shape[1]
     for i in prange(n_small):
         r = small[i]
-        b_id = -1
-        b_d = np.inf
-        m = r
-        while m != -1:
-            for j in range(ptr[m], ptr[m + 1]):
-                o = parent[idx[j]]
-                if o == r:
-                    continue
-                d = _sq_distance(gmean, r, o, nb)
-                if d < b_d or (d == b_d and o < b_id):
-                    b_d = d
-                    b_id = o
-            m = nxt[m]
-        best[r] = b_id
-        best_d[r] = b_d
+        best[r], best_d[r] = _group_closest(r, parent, nxt, ptr, idx, gmean, True)
 
 
 @njit(cache=True)
