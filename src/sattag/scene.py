@@ -73,6 +73,17 @@ def sample_step(height: int, width: int, max_px: int = 1_000_000) -> int:
     return max(1, int(np.ceil(np.sqrt(height * width / max_px))))
 
 
+def sampled_row_bands(height: int, step: int, rows_per_band: int = 512):
+    """Bands of rows to read a grid's every ``step``-th row and column (from 0) a band at a time:
+    ``(r0, r1, s0, s1)``: grid rows ``r0:r1`` give sample rows ``s0:s1`` (take ``[r0:r1][::step]``).
+    Each band is a whole multiple of ``step`` rows (about ``rows_per_band``), so each starts on a
+    sampled row; the sample is ``ceil(height / step)`` rows."""
+    band = max(step, (rows_per_band // step) * step)
+    for r0 in range(0, height, band):
+        r1 = min(height, r0 + band)
+        yield r0, r1, r0 // step, -(-r1 // step)
+
+
 def dstl_grid(xmax: float, ymin: float, height: int, width: int) -> Grid:
     """The grid of a DSTL raster of ``height`` x ``width`` pixels with grid_sizes.csv extent."""
     return Grid(height, width, dstl_transform(xmax, ymin, height, width), None)

@@ -54,7 +54,7 @@ from sattag.ingest.align import (MIN_ALIGN_PX, GroupGeometry, central_window, fi
 from sattag.ingest.bands import BandReader, RasterInfo, raster_info
 from sattag.ingest.discover import DstlScene
 from sattag.ingest.resample import axis_weights, resample_rasterio, resample_taps, window_taps
-from sattag.scene import BandFile, Grid, Scene, Stack, dstl_grid, sample_step
+from sattag.scene import BandFile, Grid, Scene, Stack, dstl_grid, sample_step, sampled_row_bands
 
 __all__ = ["build_stack", "write_stack", "write_stack_vrt", "read_stack", "read_stack_window", "read_stack_sample", "read_band_percentiles", "stack_is_complete", "ingest_scene", "STACK_FORMAT"]
 
@@ -696,13 +696,11 @@ def read_stack_sample(path: str | Path, step: int, threads: int = IngestConfig.g
         with _read_env(threads), rasterio.open(path) as src:
             n, H, W = src.count, src.height, src.width
             out = np.empty((n, -(-H // step), -(-W // step)), np.float32)
-            band = max(step, (512 // step) * step)  # whole multiples of step: each band starts on a sampled row
-            for r0 in range(0, H, band):
-                r1 = min(H, r0 + band)
+            for r0, r1, s0, s1 in sampled_row_bands(H, step):
                 for i in range(n):
                     buf = src.read(i + 1, window=Window(0, r0, W, r1 - r0))
                     scale = src.scales[i] if src.dtypes[i] != "float32" else 1.0
-                    out[i, r0 // step:-(-r1 // step)] = buf[::step, ::step] * np.float32(scale)
+                    out[i, s0:s1] = buf[::step, ::step] * np.float32(scale)
     except RasterioError as e:
         raise InputError(f"cannot read stack (truncated or corrupt?): {e}", path) from e
     return out

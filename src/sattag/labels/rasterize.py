@@ -26,7 +26,7 @@ from sattag.classes import DSTL_CLASSES, ClassTable
 from sattag.errors import LabelError
 from sattag.labels.readers import LabelWarning, labels_bounds
 from sattag.labels.transform import bounds_overlap, grid_bounds
-from sattag.scene import Grid
+from sattag.scene import Grid, sampled_row_bands
 
 
 def check_overlap(polygons: Mapping[int, object], grid: Grid, source: str | Path | None = None,
@@ -231,10 +231,8 @@ def read_masks_sample(path: str | Path, step: int) -> np.ndarray:
             with rasterio.open(path) as src:
                 H, W = src.height, src.width
                 out = np.empty((src.count, -(-H // step), -(-W // step)), np.uint8)
-                band = max(step, (512 // step) * step)  # whole multiples of step: each band starts on a sampled row
-                for r0 in range(0, H, band):
-                    r1 = min(H, r0 + band)
-                    out[:, r0 // step:-(-r1 // step)] = src.read(window=Window(0, r0, W, r1 - r0))[:, ::step, ::step]
+                for r0, r1, s0, s1 in sampled_row_bands(H, step):
+                    out[:, s0:s1] = src.read(window=Window(0, r0, W, r1 - r0))[:, ::step, ::step]
     except rasterio.errors.RasterioIOError as e:
         raise LabelError(f"cannot read mask file ({e})", path) from e
     return out
