@@ -235,6 +235,12 @@ def _normal_equations(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.einsum("in,jn->ij", x, x), np.einsum("in,n->i", x, y)
 
 
+def _weighted(coef: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """``sum_i coef[i] * images[i]`` for images (k, ...), in einsum's fixed order, not through BLAS
+    (:func:`_normal_equations` says why), in the dtype of ``coef`` and ``images``."""
+    return np.einsum("k,k...->...", coef, images)
+
+
 def _mix(bands: list[np.ndarray], coef: np.ndarray) -> np.ndarray:
     out = np.empty(bands[0].shape, np.float32)
     # Views of one stack with equal strides: combine in one numba pass without copying.
@@ -385,8 +391,8 @@ def _polish(feats: np.ndarray, target: np.ndarray, geom: GroupGeometry, cell: fl
         x = np.concatenate([rend[:, valid].astype(np.float64), ones[None]])
         if coef is None:  # the first model: a plain fit at ECC's offset
             coef = _lstsq(x, y)
-        mix = np.einsum("k,k...->...", coef[:-1].astype(np.float32), feats)  # not BLAS: see _normal_equations
-        r0 = np.einsum("k,k...->...", coef[:-1], rend.astype(np.float64))
+        mix = _weighted(coef[:-1].astype(np.float32), feats)
+        r0 = _weighted(coef[:-1], rend.astype(np.float64))
         gx = (render(mix, step_px) - render(mix, -step_px))[valid] / (2 * step_px)
         gy = (render(mix, 0.0, step_px) - render(mix, 0.0, -step_px))[valid] / (2 * step_px)
         lap = cv2.Laplacian(r0, cv2.CV_64F, borderType=cv2.BORDER_REFLECT)[valid]
@@ -525,7 +531,7 @@ def fit_offset(images: FitImages, geom: GroupGeometry, config: IngestConfig | No
             return cands[0], render_on_group_grid(cands[0], geom, dx, dy, window)
         rend = render_on_group_grid(cands, geom, dx, dy, window)
         coef = _lstsq_mix(rend, tgt)
-        return _mix(cands, coef), np.einsum("k,k...->...", coef.astype(np.float32), rend)
+        return _mix(cands, coef), _weighted(coef.astype(np.float32), rend)
 
     # Coarse: phase correlation at the group's resolution. cv2.phaseCorrelate(a, b) returns the
     # shift s with b(p) ~ a(p - s); target(p) = render_0(p - d/s), so d = s * scale.
