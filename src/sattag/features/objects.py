@@ -375,21 +375,20 @@ def write_object_rows(path, parts: Sequence[np.ndarray]) -> int:
     from sattag._files import atomic_path, check_free_space
 
     parts = [np.asarray(p, np.float32) for p in parts]
-    n_cols = {p.shape[1] for p in parts}
-    if len(n_cols) != 1:
-        raise ValueError(f"write_object_rows: parts with {sorted(n_cols)} columns")
-    n = sum(len(p) for p in parts)
-    n_bytes = n * next(iter(n_cols)) * 4
-    check_free_space(Path(path).parent, n_bytes, "the object rows")
+    widths = {p.shape[1] for p in parts}
+    if len(widths) != 1:
+        raise ValueError(f"write_object_rows: parts with {sorted(widths)} columns")
+    shape = (sum(len(p) for p in parts), widths.pop())
+    check_free_space(Path(path).parent, shape[0] * shape[1] * 4, "the object rows")
     with atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, n_cols.pop()))
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         start = 0
         for p in parts:
             out[start:start + len(p)] = p
             start += len(p)
         out.flush()
         del out
-    return n
+    return shape[0]
 
 
 def read_object_rows(path) -> np.ndarray:

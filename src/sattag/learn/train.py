@@ -404,7 +404,7 @@ def samples_auc(model_set: ModelSet, samples: Mapping[int, Sample]) -> pd.DataFr
         n_in = int(np.count_nonzero(y))
         auc = float("nan")
         if cls.id in model_set.boosters and 0 < n_in < y.size:
-            auc = roc_auc(y, model_set.predict_proba(np.asarray(X))[:, i])
+            auc = roc_auc(y, model_set.predict_proba(X)[:, i])  # predict_proba reads TakenRows out
         rows.append({"class_id": cls.id, "class": cls.name, "n_in": n_in, "n_out": int(y.size - n_in), "auc": auc})
     return pd.DataFrame(rows, columns=["class_id", "class", "n_in", "n_out", "auc"])
 
