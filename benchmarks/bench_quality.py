@@ -88,8 +88,10 @@ HELD_OUT_AUC_PIXELS = 50_000
 
 #: The seed's pipeline, run beside sattag's defaults in the same benchmark: per-pixel models on the
 #: band values only, no pairwise models, the models applied once to each cluster's mean spectrum,
-#: threshold 0.5, 3 % of the [0, 1] range, small clusters merged one after another.
-SEED_CONFIG = ('[features]\nset = "spectra"\n[model]\nlevel = "pixel"\npairs = []\n'
+#: threshold 0.5, 3 % of the [0, 1] range, small clusters merged one after another, every tree on all
+#: rows and all columns.
+SEED_CONFIG = ('[features]\nset = "spectra"\n[model]\nlevel = "pixel"\npairs = []\nrows_per_tree = 1.0\n'
+               'features_per_split = 1.0\n'
                '[predict]\npixels_per_cluster = 0\ntune_thresholds = false\n[cluster]\ntolerance_of = "range"\n'
                'merge = "sequential"\n')
 

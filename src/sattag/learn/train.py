@@ -69,6 +69,8 @@ def xgb_params(model: ModelConfig, level: str = "pixel") -> dict[str, Any]:
         "max_depth": model.max_depth,
         "eta": model.learning_rate,
         "seed": model.seed,
+        "subsample": model.rows_per_tree,
+        "colsample_bynode": model.features_per_split,
         "max_bin": model.bins(level),
         "device": model.device,
         "verbosity": 0,
