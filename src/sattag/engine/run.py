@@ -424,8 +424,11 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
     sc = session.config.split
     folds = tuning_folds(train_ids, sc.tuning_folds, sc.validation, sc.seed)
     tune = session.config.predict.tune_thresholds
+    # Thresholds are tuned on the validation scenes' clusters as recorded, like the scenes they will
+    # be applied to, not on their relit copies (which only the models learn from).
+    lights = 1 + session.config.model.relit_copies
     if tune and not folds and objects is not None and len(train_ids) == 1 and sc.tune_on_strips:
-        parts = _strip_parts(session, scenes, explored, objects[train_ids[0]], bands)
+        parts = _strip_parts(session, scenes, explored, objects[train_ids[0]], bands, lights)
         with session.timed("tune thresholds"):
             thresholds = tune_cluster_thresholds(parts).assign(validation_scenes=1, folds=len(parts))
         del parts
@@ -435,8 +438,8 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
         parts = []
         for fold in folds:
             if objects is not None:
-                parts.append(_cluster_fold(session, scenes, explored, objects, fold.train,
-                                           join_cluster_rows([objects[s] for s in fold.held_out]), bands))
+                validation = join_cluster_rows([_recorded(objects[s], lights) for s in fold.held_out])
+                parts.append(_cluster_fold(session, scenes, explored, objects, fold.train, validation, bands))
             else:
                 first = _fit(session, scenes, explored, fold.train, bands, "train (for thresholds)",
                              most=sc.tuning_pixels)
@@ -498,16 +501,28 @@ def _fit(session: Session, scenes: Sequence[Scene], explored: Explored, ids: Seq
     return model_set
 
 
-def _strip_parts(session: Session, scenes: Sequence[Scene], explored: Explored, one: ClusterRows, bands) -> list:
+def _strip_parts(session: Session, scenes: Sequence[Scene], explored: Explored, one: ClusterRows, bands,
+                 lights: int) -> list:
     """The threshold-tuning parts of a single training scene cut in strips (:func:`sattag.learn.scene_strips`,
     ``[split] tuning_folds`` of them, at least 2): per strip, a first model set trained on the other
-    strips' clusters, and this strip's rows, shares and sizes."""
+    strips' clusters under all ``lights``, and this strip's rows, shares and sizes as recorded."""
     from sattag.learn import scene_strips
 
     k = max(2, session.config.split.tuning_folds)
-    strip = scene_strips(one.centres, k)
-    return [_cluster_fold(session, scenes, explored, {"other strips": one.take(strip != i)}, ["other strips"],
-                          one.take(strip == i), bands) for i in range(k)]
+    recorded = _recorded(one, lights)
+    strip = scene_strips(recorded.centres, k)
+    every = np.tile(strip, lights)  # the copies list the clusters in the same order
+    return [_cluster_fold(session, scenes, explored, {"other strips": one.take(every != i)}, ["other strips"],
+                          recorded.take(strip == i), bands) for i in range(k)]
+
+
+def _recorded(rows: ClusterRows, lights: int) -> ClusterRows:
+    """A training scene's clusters as recorded: the first of the ``lights`` copies of its rows
+    (:func:`tasks.cluster_rows_task`), read into memory."""
+    n = len(rows.sizes)
+    if n % lights:
+        raise ValueError(f"{n} cluster rows are not {lights} copies of a scene's clusters")
+    return rows.take(np.arange(n // lights))
 
 
 def _cluster_fold(session: Session, scenes: Sequence[Scene], explored: Explored, objects: dict[str, ClusterRows],
