@@ -241,7 +241,7 @@ class ModelConfig:
     # the columns (``colsample_bynode``). A few training scenes hold few objects, and deep trees that
     # see all of them and every column learn those objects; on the quality benchmark's 6 held-out data
     # sets 0.8 and 0.5 raised the sum of held-out Jaccard from 2.467 to 2.478, mean of model seeds,
-    # within the seeds' spread (README); they train faster. 1.0 and 1.0: the seed's trees.
+    # within the seeds' spread (README). 1.0 and 1.0: the seed's trees.
     rows_per_tree: float = field(default=0.8, metadata=within("(0, 1]"))
     features_per_split: float = field(default=0.5, metadata=within("(0, 1]"))
 
