@@ -138,14 +138,13 @@ def test_one_training_scene_tunes_its_thresholds_on_strips_of_itself(small_dstl,
 
 def test_thresholds_are_tuned_on_the_clusters_as_recorded_not_their_relit_copies():
     from sattag.engine.contracts import ClusterRows
-    from sattag.engine.run import _recorded
 
     k, lights = 5, 3
     rows = np.arange(k * lights * 2, dtype=np.float32).reshape(k * lights, 2)
     sizes = np.tile(np.arange(1, k + 1), lights)
     scene = ClusterRows(rows=rows, shares=np.zeros((k * lights, 1), np.float32), sizes=sizes,
                         centres=np.zeros((k * lights, 2), np.float32))
-    first = _recorded(scene, lights)
+    first = scene.recorded(lights)
     assert np.array_equal(first.rows, rows[:k]) and np.array_equal(first.sizes, np.arange(1, k + 1))
     with pytest.raises(ValueError, match="not 4 copies"):
-        _recorded(scene, 4)
+        scene.recorded(4)

@@ -75,6 +75,14 @@ class ClusterRows:
         return ClusterRows(rows=self.rows[keep], shares=self.shares[keep], sizes=self.sizes[keep],
                            centres=self.centres[keep])
 
+    def recorded(self, lights: int) -> "ClusterRows":
+        """A training scene's clusters as recorded: the first of the ``lights`` copies (1 + ``[model]
+        relit_copies``) of its rows, read into memory."""
+        n = len(self.sizes)
+        if n % lights:
+            raise ValueError(f"{n} cluster rows are not {lights} copies of a scene's clusters")
+        return self.take(np.arange(n // lights))
+
 
 def join_cluster_rows(parts: Sequence[ClusterRows]) -> ClusterRows:
     """Several scenes' :class:`ClusterRows` as one, in the order given; the rows are not copied

@@ -438,7 +438,7 @@ def train(session: Session, scenes: Sequence[Scene], explored: Explored) -> "obj
         parts = []
         for fold in folds:
             if objects is not None:
-                validation = join_cluster_rows([_recorded(objects[s], lights) for s in fold.held_out])
+                validation = join_cluster_rows([objects[s].recorded(lights) for s in fold.held_out])
                 parts.append(_cluster_fold(session, scenes, explored, objects, fold.train, validation, bands))
             else:
                 first = _fit(session, scenes, explored, fold.train, bands, "train (for thresholds)",
@@ -509,20 +509,11 @@ def _strip_parts(session: Session, scenes: Sequence[Scene], explored: Explored, 
     from sattag.learn import scene_strips
 
     k = max(2, session.config.split.tuning_folds)
-    recorded = _recorded(one, lights)
+    recorded = one.recorded(lights)
     strip = scene_strips(recorded.centres, k)
     every = np.tile(strip, lights)  # the copies list the clusters in the same order
     return [_cluster_fold(session, scenes, explored, {"other strips": one.take(every != i)}, ["other strips"],
                           recorded.take(strip == i), bands) for i in range(k)]
-
-
-def _recorded(rows: ClusterRows, lights: int) -> ClusterRows:
-    """A training scene's clusters as recorded: the first of the ``lights`` copies of its rows
-    (:func:`tasks.cluster_rows_task`), read into memory."""
-    n = len(rows.sizes)
-    if n % lights:
-        raise ValueError(f"{n} cluster rows are not {lights} copies of a scene's clusters")
-    return rows.take(np.arange(n // lights))
 
 
 def _cluster_fold(session: Session, scenes: Sequence[Scene], explored: Explored, objects: dict[str, ClusterRows],
