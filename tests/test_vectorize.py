@@ -344,3 +344,25 @@ def test_polygons_finished_in_tiles_equal_the_whole_masks():
         assert len(tiled.geoms) == len(at_the_end.geoms)
         # and the same pixels as the whole mask, before simplifying
         assert shapely.equals(shapely.union_all(join_seams(whole, cut)), shapely.union_all(pixel_polygons(mask)))
+
+
+def test_near_pairs_are_the_dwithin_pairs_from_either_side():
+    # near_pairs measures each candidate pair from its larger side; the pairs must be exactly those
+    # of the plain dwithin query, at distances just inside, on and just outside the limit, and
+    # with one shape far larger than the others (the case it exists for).
+    from sattag.vectorize.polygons import near_pairs, pixel_polygons
+
+    mask = blobs((300, 400), seed=5, share=0.45, smooth=3.0)
+    mask[100:110, 0:400] = 1  # a long band joining many blobs into one big shape
+    polys = pixel_polygons(mask)
+    polys = np.concatenate([polys, [shapely.box(0, 0, 1, 1), shapely.box(4, 0, 5, 1)]])
+    assert shapely.get_num_coordinates(polys).max() > 20 * np.median(shapely.get_num_coordinates(polys))
+    for distance in (0.5, 1.0, 3.0, 3.0001, 5.0):
+        a, b = shapely.STRtree(polys).query(polys, predicate="dwithin", distance=distance)
+        expected = {(i, j) for i, j in zip(a.tolist(), b.tolist()) if i != j}
+        a, b = near_pairs(polys, distance)
+        got = list(zip(a.tolist(), b.tolist()))
+        assert len(got) == len(set(got))
+        assert set(got) == expected, distance
+    assert not any(shapely.is_prepared(polys))  # the caller's geometries are left as they were
+    assert [len(x) for x in near_pairs(polys[:1], 2.0)] == [0, 0]
