@@ -379,3 +379,22 @@ def test_the_readme_stage_table_is_the_engines():
     assert rows == [(s.name, s.per, s.what) for s in STAGES]
     with pytest.raises(ValueError, match="no stage 'trian'; the stages are: ingest, ingest offsets"):
         stage_named("trian")
+
+
+def _thread_pools() -> dict:
+    import cv2
+    import numba
+
+    return {"opencv": cv2.getNumThreads(), "numba": numba.config.NUMBA_NUM_THREADS,
+            "openmp": os.environ.get("OMP_NUM_THREADS")}
+
+
+def test_embedded_workers_keep_their_thread_pools_to_their_cores():
+    # With 2 workers on 2 cores, a library that starts a thread per core in every worker
+    # oversubscribes the machine and makes the 1-worker run the only fast one.
+    from sattag.config import EngineConfig
+    from sattag.engine.cluster import open_client
+
+    with open_client(EngineConfig(workers=1, threads_per_worker=1)) as client:
+        pools = list(client.run(_thread_pools).values())
+    assert pools == [{"opencv": 1, "numba": 1, "openmp": "1"}]

@@ -44,8 +44,9 @@ def open_client(config: EngineConfig) -> Iterator["distributed.Client"]:  # noqa
     # otherwise each start a thread per core in every worker and oversubscribe the machine.
     threads = str(config.threads_per_worker)
     # (GDAL's threads come from the configuration: the engine sets [ingest] gdal_threads to match.)
+    # (OpenCV's own thread pool reads OPENCV_FOR_THREADS_NUM, not OMP_NUM_THREADS.)
     env = {"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1"}
+           "MKL_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": threads}
     # Workers write their own files; the dashboard takes a free port so that runs never fight over one.
     cluster = _started_without_sigint(lambda: LocalCluster(
         n_workers=workers,
