@@ -366,3 +366,32 @@ def test_near_pairs_are_the_dwithin_pairs_from_either_side():
         assert set(got) == expected, distance
     assert not any(shapely.is_prepared(polys))  # the caller's geometries are left as they were
     assert [len(x) for x in near_pairs(polys[:1], 2.0)] == [0, 0]
+
+
+def test_seams_joined_in_bands_are_the_seams_joined_at_once():
+    # The bands' closed pieces are final and the open ones, joined across the bands, complete them:
+    # the same shapes as one union of every seam piece, for 1, 2 and 3 bands of tile rows.
+    from sattag.vectorize import join_band_seams, join_bands, join_seams, tile_pixel_polygons
+
+    mask = blobs((600, 700), seed=11, share=0.5, smooth=6.0)
+    mask[:, 340:350] = 1  # one shape through every band
+    tile = 150
+    cut = {}
+    for r0 in range(0, 600, tile):
+        for c0 in range(0, 700, tile):
+            cut.setdefault(r0, []).append(tile_pixel_polygons(mask[r0:r0 + tile, c0:c0 + tile], r0, c0, 600, 700)[1])
+    at_once = join_seams([], [p for row in cut.values() for p in row])
+    for edges in ([0, 600], [0, 300, 600], [0, 150, 450, 600]):
+        closed, opened = [], []
+        for r0, r1 in zip(edges, edges[1:]):
+            c, o = join_band_seams([p for r, row in cut.items() if r0 <= r < r1 for p in row], (r0, r1), 600)
+            closed.append(c)
+            opened.append(o)
+            b = shapely.bounds(c)
+            assert not len(c) or ((r0 == 0) | (b[:, 1] > r0)).all() and ((r1 == 600) | (b[:, 3] < r1)).all()
+        banded = np.concatenate([*closed, join_bands(opened)])
+        assert len(banded) == len(at_once), edges
+        assert shapely.is_valid(banded).all()
+        assert shapely.equals(shapely.union_all(banded), shapely.union_all(at_once))
+        if len(edges) > 2:
+            assert sum(map(len, closed)) > 0 and sum(map(len, opened)) > 0

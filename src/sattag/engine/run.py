@@ -707,9 +707,17 @@ def _predict_tiled(session: Session, scenes: Sequence[Scene]) -> dict:
     paint_tiles = [t for sid, ts in plans.items() if sid in merged for t in ts]
     painted = session.map_tiles("paint tiles", tl.paint_tile_task, paint_tiles, per_tile=joins).results
     done = [s for s in scenes if s.id in merged and not session.failed(s.id)]
+    # A dense class's seam pieces are unioned band by band on all workers first (its polygons part
+    # would otherwise be the one long task the others wait for).
+    bands = {s.id: tl.plan_seam_bands(plans[s.id], session.classes, {t.id: painted[t.id][1] for t in plans[s.id]})
+             for s in done}
+    seams = [tl.ScenePart(s, "seams", cid, rows=rows) for s in done for cid, rs in bands[s.id].items() for rows in rs]
+    if seams:
+        session.map_parts("join seams", tl.join_seams_task, seams)
+        done = [s for s in done if not session.failed(s.id)]
     # Every part of every scene at once: one scene's tables, images and classes on all workers.
     parts = [p for s in done
-             for p in tl.plan_parts(s, session.classes, sum(painted[t.id] for t in plans[s.id]))]
+             for p in tl.plan_parts(s, session.classes, sum(painted[t.id][0] for t in plans[s.id]), bands[s.id])]
     res = session.map_parts("assemble parts", tl.assemble_part_task, parts,
                             per_part={p.id: merged[p.scene.id] if p.kind == "tables" else None for p in parts})
     done = [s for s in done if not session.failed(s.id)]

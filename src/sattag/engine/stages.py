@@ -48,6 +48,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("predict tiles", "tile", "cluster, features, predict and rules on one tile (with its halo)"),
     Stage("stitch", "run", "join clusters cut by tile edges, one decision per joined cluster"),
     Stage("paint tiles", "tile", "a tile's masks, cluster ids and polygons with the joined decisions"),
+    Stage("join seams", "part", "a dense class's seam pieces unioned, one band of tile rows per task, before its polygons"),
     Stage("assemble parts", "part", "a tiled scene's masks, cluster image, tables, each class's polygons "
                                     "(seams unioned): side by side"),
     Stage("assemble", "scene", "a tiled scene's GeoJSON from its classes' polygons, its scores gathered"),

@@ -21,7 +21,8 @@ Three passes, each a set of small tasks; the client only ever holds the cluster 
    counts against truth) and the cluster-id COG, each written piece by piece; the probability and
    cluster tables streamed tile by tile, with the rules CSV; and per class, its polygons with the
    seam pieces unioned and finished (and their overlay with the truth), kept in
-   ``tiles/<scene>/px<tile_px>/polygons-<class>.npz``. Then **assemble** (one small task per
+   ``tiles/<scene>/px<tile_px>/polygons-<class>.npz``. A class with many seam pieces has them
+   unioned first in bands of tile rows, side by side (**join seams**, :func:`plan_seam_bands`). Then **assemble** (one small task per
    scene): the scene's GeoJSON from its classes' polygons, and its share of the scores.
 
 Each tile file and each part's file is written atomically and read back by a rerun, so an
@@ -44,7 +45,7 @@ from sattag.engine.contracts import RunContext, ScenePrediction
 from sattag.errors import ConfigError
 from sattag.scene import Scene
 
-__all__ = ["ScenePart", "Tile", "TileSeams", "plan_parts", "plan_tiles", "predict_window", "tile_folder",
+__all__ = ["ScenePart", "Tile", "TileSeams", "plan_parts", "plan_seam_bands", "plan_tiles", "predict_window", "tile_folder",
            "check_tile_size"]
 
 _SIDES = ("top", "bottom", "left", "right")
@@ -419,8 +420,9 @@ def stitch(tiles: list[Tile], seams: dict[str, TileSeams], tolerance: np.ndarray
 
 def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> np.ndarray:
     """Pass 3 for one tile (module docstring): its masks, scene-wide cluster ids and polygons with the
-    joined decisions. Returns the bytes of the tile's polygons (WKB) per class, int64 (C,): what each
-    class's ``polygons`` part will have to read and join (:func:`plan_parts`)."""
+    joined decisions. Returns the bytes of the tile's polygons (WKB) per class, int64 (2, C): all of
+    them (what each class's ``polygons`` part will have to read, :func:`plan_parts`) and its seam
+    pieces (what will have to be unioned, :func:`plan_seam_bands`)."""
     import shapely
 
     from sattag.predict import class_masks
@@ -429,8 +431,8 @@ def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> np.ndarray
     folder = tile_folder(ctx, tile.scene.id)
     out = folder / f"{tile.name}.paint.npz"
     if out.exists():
-        p = _paint(folder, tile, "wkb_ends", "wkb_class")
-        return _class_bytes(p["wkb_ends"], p["wkb_class"], len(ctx.classes))
+        p = _paint(folder, tile, "wkb_ends", "wkb_class", "wkb_kind")
+        return _class_bytes(p["wkb_ends"], p["wkb_class"], p["wkb_kind"], len(ctx.classes))
     z = _load(folder / f"{tile.name}.npz")
     flags = z["flags"].copy()
     flags[joins.ids] = joins.flags
@@ -452,13 +454,22 @@ def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> np.ndarray
     _save(out, masks=masks, cluster_ids=scene_ids[local].astype(np.int32), flags=flags,
           scene_ids=scene_ids, wkb=np.frombuffer(b"".join(wkb), np.uint8),
           wkb_ends=np.cumsum(lengths), wkb_class=np.array(cls, np.int16), wkb_kind=np.array(kind, np.int8))
-    return _class_bytes(np.cumsum(lengths), np.array(cls, np.int16), len(ctx.classes))
+    return _class_bytes(np.cumsum(lengths), np.array(cls, np.int16), np.array(kind, np.int8), len(ctx.classes))
 
 
-def _class_bytes(ends: np.ndarray, cls: np.ndarray, n_classes: int) -> np.ndarray:
-    """Bytes of WKB per class, int64 (C,), of polygons ending at ``ends`` (cumulative) of classes ``cls``."""
+#: ``wkb_kind`` of a seam piece in a paint file (0: settled in the tile, 1: the tile's other complete
+#: polygons, 2: pieces cut by a seam).
+_SEAM = 2
+
+
+def _class_bytes(ends: np.ndarray, cls: np.ndarray, kind: np.ndarray, n_classes: int) -> np.ndarray:
+    """Bytes of WKB per class of polygons ending at ``ends`` (cumulative) of classes ``cls`` and kinds
+    ``kind``: int64 (2, C), all of them and the seam pieces."""
     lengths = np.diff(np.concatenate([[0], ends])).astype(np.int64)
-    return np.bincount(cls.astype(np.int64), weights=lengths, minlength=n_classes).astype(np.int64)
+    cls = cls.astype(np.int64)
+    seam = kind == _SEAM
+    return np.stack([np.bincount(cls, weights=lengths, minlength=n_classes),
+                     np.bincount(cls[seam], weights=lengths[seam], minlength=n_classes)]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -467,14 +478,21 @@ class ScenePart:
     run side by side on all workers: ``kind`` is "tables" (probability and cluster tables, rules
     CSV), "clusters" (the cluster-id COG), "masks" (the class-mask COG and the pixel counts against
     truth) or "polygons" (the polygons of the class ``class_id``: seam pieces unioned, finished,
-    scored). ``id`` names it in progress, timings and failures."""
+    scored); or, before those, "seams" (the seam pieces of the class ``class_id`` in the tiles of the
+    band of pixel ``rows``, unioned: :func:`join_seams_task`). A "polygons" part's ``bands`` are the
+    rows of its class's "seams" parts (none: it unions its seam pieces itself). ``id`` names it in
+    progress, timings and failures."""
 
     scene: Scene
     kind: str
     class_id: int | None = None
+    rows: tuple[int, int] | None = None
+    bands: tuple[tuple[int, int], ...] = ()
 
     @property
     def name(self) -> str:
+        if self.kind == "seams":
+            return f"seams {self.class_id} rows {self.rows[0]}-{self.rows[1]}"
         return f"polygons {self.class_id}" if self.kind == "polygons" else self.kind
 
     @property
@@ -482,7 +500,8 @@ class ScenePart:
         return f"{self.scene.id}/{self.name}"
 
 
-def plan_parts(scene: Scene, classes, polygon_bytes: np.ndarray | None = None) -> list[ScenePart]:
+def plan_parts(scene: Scene, classes, polygon_bytes: np.ndarray | None = None,
+               bands: dict[int, tuple[tuple[int, int], ...]] | None = None) -> list[ScenePart]:
     """The parts of a tiled scene's assembly, in the order to start them: one part per class of
     ``classes`` for its polygons, the masks, the cluster image and the tables.
 
@@ -490,12 +509,109 @@ def plan_parts(scene: Scene, classes, polygon_bytes: np.ndarray | None = None) -
     (:func:`paint_tile_task`), or None. The class with the most goes first, then the two images, the
     tables and the other classes by size: a dense class's seam unions are the longest part (12 s of
     26 on a 6000-px scene), and started last they would leave the other workers idle at the end.
+    ``bands``: class id -> the rows of its "seams" parts (:func:`plan_seam_bands`), done before.
     """
     order = list(range(len(classes))) if polygon_bytes is None else \
         list(np.argsort(-np.asarray(polygon_bytes), kind="stable"))
-    polygons = [ScenePart(scene, "polygons", classes.ids[j]) for j in order]
+    bands = bands or {}
+    polygons = [ScenePart(scene, "polygons", classes.ids[j], bands=bands.get(classes.ids[j], ())) for j in order]
     return [*polygons[:1], ScenePart(scene, "masks"), ScenePart(scene, "clusters"), ScenePart(scene, "tables"),
             *polygons[1:]]
+
+
+#: A class whose seam pieces over a scene come to more WKB than this has them unioned in bands of
+#: tile rows, one "seams" part each, side by side on the workers, before its polygons part joins the
+#: bands (:func:`sattag.vectorize.join_band_seams`). A 20 000-px scene's crops: ~100 MB, 43 s to
+#: union in one task; a 10 000-px scene's: 25 MB, 13 s, left whole (the join across bands costs a
+#: few seconds more work). Set by the data, not by the workers: a scene's polygons do not depend on
+#: how many workers there are.
+SEAM_BAND_BYTES = 48 << 20
+
+
+def plan_seam_bands(tiles: Sequence[Tile], classes, seam_bytes: dict[str, np.ndarray],
+                    band_bytes: int | None = None) -> dict[int, tuple[tuple[int, int], ...]]:
+    """class id -> the pixel rows of its bands, for the classes of ``classes`` whose seam pieces over
+    ``tiles`` (one scene's) exceed ``band_bytes``: ``ceil(bytes / band_bytes)`` bands (at most one per
+    row of tiles) of whole rows of tiles, cut where the class's seam bytes are shared about evenly.
+    ``seam_bytes``: tile id -> int64 (C,), the tile's seam-piece bytes per class (:func:`paint_tile_task`);
+    ``band_bytes``: default :data:`SEAM_BAND_BYTES`."""
+    band_bytes = SEAM_BAND_BYTES if band_bytes is None else band_bytes
+    starts = sorted({t.rows for t in tiles})
+    if len(starts) < 2:
+        return {}
+    per_row = np.array([sum(np.asarray(seam_bytes[t.id], np.int64) for t in tiles if t.rows == r) for r in starts])
+    out = {}
+    for j, cid in enumerate(classes.ids):
+        col = per_row[:, j].astype(np.float64)
+        k = min(len(starts), int(np.ceil(col.sum() / band_bytes)))
+        if k < 2:
+            continue
+        # cut before the row of tiles where the running total passes each k-th of the whole
+        share = np.cumsum(col) / col.sum()
+        cuts = sorted({int(np.searchsorted(share, q, side="left")) + 1 for q in np.arange(1, k) / k})
+        cuts = [c for c in cuts if 0 < c < len(starts)]
+        if cuts:  # (one band would only add the join to the union)
+            edges = [0, *cuts, len(starts)]
+            out[cid] = tuple((starts[a][0], starts[b - 1][1]) for a, b in zip(edges, edges[1:]))
+    return out
+
+
+def seams_piece(ctx: RunContext, scene_id: str, class_id: int, rows: tuple[int, int]) -> Path:
+    """Where a "seams" part keeps its band's unioned seam pieces: ``<tile folder>/seams-<class>-rows<r0>-<r1>.npz``."""
+    return tile_folder(ctx, scene_id) / f"seams-{class_id}-rows{rows[0]}-{rows[1]}.npz"
+
+
+def _wkb_arrays(prefix: str, geoms: np.ndarray) -> dict[str, np.ndarray]:
+    """Geometries as one WKB byte array and the cumulative ends of each: ``{prefix, prefix_ends}``."""
+    import shapely
+
+    blobs = shapely.to_wkb(geoms) if len(geoms) else []
+    return {prefix: np.frombuffer(b"".join(blobs), np.uint8),
+            f"{prefix}_ends": np.cumsum([len(b) for b in blobs]).astype(np.int64)}
+
+
+def _from_wkb(z: dict, prefix: str) -> np.ndarray:
+    """The geometries :func:`_wkb_arrays` kept under ``prefix``."""
+    import shapely
+
+    ends = np.asarray(z[f"{prefix}_ends"], np.int64)
+    blob = np.asarray(z[prefix]).tobytes()
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    return shapely.from_wkb(np.array([blob[a:b] for a, b in zip(starts, ends)], dtype=object)) if len(ends) \
+        else np.empty(0, dtype=object)
+
+
+def join_seams_task(part: ScenePart, ctx: RunContext) -> None:
+    """A "seams" part (:class:`ScenePart`): the seam pieces of its class in the tiles of its band of
+    rows, unioned (:func:`sattag.vectorize.join_band_seams`), kept in :func:`seams_piece` for the
+    class's polygons part. A part whose file exists is not redone."""
+    from sattag.vectorize import join_band_seams
+
+    out = seams_piece(ctx, part.scene.id, part.class_id, part.rows)
+    if out.exists():
+        return None
+    grid, _, tiles, folder = _tiles_of(part.scene, ctx)
+    (r0, r1), j = part.rows, ctx.classes.index(part.class_id)
+    cut = [_tile_polygons(folder, t, j)[_SEAM] for t in tiles if r0 <= t.rows[0] and t.rows[1] <= r1]
+    closed, open_ = join_band_seams(cut, part.rows, grid.height)
+    _save(out, **_wkb_arrays("closed", closed), **_wkb_arrays("open", open_))
+    return None
+
+
+def _tile_polygons(folder: Path, tile: Tile, j: int) -> list[np.ndarray]:
+    """A tile's polygons of the class at index ``j``, by kind: [settled, rest, seam pieces]."""
+    import shapely
+
+    p = _paint(folder, tile, "wkb", "wkb_ends", "wkb_class", "wkb_kind")
+    sel = np.flatnonzero(p["wkb_class"] == j)
+    if not sel.size:
+        return [np.empty(0, dtype=object)] * 3
+    ends = p["wkb_ends"]
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    blob = p["wkb"].tobytes()
+    geoms = shapely.from_wkb(np.array([blob[starts[i]:ends[i]] for i in sel], dtype=object))
+    kind = p["wkb_kind"][sel]
+    return [geoms[kind == code] for code in range(3)]
 
 
 def _tiles_of(scene: Scene, ctx: RunContext):
@@ -539,7 +655,7 @@ def assemble_part_task(part: ScenePart, merged: JoinedClusters | None, ctx: RunC
     if part.kind == "masks":
         return _masks_part(part.scene, ctx)
     if part.kind == "polygons":
-        return _polygons_part(part.scene, part.class_id, ctx)
+        return _polygons_part(part.scene, part.class_id, ctx, part.bands)
     raise ValueError(f"no scene part {part.kind!r}")
 
 
@@ -641,16 +757,16 @@ def _masks_part(scene: Scene, ctx: RunContext) -> tuple[np.ndarray, np.ndarray] 
     return (inter, union) if truth is not None else None
 
 
-def _polygons_part(scene: Scene, class_id: int, ctx: RunContext) -> None:
+def _polygons_part(scene: Scene, class_id: int, ctx: RunContext, bands: Sequence[tuple[int, int]] = ()) -> None:
     """One class's polygons: those finished in the tiles, and the others finished here with the seam
     pieces unioned (:func:`sattag.vectorize.join_seams`, :func:`sattag.vectorize.finish_polygons`);
     with truth, their (intersection, union) areas with the class's truth polygons. Kept in
-    :func:`polygons_piece` (the MultiPolygon as WKB, scene coordinates) for the final ``assemble``."""
-    import shapely
-
+    :func:`polygons_piece` (the MultiPolygon as WKB, scene coordinates) for the final ``assemble``.
+    ``bands``: the rows of the class's "seams" parts, done before: their unions are joined across the
+    bands (:func:`sattag.vectorize.join_bands`) instead of the tiles' seam pieces being unioned here."""
     from sattag.evaluate import polygon_counts
     from sattag.labels import read_truth_polygons
-    from sattag.vectorize import finish_polygons, join_seams
+    from sattag.vectorize import finish_polygons, join_bands, join_seams
 
     out = polygons_piece(ctx, scene.id, class_id)
     if out.exists():
@@ -660,18 +776,16 @@ def _polygons_part(scene: Scene, class_id: int, ctx: RunContext) -> None:
     grid, _, tiles, folder = _tiles_of(scene, ctx)
     settled, rest, cut = [], [], []
     for t in tiles:
-        p = _paint(folder, t, "wkb", "wkb_ends", "wkb_class", "wkb_kind")
-        sel = np.flatnonzero(p["wkb_class"] == j)
-        if not sel.size:
-            continue
-        ends = p["wkb_ends"]
-        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-        blob = p["wkb"].tobytes()
-        geoms = shapely.from_wkb(np.array([blob[starts[i]:ends[i]] for i in sel], dtype=object))
-        kind = p["wkb_kind"][sel]
-        del p, blob
-        for code, bucket in enumerate((settled, rest, cut)):
-            bucket.append(geoms[kind == code])
+        for bucket, geoms in zip((settled, rest, cut), _tile_polygons(folder, t, j)):
+            bucket.append(geoms)
+    if bands:
+        opened = []
+        for rows in bands:
+            z = _load(seams_piece(ctx, scene.id, class_id, rows))
+            rest.append(_from_wkb(z, "closed"))
+            opened.append(_from_wkb(z, "open"))
+        rest.append(join_bands(opened))
+        cut = []
     geom = finish_polygons(join_seams(rest, cut), grid.transform, ctx.config.vectorize, settled=settled)
     del settled, rest, cut
     arrays = {"wkb": np.frombuffer(geom.wkb, np.uint8)}

@@ -344,6 +344,42 @@ def join_seams(whole: list[np.ndarray], seam: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(final) if final else np.empty(0, dtype=object)
 
 
+def join_band_seams(seam: Sequence[np.ndarray], rows: tuple[int, int], height: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The seam pieces of one band of tile rows, unioned: a share of :func:`join_seams` that can run
+    beside the other bands' (a dense class's seam pieces over a big scene take most of its polygons'
+    time: 43 s of 72 s for a 20 000-px scene's crops).
+
+    ``seam``: the pieces (:func:`tile_pixel_polygons`) of the tiles whose rows are ``rows = (r0, r1)``
+    (pixel px, end exclusive) of a mask of ``height`` rows. Returns ``(closed, open)``, numpy object
+    arrays of Polygons: ``closed`` lie inside the band's rows, clear of its edges shared with other
+    bands, so no piece of another band can touch them: they are final, as :func:`join_seams` would
+    give them. ``open`` reach such an edge; :func:`join_bands` unions them with the other bands'.
+    """
+    pieces = [p for p in seam if len(p)]
+    if not pieces:
+        return np.empty(0, dtype=object), np.empty(0, dtype=object)
+    parts = _polygon_parts(np.array([shapely.union_all(np.concatenate(pieces))], dtype=object))
+    r0, r1 = rows
+    b = shapely.bounds(parts)
+    reach = ((r0 > 0) & (b[:, 1] <= r0)) | ((r1 < height) & (b[:, 3] >= r1))
+    return parts[~reach], parts[reach]
+
+
+def join_bands(open_parts: Sequence[np.ndarray]) -> np.ndarray:
+    """The ``open`` pieces of every band (:func:`join_band_seams`) unioned across the bands' edges:
+    numpy object array of Polygons. Each band's pieces are one MultiPolygon (disjoint after its own
+    union) and the bands are unioned two by two, neighbours first: a few large unions instead of a
+    cascade over many pieces (3x faster on a 10 000-px scene's crops)."""
+    bands = [shapely.multipolygons(p) for p in open_parts if len(p)]
+    if not bands:
+        return np.empty(0, dtype=object)
+    while len(bands) > 1:
+        bands = [shapely.union(bands[i], bands[i + 1]) if i + 1 < len(bands) else bands[i]
+                 for i in range(0, len(bands), 2)]
+    return _polygon_parts(np.array(bands, dtype=object))
+
+
 def pixel_polygons(mask: np.ndarray, tile_px: int = VectorizeConfig.tile_px,
                    progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Valid polygons of a 2-D mask in pixel-edge coordinates (x = column, y = row, unit pixels).
