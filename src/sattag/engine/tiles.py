@@ -521,8 +521,8 @@ def plan_parts(scene: Scene, classes, polygon_bytes: np.ndarray | None = None,
 
 #: A class whose seam pieces over a scene come to more WKB than this has them unioned in bands of
 #: tile rows, one "seams" part each, side by side on the workers, before its polygons part joins the
-#: bands (:func:`sattag.vectorize.join_band_seams`). A 20 000-px scene's crops: ~100 MB, 43 s to
-#: union in one task; a 10 000-px scene's: 25 MB, 13 s, left whole (the join across bands costs a
+#: bands (:func:`sattag.vectorize.join_band_seams`). A 20 000-px scene's crops: 43 s to union in
+#: one task, 2 bands at this size (the scale benchmark); a 10 000-px scene's: 25 MB, 13 s, left whole (the join across bands costs a
 #: few seconds more work). Set by the data, not by the workers: a scene's polygons do not depend on
 #: how many workers there are.
 SEAM_BAND_BYTES = 48 << 20
