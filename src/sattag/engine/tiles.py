@@ -423,8 +423,6 @@ def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> np.ndarray
     joined decisions. Returns the bytes of the tile's polygons (WKB) per class, int64 (2, C): all of
     them (what each class's ``polygons`` part will have to read, :func:`plan_parts`) and its seam
     pieces (what will have to be unioned, :func:`plan_seam_bands`)."""
-    import shapely
-
     from sattag.predict import class_masks
     from sattag.vectorize import settle_tile_polygons, tile_pixel_polygons
 
@@ -441,20 +439,20 @@ def paint_tile_task(tile: Tile, joins: TileJoins, ctx: RunContext) -> np.ndarray
     scene_ids[joins.ids] = joins.group
     masks = class_masks(local, flags)
     H, W = tile.scene_shape
-    wkb, cls, kind = [], [], []
+    geoms, cls, kind = [], [], []
     for j in range(masks.shape[0]):
         whole, cut = tile_pixel_polygons(masks[j], tile.rows[0], tile.cols[0], H, W)
         # Most polygons are finished here, in parallel; assemble joins the seams and finishes the rest.
         settled, rest = settle_tile_polygons(whole, cut, tile.rows, tile.cols, H, W, ctx.config.vectorize)
         for code, part in enumerate((settled, rest, cut)):
-            wkb.extend(shapely.to_wkb(part))
+            geoms.extend(part)
             cls.extend([j] * len(part))
             kind.extend([code] * len(part))
-    lengths = np.array([len(b) for b in wkb], np.int64)
+    polygons = _wkb_arrays("wkb", np.array(geoms, dtype=object))
+    cls, kind = np.array(cls, np.int16), np.array(kind, np.int8)
     _save(out, masks=masks, cluster_ids=scene_ids[local].astype(np.int32), flags=flags,
-          scene_ids=scene_ids, wkb=np.frombuffer(b"".join(wkb), np.uint8),
-          wkb_ends=np.cumsum(lengths), wkb_class=np.array(cls, np.int16), wkb_kind=np.array(kind, np.int8))
-    return _class_bytes(np.cumsum(lengths), np.array(cls, np.int16), np.array(kind, np.int8), len(ctx.classes))
+          scene_ids=scene_ids, **polygons, wkb_class=cls, wkb_kind=kind)
+    return _class_bytes(polygons["wkb_ends"], cls, kind, len(ctx.classes))
 
 
 #: ``wkb_kind`` of a seam piece in a paint file (0: settled in the tile, 1: the tile's other complete
@@ -570,15 +568,18 @@ def _wkb_arrays(prefix: str, geoms: np.ndarray) -> dict[str, np.ndarray]:
             f"{prefix}_ends": np.cumsum([len(b) for b in blobs]).astype(np.int64)}
 
 
-def _from_wkb(z: dict, prefix: str) -> np.ndarray:
-    """The geometries :func:`_wkb_arrays` kept under ``prefix``."""
+def _from_wkb(z: dict, prefix: str, sel: np.ndarray | None = None) -> np.ndarray:
+    """The geometries :func:`_wkb_arrays` kept under ``prefix`` (only those at indices ``sel``: the
+    others are not decoded)."""
     import shapely
 
     ends = np.asarray(z[f"{prefix}_ends"], np.int64)
-    blob = np.asarray(z[prefix]).tobytes()
     starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-    return shapely.from_wkb(np.array([blob[a:b] for a, b in zip(starts, ends)], dtype=object)) if len(ends) \
-        else np.empty(0, dtype=object)
+    sel = np.arange(len(ends)) if sel is None else np.asarray(sel)
+    if not len(sel):
+        return np.empty(0, dtype=object)
+    blob = np.asarray(z[prefix]).tobytes()
+    return shapely.from_wkb(np.array([blob[starts[i]:ends[i]] for i in sel], dtype=object))
 
 
 def join_seams_task(part: ScenePart, ctx: RunContext) -> None:
@@ -592,26 +593,19 @@ def join_seams_task(part: ScenePart, ctx: RunContext) -> None:
         return None
     grid, _, tiles, folder = _tiles_of(part.scene, ctx)
     (r0, r1), j = part.rows, ctx.classes.index(part.class_id)
-    cut = [_tile_polygons(folder, t, j)[_SEAM] for t in tiles if r0 <= t.rows[0] and t.rows[1] <= r1]
+    cut = [_tile_polygons(folder, t, j, (_SEAM,))[0] for t in tiles if r0 <= t.rows[0] and t.rows[1] <= r1]
     closed, open_ = join_band_seams(cut, part.rows, grid.height)
     _save(out, **_wkb_arrays("closed", closed), **_wkb_arrays("open", open_))
     return None
 
 
-def _tile_polygons(folder: Path, tile: Tile, j: int) -> list[np.ndarray]:
-    """A tile's polygons of the class at index ``j``, by kind: [settled, rest, seam pieces]."""
-    import shapely
-
+def _tile_polygons(folder: Path, tile: Tile, j: int, kinds: Sequence[int] = (0, 1, _SEAM)) -> list[np.ndarray]:
+    """A tile's polygons of the class at index ``j``, one array per kind of ``kinds`` (0: settled,
+    1: the tile's other complete polygons, 2: seam pieces); only those are decoded."""
     p = _paint(folder, tile, "wkb", "wkb_ends", "wkb_class", "wkb_kind")
-    sel = np.flatnonzero(p["wkb_class"] == j)
-    if not sel.size:
-        return [np.empty(0, dtype=object)] * 3
-    ends = p["wkb_ends"]
-    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-    blob = p["wkb"].tobytes()
-    geoms = shapely.from_wkb(np.array([blob[starts[i]:ends[i]] for i in sel], dtype=object))
-    kind = p["wkb_kind"][sel]
-    return [geoms[kind == code] for code in range(3)]
+    sel = np.flatnonzero((p["wkb_class"] == j) & np.isin(p["wkb_kind"], kinds))
+    geoms, kind = _from_wkb(p, "wkb", sel), p["wkb_kind"][sel]
+    return [geoms[kind == code] for code in kinds]
 
 
 def _tiles_of(scene: Scene, ctx: RunContext):
